@@ -1,0 +1,65 @@
+/* engine_i.h - engine internals shared with the shim and the unit tests (not installed). */
+#ifndef BUFSHIM_ENGINE_I_H
+#define BUFSHIM_ENGINE_I_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "bufshim.h"
+
+#define BS_DEFAULT_INTERVAL 1.0
+
+/* Counters of one writer since it was opened (for BUFSHIM_STATS and tests). */
+struct bs_writer_stats {
+    uint64_t bytes;             /* bytes appended */
+    uint64_t records;           /* successful bufshim_append calls */
+    uint64_t batches;           /* sink calls that consumed at least one byte */
+    uint64_t largest_batch;     /* bytes of the largest batch handed to the sink */
+    uint64_t peak_buffered;     /* most bytes held (input + output) at once */
+    uint64_t failure_episodes;  /* failure episodes started */
+    uint64_t batch_ns_p50;      /* median duration of a batch (sink call), ns */
+    uint64_t batch_ns_max;      /* longest batch, ns */
+};
+
+/*
+ * Like bufshim_open, but names the writer: the name appears in the stderr lines
+ * that report a failure episode. name is copied.
+ */
+bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
+                                     const struct bufshim_options *options, const char *name);
+
+/* Bytes appended to w that the sink has not consumed yet (input + unwritten output). */
+uint64_t bs_writer_pending(bufshim_writer *w);
+
+/* Copies w's counters into *out. */
+void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out);
+
+/*
+ * Writes every writer's pending bytes now, in the caller's thread, waiting for
+ * batches in flight first. Returns 0, or the first negative errno a sink gave.
+ */
+int bs_engine_flush_all(void);
+
+/*
+ * Final flush of every writer; afterwards bufshim_append returns -ESHUTDOWN so
+ * that callers write through. Idempotent. Writers stay valid (not freed).
+ */
+void bs_engine_shutdown(void);
+
+/* 1 once bs_engine_shutdown has started. */
+int bs_engine_is_shut_down(void);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bs_now_ns(void);
+
+/* Writes a line "bufshim: <fmt...>\n" to fd 2 with raw system calls; errno preserved. */
+void bs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Raw system calls: never intercepted by the shim's own wrappers. Return -errno. */
+ssize_t bs_sys_write(int fd, const void *buf, size_t len);
+int bs_sys_open(const char *path, int flags, int mode);
+int bs_sys_close(int fd);
+int bs_sys_fdatasync(int fd);
+
+#endif /* BUFSHIM_ENGINE_I_H */

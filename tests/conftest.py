@@ -1,0 +1,54 @@
+"""Shared pytest fixtures: where the build is, how to run a program under the shim.
+
+Each concern adds its own fixtures in a module listed in pytest_plugins below, so
+that separate work (slowfs, shim, lifecycle) never edits the same lines.
+"""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+SOURCE_DIR = pathlib.Path(os.environ.get("BUFSHIM_SOURCE_DIR",
+                                         pathlib.Path(__file__).resolve().parent.parent))
+BUILD_DIR = pathlib.Path(os.environ.get("BUFSHIM_BUILD_DIR", SOURCE_DIR / "build"))
+# Set by the meson test setups: "address", "thread", "valgrind" or unset.
+SANITIZER = os.environ.get("BUFSHIM_TEST_SANITIZER", "")
+
+pytest_plugins = [p for p in ("slowfs_fixture", "shim_fixture")
+                  if (pathlib.Path(__file__).parent / f"{p}.py").exists()]
+
+
+def helper_path(name):
+    """Path of a compiled test helper (tests/helpers/NAME.c)."""
+    p = BUILD_DIR / "tests" / "helpers" / name
+    if not p.exists():
+        pytest.fail(f"test helper {p} is not built")
+    return p
+
+
+def sanitizer_runtime():
+    """The sanitizer runtime that must come first in LD_PRELOAD when the shim
+    itself is instrumented, or None."""
+    libname = {"address": "libasan.so", "thread": "libtsan.so"}.get(SANITIZER)
+    if not libname:
+        return None
+    out = subprocess.run(["gcc", "-print-file-name=" + libname],
+                         capture_output=True, text=True).stdout.strip()
+    return out if out and os.path.isabs(out) else None
+
+
+SANITIZER_REPORT_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                            "runtime error:", "WARNING: ThreadSanitizer",
+                            "ERROR: ThreadSanitizer")
+
+
+def assert_no_sanitizer_report(stderr_text):
+    """Fails the test when a helper's stderr carries a sanitizer report."""
+    for marker in SANITIZER_REPORT_MARKERS:
+        assert marker not in stderr_text, f"sanitizer report in stderr:\n{stderr_text}"
+
+
+@pytest.fixture
+def build_dir():
+    return BUILD_DIR
