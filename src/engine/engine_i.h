@@ -35,6 +35,15 @@ uint64_t bs_writer_pending(bufshim_writer *w);
 /* Copies w's counters into *out. */
 void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out);
 
+/* The name given at open (the path for bufshim_open_file); never NULL. */
+const char *bs_writer_name(bufshim_writer *w);
+
+/*
+ * Calls fn(w, arg) for every open writer, under the engine's registry lock: fn
+ * may read stats and the name but must not open, flush or close writers.
+ */
+void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *arg);
+
 /*
  * Writes every writer's pending bytes now, in the caller's thread, waiting for
  * batches in flight first. Returns 0, or the first negative errno a sink gave.

@@ -1,0 +1,41 @@
+/* shim_i.h - interfaces between the parts of the LD_PRELOAD shim (not installed). */
+#ifndef BUFSHIM_SHIM_I_H
+#define BUFSHIM_SHIM_I_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Contract between the descriptor layer (shim core: fdtable, write/open/close
+ * wrappers, barriers) and the stdio layer (wrap_stdio.c). The stdio layer never
+ * calls libc's write/lseek/read/close for a stream's descriptor itself: it calls
+ * these, which behave exactly as the program's own call of the same name would
+ * under the shim (divert, barrier, pass through), and never touch errno on success.
+ */
+
+/* 1 when the configuration is valid and non-empty and the final flush has not run. */
+int bs_shim_active(void);
+
+/* As write(2) under the shim: diverted bytes are buffered and len is returned. */
+ssize_t bs_fd_write(int fd, const void *buf, size_t len);
+
+/* As read(2) under the shim: a barrier on a target, then the real read. */
+ssize_t bs_fd_read(int fd, void *buf, size_t len);
+
+/* As lseek(2) under the shim: position queries answered virtually, moves are barriers. */
+off_t bs_fd_lseek(int fd, off_t offset, int whence);
+
+/* As close(2) under the shim: forgets the descriptor, then closes it. */
+int bs_fd_close(int fd);
+
+/*
+ * As open(2)/openat(2) under the shim: opens with the real call, then registers
+ * the descriptor when its path matches. Returns the fd or -1 with errno set.
+ */
+int bs_fd_openat(int dirfd, const char *path, int flags, mode_t mode);
+
+/* Looks at fd afresh and registers it when it refers to a matching target
+ * (fdopen and the std-stream set-up call it). */
+void bs_fd_rescan(int fd);
+
+#endif /* BUFSHIM_SHIM_I_H */
