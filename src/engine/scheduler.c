@@ -1,0 +1,301 @@
+/* scheduler.c - the writer threads: who writes which batch when, fork safety, final flush. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "writer_i.h"
+
+/*
+ * Leader/followers. One thread, the leader, sleeps until the earliest due time of
+ * any writer. When a writer is due, the leader claims its batch, hands the leader
+ * role to an idle thread (or starts one when other writers could become due
+ * meanwhile), and writes the batch itself with no lock held. A batch that hangs
+ * (a dead network mount) therefore only ever holds its own writer: the others keep
+ * their schedule on the new leader. In the common case of one target one thread
+ * exists; a second one appears with two or more writers and stays while useful.
+ *
+ * Lock order: sched.lock, then a writer's lock. Appenders take only their writer's
+ * lock, and sched.lock once per batch (when their input goes from empty to
+ * non-empty) to wake the leader.
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;   /* the leader sleeps here */
+    pthread_cond_t follow; /* idle followers sleep here */
+    struct bufshim_writer *head;
+    int nwriters;
+    int nthreads;
+    int nidle;
+    int has_leader;
+    int leader_sleeping;
+} sched = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .follow = PTHREAD_COND_INITIALIZER,
+};
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_condattr_t mono_attr;
+
+#define FOLLOWER_IDLE_EXIT_NS (10ull * 1000000000ull)
+
+static struct timespec abs_mono(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    return ts;
+}
+
+static void *thread_main(void *arg);
+
+/* Starts a thread with every signal blocked. Caller holds sched.lock. */
+static int spawn_thread(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&t, &attr, thread_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        return -r;
+    sched.nthreads++;
+    return 0;
+}
+
+/*
+ * Picks a due writer and claims it, or computes when the next one is due.
+ * Returns the claimed writer or NULL; *next_ns is UINT64_MAX when nothing waits.
+ */
+static struct bufshim_writer *pick_due(uint64_t now, uint64_t *next_ns)
+{
+    *next_ns = UINT64_MAX;
+    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
+        pthread_mutex_lock(&w->lock);
+        if (bs_writer_has_work(w)) {
+            if (w->next_due_ns <= now) {
+                w->in_flight = 1;
+                pthread_mutex_unlock(&w->lock);
+                return w;
+            }
+            if (w->next_due_ns < *next_ns)
+                *next_ns = w->next_due_ns;
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&sched.lock);
+    for (;;) {
+        if (sched.has_leader) {
+            /* Follower: wait to become leader; leave when idle for long and not alone. */
+            struct timespec until = abs_mono(bs_now_ns() + FOLLOWER_IDLE_EXIT_NS);
+            sched.nidle++;
+            int r = pthread_cond_timedwait(&sched.follow, &sched.lock, &until);
+            sched.nidle--;
+            if (r == ETIMEDOUT && sched.has_leader)
+                break;
+            continue;
+        }
+        if (sched.nwriters == 0)
+            break;
+        sched.has_leader = 1;
+        uint64_t next;
+        struct bufshim_writer *w = pick_due(bs_now_ns(), &next);
+        if (!w) {
+            sched.leader_sleeping = 1;
+            if (next == UINT64_MAX) {
+                pthread_cond_wait(&sched.wake, &sched.lock);
+            } else {
+                struct timespec until = abs_mono(next);
+                pthread_cond_timedwait(&sched.wake, &sched.lock, &until);
+            }
+            sched.leader_sleeping = 0;
+            sched.has_leader = 0;
+            continue;
+        }
+        /* Hand over the leader role before doing I/O. */
+        sched.has_leader = 0;
+        if (sched.nwriters > 1) {
+            if (sched.nidle > 0)
+                pthread_cond_signal(&sched.follow);
+            else
+                spawn_thread(); /* on failure the batch still runs; others wait for it */
+        }
+        pthread_mutex_unlock(&sched.lock);
+        bs_writer_run_batch(w);
+        pthread_mutex_lock(&sched.lock);
+    }
+    sched.nthreads--;
+    pthread_mutex_unlock(&sched.lock);
+    return NULL;
+}
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    for (struct bufshim_writer *w = sched.head; w; w = w->next)
+        pthread_mutex_lock(&w->lock);
+}
+
+static void atfork_parent(void)
+{
+    for (struct bufshim_writer *w = sched.head; w; w = w->next)
+        pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+/*
+ * In the child only the forking thread exists. Every byte buffered before the
+ * fork belongs to the parent, which writes it: the child drops its copy (no
+ * byte written twice) and starts threads of its own when it appends.
+ */
+static void atfork_child(void)
+{
+    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
+        w->in.len = w->in.off = 0;
+        w->out.len = w->out.off = 0;
+        w->in_flight = 0;
+        w->pins = 0;
+        w->failing = 0;
+        atomic_store(&w->consumed, atomic_load(&w->accepted));
+        pthread_cond_init(&w->idle, NULL);
+        pthread_mutex_unlock(&w->lock);
+    }
+    sched.nthreads = sched.nidle = sched.has_leader = sched.leader_sleeping = 0;
+    pthread_cond_init(&sched.wake, &mono_attr);
+    pthread_cond_init(&sched.follow, &mono_attr);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+static void init_once(void)
+{
+    /* Timed waits use CLOCK_MONOTONIC, as do all due times. */
+    pthread_condattr_init(&mono_attr);
+    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&sched.wake);
+    pthread_cond_destroy(&sched.follow);
+    pthread_cond_init(&sched.wake, &mono_attr);
+    pthread_cond_init(&sched.follow, &mono_attr);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+int bs_sched_register(struct bufshim_writer *w)
+{
+    pthread_once(&atfork_once, init_once);
+    pthread_mutex_lock(&sched.lock);
+    w->prev = NULL;
+    w->next = sched.head;
+    if (sched.head)
+        sched.head->prev = w;
+    sched.head = w;
+    sched.nwriters++;
+    int r = 0;
+    if (sched.nthreads == 0)
+        r = spawn_thread();
+    if (r < 0) {
+        sched.head = w->next;
+        if (sched.head)
+            sched.head->prev = NULL;
+        sched.nwriters--;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    return r;
+}
+
+void bs_sched_unregister(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&sched.lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        sched.head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    sched.nwriters--;
+    /* Let the leader notice an empty registry and exit; followers time out. */
+    pthread_cond_broadcast(&sched.wake);
+    pthread_cond_broadcast(&sched.follow);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+void bs_sched_wake(struct bufshim_writer *w)
+{
+    (void)w;
+    pthread_mutex_lock(&sched.lock);
+    if (sched.nthreads == 0)
+        spawn_thread(); /* e.g. the first append in a forked child */
+    else if (sched.leader_sleeping)
+        pthread_cond_signal(&sched.wake);
+    else if (!sched.has_leader && sched.nidle > 0)
+        pthread_cond_signal(&sched.follow);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *arg)
+{
+    pthread_mutex_lock(&sched.lock);
+    for (struct bufshim_writer *w = sched.head; w; w = w->next)
+        fn(w, arg);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+int bs_engine_flush_all(void)
+{
+    /* Pin every writer (close waits for pins) so none is freed while we write
+       it without holding sched.lock. */
+    pthread_mutex_lock(&sched.lock);
+    size_t n = 0;
+    for (struct bufshim_writer *w = sched.head; w; w = w->next)
+        n++;
+    struct bufshim_writer **list = n ? malloc(n * sizeof *list) : NULL;
+    size_t k = 0;
+    for (struct bufshim_writer *w = sched.head; w && list; w = w->next) {
+        pthread_mutex_lock(&w->lock);
+        if (!w->closing) {
+            w->pins++;
+            list[k++] = w;
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (n && !list)
+        return -ENOMEM;
+
+    int result = 0;
+    for (size_t i = 0; i < k; i++) {
+        struct bufshim_writer *w = list[i];
+        ssize_t r = bufshim_flush(w);
+        if (r < 0 && result == 0)
+            result = (int)r;
+        pthread_mutex_lock(&w->lock);
+        if (--w->pins == 0)
+            pthread_cond_broadcast(&w->idle);
+        pthread_mutex_unlock(&w->lock);
+    }
+    free(list);
+    return result;
+}
+
+void bs_engine_shutdown(void)
+{
+    if (atomic_exchange(&bs_engine_shutdown_flag, 1))
+        return;
+    bs_engine_flush_all();
+}
+
+int bs_engine_is_shut_down(void)
+{
+    return atomic_load(&bs_engine_shutdown_flag);
+}

@@ -1,0 +1,78 @@
+/* sys.c - raw system calls, the monotonic clock and the engine's stderr lines. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_i.h"
+
+/*
+ * The engine's own I/O goes through syscall(2), never through the libc entry
+ * points: when the engine runs inside the LD_PRELOAD shim, write/open/close are
+ * the shim's wrappers, and calling them from the writer would divert the
+ * engine's output into itself. errno is left as it was.
+ */
+static long raw4(long nr, long a, long b, long c, long d)
+{
+    int saved = errno;
+    long r = syscall(nr, a, b, c, d);
+    if (r < 0)
+        r = -errno;
+    errno = saved;
+    return r;
+}
+
+ssize_t bs_sys_write(int fd, const void *buf, size_t len)
+{
+    return raw4(SYS_write, fd, (long)buf, (long)len, 0);
+}
+
+int bs_sys_open(const char *path, int flags, int mode)
+{
+    return (int)raw4(SYS_openat, AT_FDCWD, (long)path, flags, mode);
+}
+
+int bs_sys_close(int fd)
+{
+    return (int)raw4(SYS_close, fd, 0, 0, 0);
+}
+
+int bs_sys_fdatasync(int fd)
+{
+    return (int)raw4(SYS_fdatasync, fd, 0, 0, 0);
+}
+
+uint64_t bs_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bs_log(const char *fmt, ...)
+{
+    char line[1024];
+    int saved = errno;
+    size_t n = (size_t)snprintf(line, sizeof line, "bufshim: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (m > 0)
+        n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
+    line[n++] = '\n';
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = bs_sys_write(2, line + off, n - off);
+        if (w == -EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    errno = saved;
+}

@@ -1,0 +1,279 @@
+/* writer.c - the public writer API: append, flush, close, and the batch itself. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "writer_i.h"
+
+_Atomic int bs_engine_shutdown_flag;
+
+static uint64_t interval_ns_of(const struct bufshim_options *o)
+{
+    double s = (o && o->interval > 0) ? o->interval : BS_DEFAULT_INTERVAL;
+    if (s > 1e9)
+        s = 1e9;
+    return (uint64_t)(s * 1e9);
+}
+
+bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
+                                     const struct bufshim_options *options, const char *name)
+{
+    if (!sink) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct bufshim_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->name = strdup(name ? name : "sink");
+    if (!w->name) {
+        free(w);
+        return NULL;
+    }
+    w->sink = sink;
+    w->ctx = ctx;
+    w->interval_ns = interval_ns_of(options);
+    /* The interval is measured from the previous batch, or from the open. */
+    w->next_due_ns = bs_now_ns() + w->interval_ns;
+
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    /* Critical sections are a memcpy: spinning briefly beats sleeping. */
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&w->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    pthread_cond_init(&w->idle, NULL);
+
+    int r = bs_sched_register(w);
+    if (r < 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->idle);
+        free(w->name);
+        free(w);
+        errno = -r;
+        return NULL;
+    }
+    return w;
+}
+
+bufshim_writer *bufshim_open(bufshim_sink_fn sink, void *ctx, const struct bufshim_options *options)
+{
+    char name[64];
+    snprintf(name, sizeof name, "sink %p", (void *)ctx);
+    return bs_writer_open_named(sink, ctx, options, name);
+}
+
+int bufshim_append(bufshim_writer *w, const void *data, size_t len)
+{
+    if (!w || (!data && len))
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    /* Checked under the lock: the final flush takes this lock after setting the
+       flag, so no byte can slip in behind it. */
+    if (atomic_load_explicit(&bs_engine_shutdown_flag, memory_order_relaxed)) {
+        pthread_mutex_unlock(&w->lock);
+        return -ESHUTDOWN;
+    }
+    int was_empty = w->in.len == w->in.off && w->out.len == w->out.off;
+    int r = bs_buf_append(&w->in, data, len);
+    if (r == 0) {
+        w->bytes += len;
+        w->records++;
+        uint64_t held = (w->in.len - w->in.off) + (w->out.len - w->out.off);
+        if (held > w->peak_buffered)
+            w->peak_buffered = held;
+        atomic_fetch_add_explicit(&w->accepted, len, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (r == 0 && was_empty)
+        bs_sched_wake(w);
+    return r;
+}
+
+static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
+{
+    if (ns > w->batch_ns_max)
+        w->batch_ns_max = ns;
+    w->batch_ns_ring[w->batch_ns_count % BS_BATCH_SAMPLES] =
+        ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+    w->batch_ns_count++;
+}
+
+ssize_t bs_writer_run_batch(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->out.len == w->out.off) {
+        /* The common case: a pointer swap; the old output buffer's capacity is reused. */
+        bs_buf_swap(&w->in, &w->out);
+    } else if (w->in.len > w->in.off) {
+        /* Leftovers of a failed batch stay first; newer bytes queue behind them. */
+        if (bs_buf_append(&w->out, w->in.data + w->in.off, w->in.len - w->in.off) == 0)
+            w->in.off = w->in.len = 0;
+    }
+    size_t n = w->out.len - w->out.off;
+    const char *data = w->out.data + w->out.off;
+    pthread_mutex_unlock(&w->lock);
+
+    ssize_t r = 0;
+    uint64_t t0 = bs_now_ns(), t1 = t0;
+    if (n > 0) {
+        r = w->sink(w->ctx, data, n);
+        t1 = bs_now_ns();
+        if (r > (ssize_t)n)
+            r = (ssize_t)n;
+    }
+
+    pthread_mutex_lock(&w->lock);
+    int log_start = 0, log_end = 0, err = 0;
+    uint64_t held = 0, attempts = 0;
+    if (n > 0) {
+        record_batch_time(w, t1 - t0);
+        if (r > 0) {
+            bs_buf_consume(&w->out, (size_t)r);
+            atomic_fetch_add_explicit(&w->consumed, (uint64_t)r, memory_order_relaxed);
+            w->batches++;
+            if ((uint64_t)n > w->largest_batch)
+                w->largest_batch = n;
+        }
+        if (r < 0) {
+            w->episode_attempts++;
+            if (!w->failing) {
+                w->failing = 1;
+                w->failure_episodes++;
+                w->episode_error = (int)-r;
+                log_start = 1;
+            }
+        } else if (w->failing) {
+            w->failing = 0;
+            log_end = 1;
+            attempts = w->episode_attempts;
+            w->episode_attempts = 0;
+        }
+        err = (int)-r;
+        held = (w->in.len - w->in.off) + (w->out.len - w->out.off);
+        if (w->out.len == w->out.off)
+            bs_buf_trim(&w->out, n);
+        /* The next batch starts no earlier than interval after this one ended. */
+        w->next_due_ns = t1 + w->interval_ns;
+    }
+    w->in_flight = 0;
+    pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+
+    if (log_start)
+        bs_log("%s: write failed: %s; %llu bytes held, retrying every %.3gs", w->name,
+               strerror(err), (unsigned long long)held, (double)w->interval_ns / 1e9);
+    if (log_end)
+        bs_log("%s: writes recovered after %llu failed attempts; %llu bytes held", w->name,
+               (unsigned long long)attempts, (unsigned long long)held);
+    return r;
+}
+
+/* Waits until no batch is in flight, then claims w for the caller. Caller holds w->lock. */
+static void claim(struct bufshim_writer *w)
+{
+    while (w->in_flight)
+        pthread_cond_wait(&w->idle, &w->lock);
+    w->in_flight = 1;
+}
+
+ssize_t bufshim_flush(bufshim_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    pthread_mutex_lock(&w->lock);
+    claim(w);
+    pthread_mutex_unlock(&w->lock);
+    return bs_writer_run_batch(w);
+}
+
+int bufshim_close(bufshim_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    pthread_mutex_lock(&w->lock);
+    w->closing = 1;
+    while (w->pins)
+        pthread_cond_wait(&w->idle, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+
+    /* Final write: keep going while the sink makes progress; after a failure,
+       retry a few times at the interval before reporting the loss. */
+    int result = 0, failures = 0;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        claim(w);
+        size_t pending = (w->in.len - w->in.off) + (w->out.len - w->out.off);
+        if (pending == 0) {
+            w->in_flight = 0;
+            pthread_mutex_unlock(&w->lock);
+            result = 0;
+            break;
+        }
+        pthread_mutex_unlock(&w->lock);
+        ssize_t r = bs_writer_run_batch(w);
+        if (r > 0)
+            continue;
+        result = r < 0 ? (int)r : -EIO;
+        if (++failures >= 3) {
+            bs_log("%s: closed with %zu bytes unwritten: %s", w->name, pending,
+                   strerror(-result));
+            break;
+        }
+        struct timespec ts = {(time_t)(w->interval_ns / 1000000000u),
+                              (long)(w->interval_ns % 1000000000u)};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
+
+    bs_sched_unregister(w);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->idle);
+    bs_buf_free(&w->in);
+    bs_buf_free(&w->out);
+    if (w->ctx_free)
+        w->ctx_free(w->ctx);
+    free(w->name);
+    free(w);
+    return result;
+}
+
+uint64_t bs_writer_pending(bufshim_writer *w)
+{
+    uint64_t c = atomic_load_explicit(&w->consumed, memory_order_acquire);
+    uint64_t a = atomic_load_explicit(&w->accepted, memory_order_acquire);
+    return a > c ? a - c : 0;
+}
+
+const char *bs_writer_name(bufshim_writer *w)
+{
+    return w->name;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out)
+{
+    uint32_t samples[BS_BATCH_SAMPLES];
+    pthread_mutex_lock(&w->lock);
+    out->bytes = w->bytes;
+    out->records = w->records;
+    out->batches = w->batches;
+    out->largest_batch = w->largest_batch;
+    out->peak_buffered = w->peak_buffered;
+    out->failure_episodes = w->failure_episodes;
+    out->batch_ns_max = w->batch_ns_max;
+    uint32_t n = w->batch_ns_count < BS_BATCH_SAMPLES ? w->batch_ns_count : BS_BATCH_SAMPLES;
+    memcpy(samples, w->batch_ns_ring, n * sizeof samples[0]);
+    pthread_mutex_unlock(&w->lock);
+    qsort(samples, n, sizeof samples[0], cmp_u32);
+    out->batch_ns_p50 = n ? samples[n / 2] : 0;
+}
