@@ -1,0 +1,152 @@
+/* test_writer.c - unit tests of writers: swap, partial consumption, errors, flush, close. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine_i.h"
+#include "writer_i.h"
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* A scriptable sink: consumes at most `limit` bytes per call, fails while fail > 0. */
+struct script {
+    char got[1 << 16];
+    size_t got_len;
+    int calls;
+    size_t limit;
+    int fail;
+};
+
+static ssize_t script_sink(void *ctx, const void *data, size_t len)
+{
+    struct script *s = ctx;
+    s->calls++;
+    if (s->fail > 0) {
+        s->fail--;
+        return -ENOSPC;
+    }
+    size_t n = s->limit && s->limit < len ? s->limit : len;
+    memcpy(s->got + s->got_len, data, n);
+    s->got_len += n;
+    return (ssize_t)n;
+}
+
+/* A long interval keeps the writer thread out of the way: only flush/close write. */
+static const struct bufshim_options slow = {.interval = 3600};
+
+static int test_flush_swaps_and_writes(void)
+{
+    struct script s = {0};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
+    CHECK(w);
+    CHECK(bufshim_flush(w) == 0); /* empty: no sink call */
+    CHECK(s.calls == 0);
+    CHECK(bufshim_append(w, "hello ", 6) == 0);
+    CHECK(bufshim_append(w, "world", 5) == 0);
+    CHECK(bs_writer_pending(w) == 11);
+    CHECK(bufshim_flush(w) == 11);
+    CHECK(s.calls == 1);
+    CHECK(s.got_len == 11 && memcmp(s.got, "hello world", 11) == 0);
+    CHECK(bs_writer_pending(w) == 0);
+    CHECK(bufshim_close(w) == 0);
+    CHECK(s.calls == 1); /* nothing left: close made no call */
+    return 0;
+}
+
+static int test_partial_consumption_keeps_order(void)
+{
+    struct script s = {.limit = 4};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
+    CHECK(w);
+    CHECK(bufshim_append(w, "abcdefghij", 10) == 0);
+    CHECK(bufshim_flush(w) == 4);
+    CHECK(bs_writer_pending(w) == 6);
+    /* Newer bytes queue behind the rest of the first batch. */
+    CHECK(bufshim_append(w, "KLM", 3) == 0);
+    CHECK(bufshim_flush(w) == 4);
+    s.limit = 0;
+    CHECK(bufshim_flush(w) == 5);
+    CHECK(s.got_len == 13 && memcmp(s.got, "abcdefghijKLM", 13) == 0);
+    CHECK(bufshim_close(w) == 0);
+    return 0;
+}
+
+static int test_error_then_recovery(void)
+{
+    struct script s = {.fail = 2};
+    bufshim_writer *w = bs_writer_open_named(script_sink, &s, &slow, "unit-sink");
+    CHECK(w);
+    CHECK(bufshim_append(w, "12345", 5) == 0);
+    CHECK(bufshim_flush(w) == -ENOSPC);
+    CHECK(bufshim_append(w, "678", 3) == 0);
+    CHECK(bufshim_flush(w) == -ENOSPC);
+    CHECK(bs_writer_pending(w) == 8);
+    CHECK(bufshim_flush(w) == 8);
+    CHECK(s.got_len == 8 && memcmp(s.got, "12345678", 8) == 0);
+    struct bs_writer_stats st;
+    bs_writer_stats(w, &st);
+    CHECK(st.failure_episodes == 1);
+    CHECK(st.bytes == 8 && st.records == 2 && st.batches == 1);
+    CHECK(bufshim_close(w) == 0);
+    return 0;
+}
+
+static int test_close_writes_everything(void)
+{
+    struct script s = {0};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
+    CHECK(w);
+    for (int i = 0; i < 1000; i++)
+        CHECK(bufshim_append(w, "0123456789", 10) == 0);
+    CHECK(bufshim_close(w) == 0);
+    CHECK(s.got_len == 10000);
+    for (int i = 0; i < 1000; i++)
+        CHECK(memcmp(s.got + 10 * i, "0123456789", 10) == 0);
+    return 0;
+}
+
+static int test_bad_arguments(void)
+{
+    CHECK(bufshim_append(NULL, "x", 1) == -EINVAL);
+    CHECK(bufshim_flush(NULL) == -EINVAL);
+    CHECK(bufshim_close(NULL) == -EINVAL);
+    errno = 0;
+    CHECK(bufshim_open(NULL, NULL, NULL) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(bufshim_open_file("", NULL) == NULL && errno == EINVAL);
+    return 0;
+}
+
+static int test_shutdown_refuses_appends(void)
+{
+    /* Runs last: the shutdown is process-wide. */
+    struct script s = {0};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
+    CHECK(w);
+    CHECK(bufshim_append(w, "before", 6) == 0);
+    bs_engine_shutdown();
+    CHECK(s.got_len == 6 && memcmp(s.got, "before", 6) == 0);
+    CHECK(bufshim_append(w, "after", 5) == -ESHUTDOWN);
+    CHECK(bs_engine_is_shut_down());
+    CHECK(bufshim_close(w) == 0);
+    return 0;
+}
+
+int main(void)
+{
+    int (*tests[])(void) = {test_flush_swaps_and_writes, test_partial_consumption_keeps_order,
+                            test_error_then_recovery,    test_close_writes_everything,
+                            test_bad_arguments,          test_shutdown_refuses_appends};
+    int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
+    for (int i = 0; i < n; i++)
+        fails += tests[i]();
+    printf("%d passed, %d failed\n", n - fails, fails);
+    return fails ? 1 : 0;
+}
