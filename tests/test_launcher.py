@@ -1,0 +1,357 @@
+"""The launcher tools/bufshim: options, environment, LD_PRELOAD, exit codes, warnings."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BUILD_DIR, SOURCE_DIR, assert_no_sanitizer_report, sanitizer_runtime
+
+LAUNCHER = SOURCE_DIR / "tools" / "bufshim"
+LIBRARY = BUILD_DIR / "src" / "libbufshim.so"
+PYTHON = "/usr/bin/python3"
+# A program that prints the variables the launcher sets, as JSON.
+SHOW_ENV = [PYTHON, "-c",
+            "import json, os; print(json.dumps({k: v for k, v in os.environ.items()"
+            " if k.startswith('BUFSHIM_') or k == 'LD_PRELOAD'}))"]
+
+
+def base_env(**extra):
+    """The environment of a launcher run: no inherited shim settings, the build
+    directory under test, and the sanitizer runtime first when the shim needs it."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
+    env["BUFSHIM_BUILD_DIR"] = str(BUILD_DIR)
+    rt = sanitizer_runtime()
+    if rt:
+        env["LD_PRELOAD"] = rt
+    env.update(extra)
+    return env
+
+
+def run(args, env=None, cwd=None, check_sanitizer=True, timeout=60):
+    if not LIBRARY.exists():
+        pytest.fail(f"{LIBRARY} is not built")
+    p = subprocess.run([str(LAUNCHER)] + [str(a) for a in args], env=env or base_env(),
+                       cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check_sanitizer:
+        assert_no_sanitizer_report(p.stderr)
+    return p
+
+
+def shown_env(args, **kw):
+    p = run(list(args) + ["--"] + SHOW_ENV, **kw)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout), p
+
+
+def expected_preload(existing=""):
+    lib = os.path.realpath(LIBRARY)
+    rt = sanitizer_runtime()
+    parts = ([rt] if rt else []) + [lib] + [e for e in re.split("[: ]", existing) if e]
+    return ":".join(parts)
+
+
+def test_help_lists_every_option():
+    p = run(["--help"])
+    assert p.returncode == 0
+    assert p.stdout.startswith("Usage: bufshim ")
+    for opt in ("--path=GLOB", "--interval=DURATION", "--fsync", "--stats", "--debug",
+                "--help", "--version", "125", "126", "127"):
+        assert opt in p.stdout, opt
+    assert p.stderr == ""
+
+
+def test_version_is_the_project_version():
+    m = re.search(r"version\s*:\s*'([^']+)'", (SOURCE_DIR / "meson.build").read_text())
+    for opt in ("--version", "-V"):
+        p = run([opt])
+        assert p.returncode == 0
+        assert p.stdout == f"bufshim {m.group(1)}\n"
+
+
+def test_options_set_the_environment():
+    env, p = shown_env(["-p", "/var/log/app/*.log", "--path=/data/", "-pstdout",
+                        "-i", "500ms", "--fsync", "--debug", "--stats"])
+    assert env["BUFSHIM_PATHS"] == "/var/log/app/*.log:/data/:stdout"
+    assert env["BUFSHIM_INTERVAL"] == "500ms"
+    assert env["BUFSHIM_FSYNC"] == "1"
+    assert env["BUFSHIM_DEBUG"] == "1"
+    assert env["BUFSHIM_STATS"] == "stderr"
+    assert env["LD_PRELOAD"] == expected_preload()
+
+
+def test_unset_options_leave_the_environment_alone():
+    env, p = shown_env(["-p", "/x/*.log"])
+    assert set(env) - {"BUFSHIM_BUILD_DIR"} == {"BUFSHIM_PATHS", "LD_PRELOAD"}
+    assert p.stderr.count("bufshim:") == 0
+
+
+def test_inherited_paths_are_kept_without_p():
+    env, p = shown_env([], env=base_env(BUFSHIM_PATHS="/inherited/*.log"))
+    assert env["BUFSHIM_PATHS"] == "/inherited/*.log"
+    assert "bufshim:" not in p.stderr
+
+
+def test_no_paths_at_all_warns_once():
+    env, p = shown_env([])
+    assert "BUFSHIM_PATHS" not in env
+    lines = [line for line in p.stderr.splitlines() if line.startswith("bufshim:")]
+    assert len(lines) == 1 and "nothing is buffered" in lines[0]
+
+
+def test_stats_file_is_made_absolute(tmp_path):
+    env, _ = shown_env(["-p", "/x", "--stats=out/stats.json"], cwd=tmp_path)
+    assert env["BUFSHIM_STATS"] == str(tmp_path.resolve() / "out" / "stats.json")
+    env, _ = shown_env(["-p", "/x", "--stats=/abs/s.json"])
+    assert env["BUFSHIM_STATS"] == "/abs/s.json"
+
+
+@pytest.mark.parametrize("duration", ["2", "0.25", ".5", "500ms", "2s", "10"])
+def test_good_durations_pass_through(duration):
+    env, _ = shown_env(["-p", "/x", "-i", duration])
+    assert env["BUFSHIM_INTERVAL"] == duration
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-p", "relative/*.log"], ["relative/*.log", "absolute"]),
+    (["-p", "*.log"], ["*.log", "absolute"]),
+    (["--path=./a.log"], ["./a.log", "absolute"]),
+    (["-p", "/a:/b"], ["/a:/b", ":"]),
+    (["-p", ""], ["empty"]),
+    (["-i", "abc"], ["abc", "duration"]),
+    (["-i", "0"], ["'0'", "duration"]),
+    (["-i", "0ms"], ["0ms", "duration"]),
+    (["-i", "-1"], ["-1", "duration"]),
+    (["-i", "1.2.3"], ["1.2.3", "duration"]),
+    (["-i", "5m"], ["5m", "duration"]),
+    (["--interval="], ["duration"]),
+    (["--stats="], ["FILE"]),
+    (["-x"], ["unknown option", "-x"]),
+    (["--frobnicate"], ["unknown option", "--frobnicate"]),
+])
+def test_own_errors_exit_125_without_running_the_program(tmp_path, args, words):
+    marker = tmp_path / "ran"
+    p = run(["-p", "/ok/*.log"] + args + ["--", "touch", marker])
+    assert p.returncode == 125, p.stderr
+    assert not marker.exists()
+    first = p.stderr.splitlines()[0]
+    assert first.startswith("bufshim: ")
+    for w in words:
+        assert w in first, (w, first)
+    assert p.stdout == ""
+
+
+def test_missing_option_argument_and_missing_program_exit_125():
+    for args in (["-p"], ["-i"], ["-p", "/x"], ["-p", "/x", "--"]):
+        p = run(args)
+        assert p.returncode == 125, (args, p.stderr)
+        assert p.stderr.startswith("bufshim: ")
+
+
+def test_relative_glob_message_names_the_glob_and_suggests_a_fix(tmp_path):
+    p = run(["-p", "relative/*.log", "--", "true"], cwd=tmp_path)
+    assert p.returncode == 125
+    assert "'relative/*.log'" in p.stderr
+    assert f"'{tmp_path}/relative/*.log'" in p.stderr
+
+
+def test_program_not_found_exits_127(tmp_path):
+    for prog in ("bufshim-no-such-program", str(tmp_path / "missing")):
+        p = run(["-p", "/x", "--", prog])
+        assert p.returncode == 127, p.stderr
+        assert prog in p.stderr
+
+
+def test_program_not_executable_exits_126(tmp_path):
+    f = tmp_path / "data.txt"
+    f.write_text("echo hi\n")
+    f.chmod(0o644)
+    for prog in (str(f), str(tmp_path)):
+        p = run(["-p", "/x", "--", prog])
+        assert p.returncode == 126, p.stderr
+        assert prog in p.stderr
+    # Found on PATH but not executable, like execvp's EACCES.
+    env = base_env(PATH=f"{tmp_path}:/usr/bin:/bin")
+    p = run(["-p", "/x", "--", "data.txt"], env=env)
+    assert p.returncode == 126, p.stderr
+
+
+def test_path_search_skips_non_executable_candidates(tmp_path):
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    d1.mkdir()
+    d2.mkdir()
+    (d1 / "prog").write_text("#!/bin/sh\necho wrong\n")
+    (d1 / "prog").chmod(0o644)
+    (d2 / "prog").write_text("#!/bin/sh\necho right\n")
+    (d2 / "prog").chmod(0o755)
+    p = run(["-p", "/x", "--", "prog"], env=base_env(PATH=f"{d1}:{d2}:/usr/bin:/bin"))
+    assert (p.returncode, p.stdout) == (0, "right\n"), p.stderr
+
+
+def test_exit_status_and_signal_pass_through():
+    assert run(["-p", "/x", "--", "sh", "-c", "exit 42"]).returncode == 42
+    p = run(["-p", "/x", "--", "sh", "-c", "kill -TERM $$"])
+    assert p.returncode == -15  # died of the signal itself: no wrapper process
+
+
+def test_program_replaces_the_launcher():
+    proc = subprocess.Popen([str(LAUNCHER), "-p", "/x", "--", PYTHON, "-c",
+                             "import os; print(os.getpid())"],
+                            env=base_env(), stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=60)
+    assert int(out) == proc.pid
+
+
+def test_arguments_reach_the_program_unchanged():
+    args = ["a b", "", "-p", "--", "*", "$HOME", "x\ny"]
+    for sep in (["--"], []):
+        p = run(["-p", "/x"] + sep + ["printf", "[%s]"] + args)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "".join(f"[{a}]" for a in args)
+
+
+def test_library_is_loaded_into_the_program():
+    p = run(["-p", "/x", "--", "cat", "/proc/self/maps"])
+    assert p.returncode == 0
+    assert os.path.realpath(LIBRARY) in p.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_lib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tinylib")
+    src = d / "tiny.c"
+    src.write_text("int bufshim_test_tiny_marker = 1;\n")
+    lib = d / "libtiny.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    return lib
+
+
+def test_ld_preload_is_prepended_not_replaced(tiny_lib):
+    rt = sanitizer_runtime()
+    existing = (f"{rt}:" if rt else "") + str(tiny_lib)
+    p = run(["-p", "/x", "--", PYTHON, "-c",
+             "import os; print(os.environ['LD_PRELOAD']); print(open('/proc/self/maps').read())"],
+            env=base_env(LD_PRELOAD=existing))
+    assert p.returncode == 0, p.stderr
+    first, maps = p.stdout.split("\n", 1)
+    assert first == expected_preload(str(tiny_lib))
+    assert str(tiny_lib) in maps and os.path.realpath(LIBRARY) in maps
+
+
+def test_library_is_not_added_twice():
+    env, _ = shown_env(["-p", "/x"], env=base_env(
+        LD_PRELOAD=":".join(filter(None, [sanitizer_runtime(), os.path.realpath(LIBRARY)]))))
+    assert env["LD_PRELOAD"] == expected_preload()
+
+
+def test_a_sanitizer_runtime_stays_first():
+    fake = "/nonexistent/libasan.so.8"
+    p = run(["-p", "/x", "--", PYTHON, "-c", "import os; print(os.environ['LD_PRELOAD'])"],
+            env=base_env(LD_PRELOAD=fake), check_sanitizer=False)
+    assert p.stdout.strip() == f"{fake}:{os.path.realpath(LIBRARY)}"
+
+
+def test_launcher_reached_through_a_symlink(tmp_path):
+    link = tmp_path / "bin" / "bufshim"
+    link.parent.mkdir()
+    link.symlink_to(LAUNCHER)
+    p = subprocess.run([str(link), "-p", "/x", "--"] + SHOW_ENV, env=base_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["LD_PRELOAD"] == expected_preload()
+
+
+def test_library_override(tmp_path, tiny_lib):
+    env, _ = shown_env(["-p", "/x"], env=base_env(BUFSHIM_LIBRARY=str(tiny_lib)))
+    assert env["LD_PRELOAD"].split(":")[-1] == str(tiny_lib)
+    p = run(["-p", "/x", "--", "true"], env=base_env(BUFSHIM_LIBRARY=str(tmp_path / "no.so")))
+    assert p.returncode == 125 and "no.so" in p.stderr
+
+
+def _warnings(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("bufshim: warning")]
+
+
+def test_dynamic_program_and_script_give_no_warning(tmp_path):
+    script = tmp_path / "s.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    for prog in ("/bin/true", str(script), PYTHON):
+        p = run(["-p", "/x", "--", prog, "-c", "pass"] if prog == PYTHON
+                else ["-p", "/x", "--", prog])
+        assert p.returncode == 0, p.stderr
+        assert _warnings(p.stderr) == [], (prog, p.stderr)
+
+
+def test_static_program_warns_and_still_runs(tmp_path):
+    src = tmp_path / "st.c"
+    src.write_text('#include <stdio.h>\nint main(void) { puts("static ran"); return 7; }\n')
+    for flags, name in ((["-static"], "st"), (["-static-pie"], "stpie")):
+        exe = tmp_path / name
+        c = subprocess.run(["cc"] + flags + ["-o", str(exe), str(src)],
+                           capture_output=True, text=True)
+        if c.returncode != 0:
+            if name == "st":
+                pytest.skip(f"cannot link a static program here (libc.a missing?): {c.stderr}")
+            continue
+        p = run(["-p", "/x", "--", exe])
+        assert p.returncode == 7
+        assert p.stdout == "static ran\n"
+        w = _warnings(p.stderr)
+        assert len(w) == 1 and "statically linked" in w[0] and str(exe) in w[0], p.stderr
+    # The same program linked dynamically: no warning.
+    exe = tmp_path / "dyn"
+    subprocess.run(["cc", "-o", str(exe), str(src)], check=True)
+    p = run(["-p", "/x", "--", exe])
+    assert p.returncode == 7 and _warnings(p.stderr) == []
+
+
+def test_setuid_program_warns(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a program another owner")
+    exe = tmp_path / "suid-true"
+    shutil.copy("/bin/true", exe)
+    os.chown(exe, 65534, 65534)
+    exe.chmod(0o4755)
+    tmp_path.chmod(0o755)
+    p = run(["-p", "/x", "--", exe])
+    w = _warnings(p.stderr)
+    assert len(w) == 1 and "setuid" in w[0], p.stderr
+    # A setuid program owned by the caller runs with the shim: no warning.
+    os.chown(exe, os.getuid(), os.getgid())
+    exe.chmod(0o4755)
+    p = run(["-p", "/x", "--", exe])
+    assert _warnings(p.stderr) == [], p.stderr
+
+
+def test_shell_syntax_is_posix():
+    sh = shutil.which("dash") or shutil.which("sh")
+    subprocess.run([sh, "-n", str(LAUNCHER)], check=True)
+    if shutil.which("shellcheck"):
+        c = subprocess.run(["shellcheck", "-s", "sh", str(LAUNCHER)],
+                           capture_output=True, text=True)
+        assert c.returncode == 0, c.stdout
+
+
+def test_builds_the_library_when_missing(tmp_path):
+    """From the source tree with no build yet: the launcher builds, then runs the
+    program; the build's output goes to stderr only."""
+    if sanitizer_runtime() or os.environ.get("BUFSHIM_TEST_SANITIZER"):
+        pytest.skip("builds a plain library, which a sanitizer run cannot load")
+    build = tmp_path / "build"
+    env = base_env(BUFSHIM_BUILD_DIR=str(build))
+    p = subprocess.run([str(LAUNCHER), "-p", "/x", "--", "echo", "program output"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout == "program output\n"
+    assert (build / "src" / "libbufshim.so").exists()
+    assert "building the library" in p.stderr
+    # Second run: nothing to build, nothing said.
+    p = subprocess.run([str(LAUNCHER), "-p", "/x", "--", "echo", "again"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "again\n", "")
