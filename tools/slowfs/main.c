@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,29 @@
 
 static const char usage[] =
     "usage: slowfs BACKING MOUNTPOINT [--latency OP=DUR[,OP=DUR...]] [--log FILE] [-f] [-d]\n"
-    "              [-o FUSE_OPTION[,...]]...\n"
+    "              [--page-cache] [-o FUSE_OPTION[,...]]...\n"
     "Mounts a pass-through view of BACKING at MOUNTPOINT that delays, fails and hangs\n"
     "operations on command (write lines to MOUNTPOINT/.slowfs/ctl) and logs each\n"
     "operation as one JSON line to FILE. See tools/slowfs/README.md.\n"
     "  --latency SPEC  initial latencies, e.g. open=5ms,write=2ms,release=5ms,fsync=20ms\n"
     "  --log FILE      append the event log to FILE\n"
+    "  --page-cache    go through the kernel's page cache (shared mmap works, but writes\n"
+    "                  arrive split at page boundaries); default: direct I/O, one write(2)\n"
+    "                  up to 1 MiB is one logged write\n"
     "  -f              stay in the foreground\n"
     "  -d              FUSE debug output (implies -f)\n"
     "  -o OPTIONS      passed to FUSE (allow_other, max_threads=N, ...)\n";
+
+/* libfuse 3.14's fuse_main passes its "unset" idle-thread count (UINT_MAX) on and then
+ * warns "Ignoring invalid max threads value 4294967295" at every start; that one line is
+ * noise, everything else goes to stderr as libfuse would print it. */
+static void log_filter(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    (void)level;
+    if (strstr(fmt, "Ignoring invalid max threads value") != NULL)
+        return;
+    vfprintf(stderr, fmt, ap);
+}
 
 /* The value of "--name VALUE" or "--name=VALUE" at argv[*i], advancing *i; NULL when
  * argv[*i] is not that option. Exits on a missing value. */
@@ -44,6 +59,7 @@ int main(int argc, char **argv)
     const char *positional[2] = {NULL, NULL};
     int npositional = 0;
     const char *latency = NULL, *logpath = NULL;
+    int page_cache = 0;
     /* The arguments handed to FUSE: program, mount point, our defaults, the user's. */
     char **fargv = calloc((size_t)argc + 8, sizeof *fargv);
     int fargc = 0;
@@ -61,6 +77,8 @@ int main(int argc, char **argv)
             latency = v;
         } else if ((v = option_value(argv, argc, &i, "--log")) != NULL) {
             logpath = v;
+        } else if (!strcmp(argv[i], "--page-cache")) {
+            page_cache = 1;
         } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d") ||
                    !strcmp(argv[i], "-s")) {
             fargv[fargc++] = argv[i];
@@ -103,12 +121,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    fuse_set_log_func(log_filter);
     fargv[1] = (char *)positional[1];
     /* Many threads: a hung request holds one, and must not stall the others. */
     fargv[fargc++] = (char *)"-o";
     fargv[fargc++] = (char *)"fsname=slowfs,subtype=slowfs,max_threads=64";
     fargv[fargc] = NULL;
-    int rc = fuse_main(fargc, fargv, sfs_ops(backing_fd), NULL);
+    int rc = fuse_main(fargc, fargv, sfs_ops(backing_fd, page_cache), NULL);
     free(fargv);
     close(backing_fd);
     return rc;

@@ -19,6 +19,7 @@
 #define CTL_FH UINT64_MAX
 
 static int backing = -1;
+static int direct_io = 1;
 
 /* The path relative to the backing directory, for the *at() calls. A NULL path (a
  * removed file) becomes "", which the *at() calls refuse with ENOENT. */
@@ -74,7 +75,9 @@ static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->hard_remove = 1;
     cfg->nullpath_ok = 0;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    /* Up to 1 MiB per write request: a bigger write(2) arrives split into chunks. */
+    /* Up to 1 MiB per write request: a bigger write(2) arrives split into chunks. (Through
+     * the page cache, --page-cache, a write is also split where it crosses a page
+     * boundary at an unaligned offset: that is why direct I/O is the default.) */
     if (conn->max_write < (1u << 20))
         conn->max_write = 1u << 20;
     return NULL;
@@ -186,8 +189,10 @@ static int open_common(enum sfs_op op, const char *path, mode_t mode, struct fus
         int fd = op == SFS_OP_CREATE ? openat(backing, rel(path), flags | O_CREAT, mode)
                                      : openat(backing, rel(path), flags);
         rc = fd < 0 ? -errno : 0;
-        if (fd >= 0)
+        if (fd >= 0) {
             fi->fh = (uint64_t)fd;
+            fi->direct_io = direct_io;
+        }
         call_fh(&c, fd >= 0 ? fi : NULL);
     }
     return (int)sfs_call_end(&c, rc);
@@ -535,8 +540,9 @@ static const struct fuse_operations ops = {
     .fallocate = sfs_fallocate,
 };
 
-const struct fuse_operations *sfs_ops(int backing_fd)
+const struct fuse_operations *sfs_ops(int backing_fd, int page_cache)
 {
     backing = backing_fd;
+    direct_io = !page_cache;
     return &ops;
 }

@@ -96,7 +96,9 @@ void sfs_control_shutdown(void);
 
 /* ops.c */
 
-/* The pass-through operations over the backing directory open as backing_fd. */
-const struct fuse_operations *sfs_ops(int backing_fd);
+/* The pass-through operations over the backing directory open as backing_fd. Files are
+ * opened for direct I/O (each write(2) up to 1 MiB reaches slowfs as one write, never
+ * cached or split at page boundaries) unless page_cache is set (then shared mmap works). */
+const struct fuse_operations *sfs_ops(int backing_fd, int page_cache);
 
 #endif
