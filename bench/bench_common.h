@@ -288,6 +288,22 @@ static inline void bench_json_lat(FILE *out, const char *key, uint64_t *v, size_
     fputc('}', out);
 }
 
+/* The process's peak resident set since exec, in KiB (VmHWM), or 0. getrusage's ru_maxrss
+ * would also count the memory of the process that forked us before the exec. */
+static inline long bench_peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 /* Reads "FROM_NS TO_NS" from path; 0 when absent or unreadable. */
 static inline int bench_read_window(const char *path, uint64_t *from, uint64_t *to)
 {
@@ -335,8 +351,9 @@ static inline void bench_report(const struct bench_opts *o, struct bench_thread 
     fprintf(out,
             "{\"mode\": \"%s\", \"threads\": %d, \"size\": %zu, \"records\": %zu, "
             "\"bytes\": %zu, \"wall_ns\": %" PRIu64 ", \"timer_floor_ns\": %" PRIu64
-            ", \"ns_per_tick\": %.6f, ",
-            o->mode, o->threads, o->size, n, n * o->size, wall_ns, floor_ns, bench_ns_per_tick);
+            ", \"ns_per_tick\": %.6f, \"peak_rss_kb\": %ld, ",
+            o->mode, o->threads, o->size, n, n * o->size, wall_ns, floor_ns, bench_ns_per_tick,
+            bench_peak_rss_kb());
     bench_json_lat(out, "lat", all, n, o->curve);
     if (windowed) {
         fputs(", ", out);

@@ -1,0 +1,953 @@
+"""bench.py - runs every benchmark scenario of issue 6 side by side (direct write, stdio,
+bufshim, spdlog async), evaluates the targets from the measured numbers, and writes
+bench/results/RESULTS.md, results.json and latency.png. Started by tools/bench."""
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEMS = ["direct", "stdio", "bufshim", "spdlog"]
+SYSTEM_LABEL = {"direct": "direct write", "stdio": "stdio 64K", "bufshim": "bufshim",
+                "spdlog": "spdlog async"}
+SLOWFS_LATENCY = "open=5ms,write=2ms,release=5ms"
+INTERVAL = 1.0  # BUFSHIM_INTERVAL for every bufshim run
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- building
+
+def build(args):
+    """Builds the project (libbufshim.so, slowfs) and the benchmark programs. Returns a dict
+    of paths; a missing piece maps to None and its column says "not built"."""
+    bdir = args.build_dir
+    if not args.no_build:
+        if not os.path.exists(os.path.join(bdir, "build.ninja")):
+            r = subprocess.run(["meson", "setup", bdir], cwd=SRC, capture_output=True, text=True)
+            if r.returncode != 0:
+                log(f"meson setup {bdir} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        if os.path.exists(os.path.join(bdir, "build.ninja")):
+            r = subprocess.run(["meson", "compile", "-C", bdir], cwd=SRC, capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                log(f"meson compile -C {bdir} failed (continuing with what exists):\n"
+                    f"{r.stdout[-3000:]}{r.stderr[-2000:]}")
+    paths = {
+        "shim": os.path.join(bdir, "src", "libbufshim.so"),
+        "slowfs": os.path.join(bdir, "tools", "slowfs", "slowfs"),
+    }
+    for k in list(paths):
+        if not os.path.exists(paths[k]):
+            paths[k] = None
+    # The benchmark programs: from the meson build when bench/ is part of it, otherwise
+    # compiled here with the same warnings.
+    mb = os.path.join(bdir, "bench")
+    own = os.path.join(bdir, "bench-standalone")
+    for prog, src, comp, extra in (
+            ("bench_append", "bench_append.c", ["cc", "-std=gnu11", "-D_GNU_SOURCE"], ["-lm"]),
+            ("bench_spdlog", "bench_spdlog.cpp", ["c++", "-std=c++17"], None)):
+        p = os.path.join(mb, prog)
+        if os.path.exists(p) and not args.no_build:
+            paths[prog] = p
+            continue
+        out = os.path.join(own, prog)
+        srcs = [os.path.join(SRC, "bench", s) for s in (src, "bench_common.h")]
+        if extra is None:
+            pc = subprocess.run(["pkg-config", "--cflags", "--libs", "spdlog"],
+                                capture_output=True, text=True)
+            if pc.returncode != 0:
+                log("spdlog not found by pkg-config: the spdlog column says not built")
+                paths[prog] = None
+                continue
+            extra = shlex.split(pc.stdout) + ["-lm"]
+        stale = (not os.path.exists(out) or
+                 max(os.path.getmtime(s) for s in srcs) > os.path.getmtime(out))
+        if stale:
+            os.makedirs(own, exist_ok=True)
+            cmd = comp + ["-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", srcs[0],
+                          "-o", out] + extra
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                log(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+                paths[prog] = None
+                continue
+        paths[prog] = out
+    return paths
+
+
+# --------------------------------------------------------------------------- running
+
+class Proc:
+    """One finished process: its JSON output, wall time, rusage, /proc I/O counters and RSS
+    samples."""
+
+    def __init__(self, out, wall_s, ru, io, status, rss, t_start_ns, stderr):
+        self.out, self.wall_s, self.ru, self.io = out, wall_s, ru, io
+        self.status, self.rss, self.t_start_ns, self.stderr = status, rss, t_start_ns, stderr
+
+    @property
+    def cpu_s(self):
+        return self.ru.ru_utime + self.ru.ru_stime
+
+    @property
+    def maxrss_kb(self):
+        return self.ru.ru_maxrss
+
+
+def spawn(cmd, env=None, rss_sample_s=0.0, stdout_json=True):
+    """Starts cmd; returns a handle for finish()."""
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("BUFSHIM_") or k == "LD_PRELOAD":
+            del e[k]
+    e.update(env or {})
+    t0 = time.monotonic_ns()
+    out_f = tempfile.TemporaryFile()
+    err_f = tempfile.TemporaryFile()
+    p = subprocess.Popen(cmd, env=e, stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL)
+    h = {"p": p, "t0": t0, "out": out_f, "err": err_f, "rss": [], "stop": False,
+         "json": stdout_json, "cmd": cmd}
+    if rss_sample_s > 0:
+        def sample():
+            path = f"/proc/{p.pid}/status"
+            while not h["stop"]:
+                try:
+                    with open(path) as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                h["rss"].append((time.monotonic_ns(), int(line.split()[1])))
+                                break
+                except OSError:
+                    break
+                time.sleep(rss_sample_s)
+        h["thread"] = threading.Thread(target=sample, daemon=True)
+        h["thread"].start()
+    return h
+
+
+def finish(h, check=True):
+    p = h["p"]
+    # Wait without reaping, so that /proc/PID/io (write system calls of the whole process,
+    # every thread included) can still be read; then reap with wait4 for the rusage.
+    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+    t1 = time.monotonic_ns()
+    h["stop"] = True
+    io = {}
+    try:
+        with open(f"/proc/{p.pid}/io") as f:
+            for line in f:
+                k, v = line.split(":")
+                io[k.strip()] = int(v)
+    except OSError:
+        pass
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if "thread" in h:
+        h["thread"].join()
+    h["out"].seek(0)
+    h["err"].seek(0)
+    out = h["out"].read().decode(errors="replace")
+    err = h["err"].read().decode(errors="replace")
+    data = None
+    if h["json"]:
+        for line in out.splitlines():
+            if line.startswith("{"):
+                data = json.loads(line)
+    if check and (p.returncode != 0 or (h["json"] and data is None)):
+        raise RuntimeError(f"{' '.join(h['cmd'])} exited {p.returncode}: {err[-2000:]}")
+    return Proc(data, (t1 - h["t0"]) / 1e9, ru, io, p.returncode, h["rss"], h["t0"], err)
+
+
+def run(cmd, env=None, **kw):
+    return finish(spawn(cmd, env=env, **kw))
+
+
+class Bench:
+    def __init__(self, args, paths, datadir):
+        self.args, self.paths, self.datadir = args, paths, datadir
+        self.rows = []       # table rows
+        self.curves = {}     # plot: scenario -> system -> [[q, ns], ...]
+        self.notes = []
+        self.shim_state = "not built"
+        self.extra = {}      # measured values that targets need
+
+    # ---- systems
+
+    def available(self, system):
+        if system == "bufshim":
+            return self.shim_state == "ok"
+        if system == "spdlog":
+            return self.paths.get("bench_spdlog") is not None
+        return self.paths.get("bench_append") is not None
+
+    def unavailable_reason(self, system):
+        if system == "bufshim":
+            return self.shim_state
+        return "not built"
+
+    def shim_env(self, extra_paths=None):
+        return {"LD_PRELOAD": self.paths["shim"],
+                "BUFSHIM_PATHS": extra_paths or (self.datadir.rstrip("/") + "/"),
+                "BUFSHIM_INTERVAL": str(INTERVAL)}
+
+    def producer_cmd(self, system, path, **o):
+        prog = self.paths["bench_spdlog"] if system == "spdlog" else self.paths["bench_append"]
+        mode = {"direct": "direct", "bufshim": "direct", "stdio": "stdio",
+                "spdlog": "spdlog"}[system]
+        cmd = [prog, "--mode", mode, "--path", path]
+        for k, v in o.items():
+            cmd += ["--" + k.replace("_", "-"), str(v)]
+        return cmd
+
+    def producer(self, system, path, env=None, shim_paths=None, **o):
+        """Spawns one producer of system appending to path."""
+        e = dict(env or {})
+        if system == "bufshim":
+            e.update(self.shim_env(shim_paths))
+        return self.producer_cmd(system, path, **o), e
+
+    def check_shim(self):
+        """Decides whether the bufshim column can be measured: the library exists, and a
+        program under it produces the right file with fewer write calls than records."""
+        if not self.paths.get("shim"):
+            self.shim_state = "not built"
+            return
+        path = os.path.join(self.datadir, "shim-check.log")
+        try:
+            cmd, env = self.producer("bufshim", path, count=2000)
+            r = run(cmd, env)
+        except Exception as ex:  # noqa: BLE001 - any failure means: do not measure it
+            self.shim_state = "not working"
+            self.notes.append(f"bufshim check failed: {ex}")
+            return
+        size = os.path.getsize(path) if os.path.exists(path) else -1
+        os.unlink(path)
+        writes = r.io.get("syscw", 0)
+        if size != 2000 * 128:
+            self.shim_state = "not working"
+            self.notes.append(f"bufshim check: file has {size} bytes, expected {2000 * 128}")
+        elif writes > 100:
+            self.shim_state = "not diverting"
+            self.notes.append(f"bufshim check: {writes} write calls for 2000 records: the shim "
+                              "does not divert write(2) yet")
+        else:
+            self.shim_state = "ok"
+
+    # ---- rows
+
+    def add_row(self, scen, system, r=None, reason=None, **cols):
+        row = {"scenario": scen, "system": system, "reason": reason}
+        if r is not None:
+            o = r.out or {}
+            lat = o.get("lat", {})
+            mb = o.get("bytes", 0) / 1e6
+            wall = o.get("wall_ns", 0) / 1e9
+            row.update({
+                "p50": lat.get("p50"), "p99": lat.get("p99"), "p999": lat.get("p999"),
+                "max": lat.get("max"), "records": o.get("records"),
+                "rec_s": o.get("records", 0) / wall if wall > 0 else None,
+                "mb_s": mb / wall if wall > 0 else None,
+                "writes": max(r.io.get("syscw", 1) - 1, 0) if r.io else None,
+                "cpu_per_mb": r.cpu_s / mb if mb > 0 else None,
+                # VmHWM from the program itself: wait4's ru_maxrss also counts the
+                # forking Python before the exec.
+                "rss_mb": o.get("peak_rss_kb", 0) / 1024,
+                "proc_wall_s": r.wall_s,
+                "timer_floor": o.get("timer_floor_ns"),
+            })
+        row.update(cols)
+        self.rows.append(row)
+        return row
+
+    def rm(self, path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def produce_rows(self, scen, systems, size, count, curve_key=None, rundir=None, **o):
+        """Runs each system once with the same options; checks the file size."""
+        out = {}
+        for system in systems:
+            if not self.available(system):
+                self.add_row(scen, system, reason=self.unavailable_reason(system))
+                continue
+            path = os.path.join(rundir or self.datadir, f"{scen}-{system}.log".replace(" ", "_"))
+            self.rm(path)
+            cmd, env = self.producer(system, path, size=size, count=count,
+                                     curve=60 if curve_key else 0, **o)
+            r = run(cmd, env)
+            expect = r.out["records"] * size
+            got = os.path.getsize(path)
+            row = self.add_row(scen, system, r, file_ok=(got == expect))
+            if got != expect:
+                self.notes.append(f"{scen} {system}: file has {got} bytes, expected {expect}")
+            if curve_key:
+                self.curves.setdefault(curve_key, {})[system] = r.out["lat"].get("curve", [])
+            out[system] = row
+            self.rm(path)
+        return out
+
+    # ---- scenarios
+
+    def scen_a(self):
+        q = self.args.quick
+        self.extra["a"] = self.produce_rows("(a) 1 thread paced", SYSTEMS, 128,
+                                            200000 if q else 1000000, curve_key="a",
+                                            work=self.args.work)
+
+    def scen_b(self):
+        q = self.args.quick
+        total = 400000 if q else 2000000
+        self.extra["b"] = {}
+        for t in (2, 4, 8):
+            self.extra["b"][t] = self.produce_rows(
+                f"(b) {t} threads saturated", SYSTEMS, 128, total // t,
+                curve_key="b8" if t == 8 else None, threads=t)
+
+    def scen_c(self):
+        q = self.args.quick
+        self.extra["c"] = {}
+        for size, count in ((128, 500000 if q else 2000000), (4096, 16000 if q else 64000)):
+            rows = self.produce_rows(f"(c) end-to-end {size} B", SYSTEMS, size, count)
+            for row in rows.values():
+                # Until the last byte is in the file: the whole process, start to exit
+                # (the shim and spdlog write their last batch at exit).
+                row["e2e_s"] = row["proc_wall_s"]
+                row["e2e_mb_s"] = size * row["records"] / 1e6 / row["proc_wall_s"]
+            self.extra["c"][size] = rows
+
+    def scen_d(self, fs):
+        q = self.args.quick
+        self.extra["d"] = {}
+        secs = 2.0 if q else 5.0
+        for system in SYSTEMS:
+            scen = "(d) slowfs saturated"
+            if not self.available(system):
+                self.add_row(scen, system, reason=self.unavailable_reason(system))
+                continue
+            name = f"d-{system}.log"
+            path = os.path.join(fs.mnt, name)
+            mark = fs.mark()
+            cmd, env = self.producer(system, path, shim_paths=fs.mnt + "/", size=128,
+                                     count=100000 if q else 400000, max_seconds=secs, curve=60)
+            r = run(cmd, env)
+            ev = fs.events(mark, name)
+            row = self.add_row(scen, system, r, fuse_writes=ev["write"], fuse_opens=ev["open"])
+            self.curves.setdefault("d", {})[system] = r.out["lat"].get("curve", [])
+            self.extra["d"][system] = row
+            fs.unlink(name)
+        # bufshim paced over several intervals: the number of writes per target.
+        scen = "(d) slowfs paced 500/s"
+        if self.available("bufshim"):
+            dur = 3.2 if q else 10.2
+            name = "d-paced.log"
+            path = os.path.join(fs.mnt, name)
+            mark = fs.mark()
+            cmd, env = self.producer("bufshim", path, shim_paths=fs.mnt + "/", size=128,
+                                     count=int(dur * 600), sleep_us=2000, max_seconds=dur)
+            r = run(cmd, env)
+            ev = fs.events(mark, name)
+            t_s = ev["span_s"]
+            bound = math.ceil(t_s / INTERVAL) + 1
+            row = self.add_row(scen, "bufshim", r, fuse_writes=ev["write"],
+                               fuse_opens=ev["open"], write_bound=bound, span_s=t_s)
+            self.extra["d_paced"] = row
+            fs.unlink(name)
+        else:
+            self.add_row(scen, "bufshim", reason=self.unavailable_reason("bufshim"))
+
+    def scen_e(self, fs):
+        q = self.args.quick
+        nbash = 200 if q else 10000
+        npy = 2000 if q else 10000
+        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        progs = [
+            (f"(e) bash echo >> x{nbash}", "e-bash.log",
+             lambda p: ["bash", "-c", f'for ((i=0;i<{nbash};i++)); do echo "line $i" >> {p}; done'],
+             nbash),
+            (f"(e) python3 logging x{npy}", "e-py.log",
+             lambda p: [py, "-c",
+                        "import logging,sys\n"
+                        "h=logging.FileHandler(sys.argv[1])\n"
+                        "h.setFormatter(logging.Formatter('%(levelname)s %(message)s'))\n"
+                        "l=logging.getLogger('b'); l.addHandler(h); l.setLevel(logging.INFO)\n"
+                        f"for i in range({npy}): l.info('line %d', i)\n", p],
+             npy),
+        ]
+        self.extra["e"] = {}
+        for scen, name, mk, n in progs:
+            for system in SYSTEMS:
+                if system in ("stdio", "spdlog"):
+                    self.add_row(scen, system, reason="n/a (unmodified program)")
+                    continue
+                if not self.available(system):
+                    self.add_row(scen, system, reason=self.unavailable_reason(system))
+                    continue
+                path = os.path.join(fs.mnt, name)
+                fs.unlink(name)
+                mark = fs.mark()
+                env = self.shim_env(fs.mnt + "/") if system == "bufshim" else {}
+                r = finish(spawn(mk(path), env=env, stdout_json=False))
+                ev = fs.events(mark, name)
+                with open(os.path.join(fs.backing, name), "rb") as f:
+                    lines = f.read().count(b"\n")
+                row = self.add_row(scen, system, None, proc_wall_s=r.wall_s,
+                                   fuse_writes=ev["write"], fuse_opens=ev["open"],
+                                   cpu_s=r.cpu_s, rss_mb=None,
+                                   file_ok=(lines == n))
+                if lines != n:
+                    self.notes.append(f"{scen} {system}: {lines} lines, expected {n}")
+                self.extra["e"][(scen, system)] = row
+                fs.unlink(name)
+
+    def scen_f(self, fs):
+        """A 10 s hang of every write on slowfs under steady producers (all four at once, each
+        on its own file), and the same run without the hang."""
+        q = self.args.quick
+        hang_at, hang_len = 3.0, 10.0
+        after = 3 * INTERVAL + 1.5
+        dur = hang_at + hang_len + after
+        systems = [s for s in SYSTEMS if self.available(s)]
+        res = {}
+        for hung in (False, True):
+            handles = {}
+            wfile = os.path.join(self.datadir, f"window-{int(hung)}")
+            self.rm(wfile)
+            for system in systems:
+                name = f"f-{system}-{int(hung)}.log"
+                fs.unlink(name)
+                cmd, env = self.producer(system, os.path.join(fs.mnt, name),
+                                         shim_paths=fs.mnt + "/", size=128,
+                                         count=int(dur * 12000), sleep_us=100,
+                                         max_seconds=dur, window_file=wfile,
+                                         curve=60 if hung else 0)
+                handles[system] = spawn(cmd, env=env, rss_sample_s=0.05)
+            t0 = time.monotonic_ns()
+            time.sleep(hang_at)
+            h0 = time.monotonic_ns()
+            if hung:
+                fs.ctl("hang write")
+            time.sleep(hang_len)
+            if hung:
+                fs.ctl("clear")
+            h1 = time.monotonic_ns()
+            with open(wfile, "w") as f:
+                f.write(f"{h0} {h1}\n")
+            for system, h in handles.items():
+                r = finish(h)
+                rss = r.rss
+                steady = [kb for t, kb in rss if h0 - 1e9 <= t < h0]
+                recov = [kb for t, kb in rss if t >= h1 + 3 * INTERVAL * 1e9]
+                res[(system, hung)] = (r, {
+                    "rss_steady_mb": (max(steady) if steady else 0) / 1024,
+                    "rss_peak_mb": max([kb for _, kb in rss] or [0]) / 1024,
+                    "rss_after_mb": (recov[0] if recov else 0) / 1024,
+                })
+                if hung:
+                    self.curves.setdefault("f", {})[system] = r.out["lat"].get("curve", [])
+                fs.unlink(f"f-{system}-{int(hung)}.log")
+            del t0
+        self.extra["f"] = {}
+        for system in SYSTEMS:
+            for hung in (False, True):
+                scen = "(f) 10 s hung write" if hung else "(f) same, no hang"
+                if system not in systems:
+                    self.add_row(scen, system, reason=self.unavailable_reason(system))
+                    continue
+                r, rss = res[(system, hung)]
+                w = r.out.get("window", {})
+                row = self.add_row(scen, system, r, win_p99=w.get("p99"), win_max=w.get("max"),
+                                   win_n=w.get("n"), **rss)
+                self.extra["f"][(system, hung)] = row
+        del q
+
+    def scen_g(self):
+        """Cost of the shim where it diverts nothing: write and open on a file outside
+        BUFSHIM_PATHS, and process start-up. Alternating runs, the median of three."""
+        q = self.args.quick
+        reps = 3 if q else 5
+        self.extra["g"] = {}
+        other = self.datadir.rstrip("/") + "-not-diverted"
+        os.makedirs(other, exist_ok=True)
+        nomatch = "/nonexistent-bufshim-bench/"
+        for what, mode, count in (("write", "direct", 200000 if q else 1000000),
+                                  ("open", "open", 50000 if q else 200000)):
+            scen = f"(g) non-diverted {what}"
+            vals = {"direct": [], "bufshim": []}
+            last = {}
+            for _ in range(reps):
+                for system in ("direct", "bufshim"):
+                    if not self.available(system):
+                        continue
+                    path = os.path.join(other, f"g-{what}.log")
+                    self.rm(path)
+                    cmd = self.producer_cmd("direct", path, count=count)
+                    cmd[2] = mode
+                    env = self.shim_env(nomatch) if system == "bufshim" else {}
+                    r = run(cmd, env)
+                    vals[system].append(r.out["lat"]["p50"])
+                    last[system] = r
+                    self.rm(path)
+            for system in SYSTEMS:
+                if system in ("stdio", "spdlog"):
+                    self.add_row(scen, system, reason="n/a")
+                elif not self.available(system):
+                    self.add_row(scen, system, reason=self.unavailable_reason(system))
+                else:
+                    row = self.add_row(scen, system, last[system],
+                                       p50_runs=vals[system],
+                                       p50_median=statistics.median(vals[system]))
+                    row["p50"] = row["p50_median"]
+                    self.extra["g"][(what, system)] = row
+        n = 500
+        scen = f"(g) start-up bash -c true x{n}"
+        per = {"direct": [], "bufshim": []}
+        for _ in range(reps):
+            for system in ("direct", "bufshim"):
+                if not self.available(system):
+                    continue
+                env = self.shim_env(self.datadir + "/") if system == "bufshim" else {}
+                e = dict(os.environ)
+                for k in list(e):
+                    if k.startswith("BUFSHIM_") or k == "LD_PRELOAD":
+                        del e[k]
+                e.update(env)
+                t0 = time.monotonic_ns()
+                for _ in range(n):
+                    subprocess.run(["bash", "-c", "true"], env=e, check=True)
+                per[system].append((time.monotonic_ns() - t0) / n / 1e6)
+        for system in SYSTEMS:
+            if system in ("stdio", "spdlog"):
+                self.add_row(scen, system, reason="n/a")
+            elif not self.available(system):
+                self.add_row(scen, system, reason=self.unavailable_reason(system))
+            else:
+                row = self.add_row(scen, system, None, startup_ms=statistics.median(per[system]),
+                                   startup_runs=per[system])
+                self.extra["g"][("startup", system)] = row
+        shutil.rmtree(other, ignore_errors=True)
+        del q
+
+
+# --------------------------------------------------------------------------- slowfs
+
+class Slowfs:
+    """A slowfs mount for the duration of a with block."""
+
+    def __init__(self, binary, root, latency):
+        self.binary, self.latency = binary, latency
+        self.backing = os.path.join(root, "backing")
+        self.mnt = os.path.join(root, "mnt")
+        self.logpath = os.path.join(root, "events.jsonl")
+        self.proc = None
+
+    def __enter__(self):
+        os.makedirs(self.backing, exist_ok=True)
+        os.makedirs(self.mnt, exist_ok=True)
+        cmd = [self.binary, self.backing, self.mnt, "--log", self.logpath, "-f"]
+        if self.latency:
+            cmd += ["--latency", self.latency]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.mnt, ".slowfs", "ctl")):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"slowfs did not mount: {err}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.ctl("clear")
+        except OSError:
+            pass
+        subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=5)
+        return False
+
+    def ctl(self, line):
+        with open(os.path.join(self.mnt, ".slowfs", "ctl"), "w") as f:
+            f.write(line + "\n")
+
+    def mark(self):
+        return os.path.getsize(self.logpath) if os.path.exists(self.logpath) else 0
+
+    def events(self, mark, name):
+        """Counts the operations on /name logged since mark: writes, opens, and the time from
+        the first operation's start to the last one's end (seconds)."""
+        c = {"write": 0, "open": 0, "span_s": 0.0}
+        first = last = None
+        with open(self.logpath, "rb") as f:
+            f.seek(mark)
+            for line in f:
+                try:
+                    e = json.loads(line.decode(errors="surrogateescape"))
+                except ValueError:
+                    continue
+                if e.get("path") != "/" + name:
+                    continue
+                op = e.get("op")
+                if op == "write":
+                    c["write"] += 1
+                elif op in ("open", "create"):
+                    c["open"] += 1
+                s, t = e.get("start_ns"), e.get("end_ns")
+                if s is not None and (first is None or s < first):
+                    first = s
+                if t is not None and (last is None or t > last):
+                    last = t
+        if first is not None and last is not None:
+            c["span_s"] = (last - first) / 1e9
+        return c
+
+    def unlink(self, name):
+        try:
+            os.unlink(os.path.join(self.mnt, name))
+        except FileNotFoundError:
+            pass
+
+
+# --------------------------------------------------------------------------- reporting
+
+def fmt_ns(ns):
+    if ns is None:
+        return ""
+    if ns < 1000:
+        return f"{ns:.0f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.1f} µs"
+    if ns < 1e9:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e9:.2f} s"
+
+
+def fmt_num(x, digits=3):
+    if x is None:
+        return ""
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.{digits}g}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.{digits}g}k"
+    return f"{x:.{digits}g}"
+
+
+def row_extra(row):
+    """The scenario-specific figures of a row, as text."""
+    parts = []
+    if row.get("e2e_s") is not None:
+        parts.append(f"end-to-end {row['e2e_s']:.2f} s = {row['e2e_mb_s']:.0f} MB/s")
+    if row.get("fuse_writes") is not None:
+        parts.append(f"slowfs: {row['fuse_writes']} writes, {row['fuse_opens']} opens")
+    if row.get("write_bound") is not None:
+        parts.append(f"bound ceil(T/N)+1 = {row['write_bound']} (T = {row['span_s']:.2f} s)")
+    if row.get("win_p99") is not None:
+        parts.append(f"p99 in window {fmt_ns(row['win_p99'])}, max {fmt_ns(row['win_max'])}"
+                     f" ({row['win_n']} calls)")
+    if row.get("rss_steady_mb") is not None:
+        parts.append(f"RSS steady {row['rss_steady_mb']:.1f} MB, peak "
+                     f"{row['rss_peak_mb']:.1f} MB, 3N after {row['rss_after_mb']:.1f} MB")
+    if row.get("p50_runs"):
+        parts.append("p50 of runs: " + ", ".join(fmt_ns(v) for v in row["p50_runs"]))
+    if row.get("startup_ms") is not None:
+        parts.append(f"{row['startup_ms']:.3f} ms per process (runs: "
+                     + ", ".join(f"{v:.3f}" for v in row["startup_runs"]) + ")")
+    if row.get("cpu_s") is not None and row.get("p50") is None:
+        parts.append(f"CPU {row['cpu_s']:.2f} s")
+    if row.get("file_ok") is False:
+        parts.append("**file content wrong**")
+    return "; ".join(parts)
+
+
+def table(rows):
+    head = ("| scenario | system | p50 | p99 | p99.9 | max | records/s | MB/s | write calls "
+            "| CPU s/MB | peak RSS | wall | notes |")
+    out = [head, "|" + "---|" * 13]
+    for r in rows:
+        label = SYSTEM_LABEL.get(r["system"], r["system"])
+        if r.get("reason"):
+            out.append(f"| {r['scenario']} | {label} | {r['reason']} |" + " |" * 10)
+            continue
+        cells = [r["scenario"], label, fmt_ns(r.get("p50")), fmt_ns(r.get("p99")),
+                 fmt_ns(r.get("p999")), fmt_ns(r.get("max")), fmt_num(r.get("rec_s")),
+                 fmt_num(r.get("mb_s")), fmt_num(r.get("writes"), 4),
+                 fmt_num(r.get("cpu_per_mb")),
+                 f"{r['rss_mb']:.1f} MB" if r.get("rss_mb") is not None else "",
+                 f"{r['proc_wall_s']:.2f} s" if r.get("proc_wall_s") is not None else "",
+                 row_extra(r)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def targets(b):
+    """Evaluates the targets of issue 6 section 4 from the measured rows. Each entry:
+    (target, measured, status) with status pass / miss / not measured."""
+    x = b.extra
+    res = []
+
+    def get(d, *keys):
+        for k in keys:
+            if not isinstance(d, dict) or k not in d:
+                return None
+            d = d[k]
+        return d
+
+    def judge(name, ok, measured):
+        if ok is None:
+            res.append((name, measured or "", "not measured"))
+        else:
+            res.append((name, measured, "pass" if ok else "**miss**"))
+
+    def pair(name, a, bb, measured_fmt, cond):
+        if a is None or bb is None:
+            judge(name, None, "")
+        else:
+            judge(name, cond(a, bb), measured_fmt(a, bb))
+
+    sa, da = get(x, "a", "bufshim", "p50"), get(x, "a", "direct", "p50")
+    pair("(a) bufshim append p50 <= 1/10 of direct write p50", sa, da,
+         lambda s, d: f"{fmt_ns(s)} vs {fmt_ns(d)} (ratio {d / s:.1f}x)" if s else "",
+         lambda s, d: s * 10 <= d)
+    judge("(a) bufshim append p50 <= 100 ns", None if sa is None else sa <= 100,
+          "" if sa is None else f"{fmt_ns(sa)} (timer floor {get(x, 'a', 'bufshim', 'timer_floor')} ns included)")
+    s8, d8 = get(x, "b", 8, "bufshim", "p999"), get(x, "b", 8, "direct", "p999")
+    pair("(b) 8 threads: bufshim p99.9 <= direct p99.9", s8, d8,
+         lambda s, d: f"{fmt_ns(s)} vs {fmt_ns(d)}", lambda s, d: s <= d)
+    s2, d2 = get(x, "b", 2, "bufshim", "rec_s"), get(x, "b", 2, "direct", "rec_s")
+    pair("(b) 2 threads 128 B: bufshim throughput >= 5x direct", s2, d2,
+         lambda s, d: f"{fmt_num(s)} vs {fmt_num(d)} rec/s ({s / d:.1f}x)", lambda s, d: s >= 5 * d)
+    sc, dc = get(x, "b", 2, "bufshim", "cpu_per_mb"), get(x, "b", 2, "direct", "cpu_per_mb")
+    pair("(b) 2 threads 128 B: bufshim CPU/MB <= 1/2 direct", sc, dc,
+         lambda s, d: f"{s:.4f} vs {d:.4f} s/MB ({s / d:.2f}x)", lambda s, d: 2 * s <= d)
+    sd, dd = get(x, "d", "bufshim", "rec_s"), get(x, "d", "direct", "rec_s")
+    pair("(d) slowfs: bufshim producer throughput >= 100x direct", sd, dd,
+         lambda s, d: f"{fmt_num(s)} vs {fmt_num(d)} rec/s ({s / d:.0f}x)",
+         lambda s, d: s >= 100 * d)
+    p = x.get("d_paced")
+    judge("(d) slowfs: writes per target <= ceil(T/N)+1",
+          None if p is None else (p["fuse_writes"] <= p["write_bound"]
+                                  and p["writes"] <= p["write_bound"]),
+          "" if p is None else
+          f"{p['fuse_writes']} slowfs writes, {p['writes']} write(2) calls; bound "
+          f"{p['write_bound']} (T = {p['span_s']:.2f} s, N = {INTERVAL:g} s)")
+    for key, label in (("a", "(a) 1 thread paced"), ("b8", "(b) 8 threads")):
+        src = get(x, "a") if key == "a" else get(x, "b", 8)
+        for pk, pl in (("p50", "p50"), ("p999", "p99.9")):
+            s, o = get(src, "bufshim", pk), get(src, "spdlog", pk)
+            pair(f"{label}: bufshim {pl} <= spdlog async {pl}", s, o,
+                 lambda s, o: f"{fmt_ns(s)} vs {fmt_ns(o)}", lambda s, o: s <= o)
+    fh, fu = get(x, "f", ("bufshim", True)), get(x, "f", ("bufshim", False))
+    pair("(f) during the hang: bufshim append p99 <= 1.5x the unhung run", fh, fu,
+         lambda h, u: f"{fmt_ns(h['win_p99'])} vs {fmt_ns(u['win_p99'])} "
+                      f"({h['win_p99'] / u['win_p99']:.2f}x)",
+         lambda h, u: h["win_p99"] <= 1.5 * u["win_p99"])
+    judge("(f) RSS three intervals after recovery <= 2x steady state",
+          None if fh is None or not fh["rss_after_mb"] else
+          fh["rss_after_mb"] <= 2 * fh["rss_steady_mb"],
+          "" if fh is None else f"{fh['rss_after_mb']:.1f} MB vs steady "
+          f"{fh['rss_steady_mb']:.1f} MB (peak {fh['rss_peak_mb']:.1f} MB)")
+    for what, lim in (("write", 1.05), ("open", 1.25)):
+        s, d = get(x, "g", (what, "bufshim"), "p50"), get(x, "g", (what, "direct"), "p50")
+        pair(f"(g) non-diverted {what}: at most +{(lim - 1) * 100:.0f}%", s, d,
+             lambda s, d: f"{fmt_ns(s)} vs {fmt_ns(d)} ({(s / d - 1) * 100:+.1f}%)",
+             lambda s, d, lim=lim: s <= lim * d)
+    s, d = (get(x, "g", ("startup", "bufshim"), "startup_ms"),
+            get(x, "g", ("startup", "direct"), "startup_ms"))
+    pair("(g) start-up: at most +0.3 ms per process", s, d,
+         lambda s, d: f"{s:.3f} vs {d:.3f} ms ({s - d:+.3f} ms)", lambda s, d: s - d <= 0.3)
+    return res
+
+
+def targets_table(res):
+    out = ["| target (issue 6, section 4) | measured (bufshim vs other) | result |",
+           "|---|---|---|"]
+    for name, measured, status in res:
+        out.append(f"| {name} | {measured} | {status} |")
+    return "\n".join(out)
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    virt = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("systemd-detect-virt") else ""
+    commit = subprocess.run(["git", "-C", SRC, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "virt": virt, "loadavg": os.getloadavg(), "commit": commit + ("+dirty" if dirty else ""),
+            "cc": subprocess.run(["cc", "--version"], capture_output=True,
+                                 text=True).stdout.splitlines()[0]}
+
+
+def plot(b, path):
+    """Latency against percentile (log-log) for the scenarios with curves. Returns None or why
+    no plot was written."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as ex:
+        return f"no plot: matplotlib missing ({ex})"
+    panels = [("a", "(a) 1 thread, 128 B, paced"), ("b8", "(b) 8 threads, saturated"),
+              ("d", "(d) slowfs open=5ms,write=2ms,release=5ms"),
+              ("f", "(f) 10 s hung write, steady producer")]
+    panels = [p for p in panels if b.curves.get(p[0])]
+    if not panels:
+        return "no plot: no latency curves measured"
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    colors = {"direct": "tab:red", "stdio": "tab:orange", "bufshim": "tab:blue",
+              "spdlog": "tab:green"}
+    for ax, (key, title) in zip(axes[0], panels):
+        for system in SYSTEMS:
+            pts = b.curves[key].get(system)
+            if not pts:
+                continue
+            xs = [1 / max(1 - q, 1e-9) for q, _ in pts]
+            ys = [max(ns, 1) for _, ns in pts]
+            ax.plot(xs, ys, label=SYSTEM_LABEL[system], color=colors[system], lw=1.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ticks = [2, 10, 100, 1000, 10000, 100000, 1000000]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["p50", "p90", "p99", "p99.9", "p99.99", "p99.999", "p99.9999"],
+                           rotation=45, fontsize=7)
+        ax.set_ylabel("latency of one call (ns)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="tools/bench", description=__doc__)
+    ap.add_argument("--full", action="store_true", help="longer runs (several minutes)")
+    ap.add_argument("--build-dir", default=os.path.join(SRC, "build"))
+    ap.add_argument("--no-build", action="store_true", help="use what is built")
+    ap.add_argument("--out", default=os.path.join(SRC, "bench", "results"))
+    ap.add_argument("--only", default="abcdefg", help="scenario letters to run (default all)")
+    ap.add_argument("--work", type=int, default=300,
+                    help="busy-work iterations between records in (a) (default 300)")
+    ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.quick = not args.full
+    args.build_dir = os.path.abspath(args.build_dir)
+    started = time.monotonic()
+
+    paths = build(args)
+    if not paths.get("bench_append"):
+        log("bench_append could not be built")
+        return 1
+    datadir = tempfile.mkdtemp(prefix="bufshim-bench.", dir="/tmp")
+    b = Bench(args, paths, datadir)
+    try:
+        b.check_shim()
+        log(f"bufshim column: {b.shim_state}; spdlog column: "
+            f"{'ok' if paths.get('bench_spdlog') else 'not built'}")
+        mach = machine()
+        for letter in "abc":
+            if letter in args.only:
+                log(f"scenario ({letter})")
+                getattr(b, "scen_" + letter)()
+        need_fs = [c for c in "def" if c in args.only]
+        if need_fs and not paths.get("slowfs"):
+            for c in need_fs:
+                b.notes.append(f"({c}) not run: slowfs is not built")
+        elif need_fs:
+            root = os.path.join(datadir, "slowfs")
+            if "d" in args.only or "e" in args.only:
+                with Slowfs(paths["slowfs"], root + "-lat", SLOWFS_LATENCY) as fs:
+                    for c in "de":
+                        if c in args.only:
+                            log(f"scenario ({c})")
+                            getattr(b, "scen_" + c)(fs)
+            if "f" in args.only:
+                log("scenario (f)")
+                with Slowfs(paths["slowfs"], root + "-hang", None) as fs:
+                    b.scen_f(fs)
+        if "g" in args.only:
+            log("scenario (g)")
+            b.scen_g()
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+
+    res = targets(b)
+    os.makedirs(args.out, exist_ok=True)
+    why = plot(b, os.path.join(args.out, "latency.png"))
+    command = args.command or "tools/bench" + (" --full" if args.full else "")
+    md = []
+    md.append("# bufshim benchmark results\n")
+    md.append(f"Command: `{command}` ({'full' if args.full else 'quick'} mode, "
+              f"{elapsed:.0f} s), commit {mach['commit']}, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n")
+    md.append(f"Machine: {mach['nproc']} CPUs, {mach['cpu']}, Linux {mach['kernel']}"
+              f"{', virtualised (' + mach['virt'] + ')' if mach['virt'] and mach['virt'] != 'none' else ''}"
+              f", {mach['cc']}; load average at start "
+              f"{', '.join(f'{v:.2f}' for v in mach['loadavg'])} (shared machine: other builds "
+              "and tests may run at the same time, so tails are noisy).\n")
+    md.append("Systems: **direct** = `write(2)` per record; **stdio** = `fwrite` with a 64 KiB "
+              "`setvbuf` buffer; **bufshim** = the direct program under "
+              f"`LD_PRELOAD=libbufshim.so` (BUFSHIM_INTERVAL={INTERVAL:g}); **spdlog async** = "
+              "Debian's spdlog, async logger, basic_file_sink, pattern `%v`, queue 8192, "
+              "blocking when full. Every system writes the same pre-formatted 128-byte records "
+              "(4 KiB in (c)). Latency = every call timed with the TSC (the timer's own cost, "
+              "about 20 ns, is included). write calls = write system calls of the whole "
+              "process (/proc/PID/io). CPU s/MB from wait4 (all threads, exit included); "
+              "peak RSS = VmHWM at the end of main. records/s and MB/s = producer time (first call to last return).\n")
+    md.append("## Targets\n")
+    md.append(targets_table(res) + "\n")
+    md.append("## All measurements\n")
+    md.append(table(b.rows) + "\n")
+    if why is None:
+        md.append("![latency distributions](latency.png)\n")
+    else:
+        md.append(f"({why})\n")
+    if b.notes:
+        md.append("## Notes\n")
+        md.extend(f"- {n}" for n in b.notes)
+        md.append("")
+    text = "\n".join(md)
+    print(text)
+    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": mach, "command": command, "rows": b.rows,
+                   "targets": res, "notes": b.notes, "curves": b.curves,
+                   "shim": b.shim_state}, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
