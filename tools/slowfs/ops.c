@@ -15,6 +15,8 @@
 #define CTL_DIR "/.slowfs"
 #define CTL_FILE "/.slowfs/ctl"
 #define CTL_DIR_NAME ".slowfs"
+/* libfuse's name for a file unlinked while open (see sfs_init). */
+#define HIDDEN_PREFIX ".fuse_hidden"
 /* The file handle of an open control file; real handles are descriptors (>= 0). */
 #define CTL_FH UINT64_MAX
 
@@ -69,10 +71,10 @@ static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->attr_timeout = 0;
     cfg->negative_timeout = 0;
     cfg->use_ino = 1;
-    /* Unlinked open files really go (no .fuse_hidden files); their operations then
-     * come with a NULL path and are served from the file handle. Every other
-     * operation gets its path (nullpath_ok would drop them all). */
-    cfg->hard_remove = 1;
+    /* A file unlinked while open is renamed to .fuse_hidden* until its last close, as
+     * NFS does (.nfs*): fstat and writes on it keep working. (hard_remove would make
+     * libfuse fail fstat with ESTALE.) The hidden names stay out of listings. */
+    cfg->hard_remove = 0;
     cfg->nullpath_ok = 0;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* Up to 1 MiB per write request: a bigger write(2) arrives split into chunks. (Through
@@ -156,8 +158,11 @@ static int sfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
             int root = !strcmp(path, "/");
             struct dirent *de;
             while ((de = readdir(d)) != NULL) {
-                /* The control directory never shows in the pass-through view. */
+                /* The control directory and unlinked open files never show in the
+                 * pass-through view. */
                 if (root && !strcmp(de->d_name, CTL_DIR_NAME))
+                    continue;
+                if (!strncmp(de->d_name, HIDDEN_PREFIX, sizeof HIDDEN_PREFIX - 1))
                     continue;
                 struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type)};
                 if (filler(buf, de->d_name, &st, 0, 0))
