@@ -98,6 +98,8 @@ static void *thread_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&sched.lock);
     for (;;) {
+        if (sched.nwriters == 0)
+            break;
         if (sched.has_leader) {
             /* Follower: wait to become leader; leave when idle for long and not alone. */
             struct timespec until = abs_mono(bs_now_ns() + FOLLOWER_IDLE_EXIT_NS);
@@ -108,8 +110,6 @@ static void *thread_main(void *arg)
                 break;
             continue;
         }
-        if (sched.nwriters == 0)
-            break;
         sched.has_leader = 1;
         uint64_t next;
         struct bufshim_writer *w = pick_due(bs_now_ns(), &next);

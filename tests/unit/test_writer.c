@@ -1,4 +1,5 @@
 /* test_writer.c - unit tests of writers: swap, partial consumption, errors, flush, close. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,41 @@ static int test_bad_arguments(void)
     return 0;
 }
 
+static int count_threads(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int test_threads_exit_with_last_writer(void)
+{
+    struct script s1 = {0}, s2 = {0};
+    const struct bufshim_options fast = {.interval = 0.01};
+    bufshim_writer *a = bufshim_open(script_sink, &s1, &fast);
+    bufshim_writer *b = bufshim_open(script_sink, &s2, &fast);
+    CHECK(a && b);
+    for (int i = 0; i < 50; i++) {
+        CHECK(bufshim_append(a, "a", 1) == 0);
+        CHECK(bufshim_append(b, "b", 1) == 0);
+        usleep(2000);
+    }
+    CHECK(count_threads() >= 2);
+    CHECK(bufshim_close(a) == 0);
+    CHECK(bufshim_close(b) == 0);
+    CHECK(s1.got_len == 50 && s2.got_len == 50);
+    int n = 0;
+    for (int i = 0; i < 200 && (n = count_threads()) > 1; i++)
+        usleep(10000);
+    CHECK(n == 1);
+    return 0;
+}
+
 static int test_shutdown_refuses_appends(void)
 {
     /* Runs last: the shutdown is process-wide. */
@@ -143,7 +179,8 @@ int main(void)
 {
     int (*tests[])(void) = {test_flush_swaps_and_writes, test_partial_consumption_keeps_order,
                             test_error_then_recovery,    test_close_writes_everything,
-                            test_bad_arguments,          test_shutdown_refuses_appends};
+                            test_bad_arguments,          test_threads_exit_with_last_writer,
+                            test_shutdown_refuses_appends};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
     for (int i = 0; i < n; i++)
         fails += tests[i]();
