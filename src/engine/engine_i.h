@@ -59,6 +59,18 @@ void bs_engine_shutdown(void);
 /* 1 once bs_engine_shutdown has started. */
 int bs_engine_is_shut_down(void);
 
+/*
+ * Async-signal guard. Engine entry points (and shim code holding its own locks)
+ * bracket themselves with bs_busy_enter/leave. A signal handler calls
+ * bs_busy_defer(fn, arg): when the interrupted thread is inside such a bracket
+ * it returns 1 and fn(arg) runs when the outermost bracket is left; otherwise it
+ * returns 0 and the handler may act at once. arg must be non-zero.
+ */
+void bs_busy_enter(void);
+void bs_busy_leave(void);
+int bs_busy_here(void);
+int bs_busy_defer(void (*fn)(int), int arg);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t bs_now_ns(void);
 

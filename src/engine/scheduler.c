@@ -96,6 +96,8 @@ static struct bufshim_writer *pick_due(uint64_t now, uint64_t *next_ns)
 static void *thread_main(void *arg)
 {
     (void)arg;
+    /* Visible in ps -L, top -H and /proc/PID/task/TID/comm. */
+    pthread_setname_np(pthread_self(), "bufshim");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
         if (sched.nwriters == 0)
@@ -251,40 +253,61 @@ void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *ar
     pthread_mutex_unlock(&sched.lock);
 }
 
+static void unpin(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (--w->pins == 0)
+        pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int pin(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int ok = !w->closing;
+    if (ok)
+        w->pins++;
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+/*
+ * Flushes every writer, walking the registry in rounds of at most FLUSH_ROUND.
+ * Each writer is pinned while it is written without sched.lock held (close waits
+ * for pins), and the last one of a round stays pinned as the cursor where the
+ * next round resumes. No allocation: this also runs from signal handlers.
+ */
+#define FLUSH_ROUND 64
+
 int bs_engine_flush_all(void)
 {
-    /* Pin every writer (close waits for pins) so none is freed while we write
-       it without holding sched.lock. */
-    pthread_mutex_lock(&sched.lock);
-    size_t n = 0;
-    for (struct bufshim_writer *w = sched.head; w; w = w->next)
-        n++;
-    struct bufshim_writer **list = n ? malloc(n * sizeof *list) : NULL;
-    size_t k = 0;
-    for (struct bufshim_writer *w = sched.head; w && list; w = w->next) {
-        pthread_mutex_lock(&w->lock);
-        if (!w->closing) {
-            w->pins++;
-            list[k++] = w;
-        }
-        pthread_mutex_unlock(&w->lock);
-    }
-    pthread_mutex_unlock(&sched.lock);
-    if (n && !list)
-        return -ENOMEM;
-
+    bs_busy_enter();
+    struct bufshim_writer *list[FLUSH_ROUND];
+    struct bufshim_writer *cursor = NULL;
     int result = 0;
-    for (size_t i = 0; i < k; i++) {
-        struct bufshim_writer *w = list[i];
-        ssize_t r = bufshim_flush(w);
-        if (r < 0 && result == 0)
-            result = (int)r;
-        pthread_mutex_lock(&w->lock);
-        if (--w->pins == 0)
-            pthread_cond_broadcast(&w->idle);
-        pthread_mutex_unlock(&w->lock);
+    pthread_mutex_lock(&sched.lock);
+    for (;;) {
+        struct bufshim_writer *w = cursor ? cursor->next : sched.head;
+        size_t k = 0;
+        for (; w && k < FLUSH_ROUND; w = w->next)
+            if (pin(w))
+                list[k++] = w;
+        struct bufshim_writer *prev = cursor;
+        cursor = (w && k > 0 && pin(list[k - 1])) ? list[k - 1] : NULL;
+        pthread_mutex_unlock(&sched.lock);
+        if (prev)
+            unpin(prev);
+        for (size_t i = 0; i < k; i++) {
+            ssize_t r = bufshim_flush(list[i]);
+            if (r < 0 && result == 0)
+                result = (int)r;
+            unpin(list[i]);
+        }
+        if (!cursor)
+            break;
+        pthread_mutex_lock(&sched.lock);
     }
-    free(list);
+    bs_busy_leave();
     return result;
 }
 

@@ -65,7 +65,7 @@ bufshim_writer *bufshim_open(bufshim_sink_fn sink, void *ctx, const struct bufsh
     return bs_writer_open_named(sink, ctx, options, name);
 }
 
-int bufshim_append(bufshim_writer *w, const void *data, size_t len)
+static int append(bufshim_writer *w, const void *data, size_t len)
 {
     if (!w || (!data && len))
         return -EINVAL;
@@ -155,7 +155,8 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
         }
         err = (int)-r;
         held = (w->in.len - w->in.off) + (w->out.len - w->out.off);
-        if (w->out.len == w->out.off)
+        /* No realloc once the final flush has begun: it may run from a signal handler. */
+        if (w->out.len == w->out.off && !atomic_load(&bs_engine_shutdown_flag))
             bs_buf_trim(&w->out, n);
         /* The next batch starts no earlier than interval after this one ended. */
         w->next_due_ns = t1 + w->interval_ns;
@@ -181,7 +182,7 @@ static void claim(struct bufshim_writer *w)
     w->in_flight = 1;
 }
 
-ssize_t bufshim_flush(bufshim_writer *w)
+static ssize_t flush(bufshim_writer *w)
 {
     if (!w)
         return -EINVAL;
@@ -191,7 +192,7 @@ ssize_t bufshim_flush(bufshim_writer *w)
     return bs_writer_run_batch(w);
 }
 
-int bufshim_close(bufshim_writer *w)
+static int close_writer(bufshim_writer *w)
 {
     if (!w)
         return -EINVAL;
@@ -240,6 +241,31 @@ int bufshim_close(bufshim_writer *w)
     free(w->name);
     free(w);
     return result;
+}
+
+/* The public entry points bracket themselves for the async-signal guard. */
+int bufshim_append(bufshim_writer *w, const void *data, size_t len)
+{
+    bs_busy_enter();
+    int r = append(w, data, len);
+    bs_busy_leave();
+    return r;
+}
+
+ssize_t bufshim_flush(bufshim_writer *w)
+{
+    bs_busy_enter();
+    ssize_t r = flush(w);
+    bs_busy_leave();
+    return r;
+}
+
+int bufshim_close(bufshim_writer *w)
+{
+    bs_busy_enter();
+    int r = close_writer(w);
+    bs_busy_leave();
+    return r;
 }
 
 uint64_t bs_writer_pending(bufshim_writer *w)
