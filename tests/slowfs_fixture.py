@@ -105,22 +105,27 @@ def _rel(mount, path):
     return p if p.startswith("/") else "/" + p
 
 
-def group_writes(events, gap_ns=5_000_000):
+def group_writes(events, gap_ns=200_000_000):
     """Merges the chunks of writes the kernel split (a write(2) above 1 MiB) into one
-    event each: a write continues the previous one by the same caller and handle when
-    the previous was a full chunk (more than 1 MiB less a page), it starts exactly at the
-    previous one's end and within gap_ns of it. The merged event keeps the first chunk's
-    start, the last chunk's end, the summed size and result (or the first error), and
-    the number of chunks in "chunks". Other events pass through unchanged."""
+    event each. A write continues the previous write by the same caller (pid, a thread
+    id) and handle when the previous one was a full chunk (more than 1 MiB less a page)
+    and fully accepted, it starts exactly at that one's end, within gap_ns of it, and the
+    caller did nothing else in between (among the events given). The merged event keeps
+    the first chunk's start, the last chunk's end, the summed size and result (or the
+    first error), and the number of chunks in "chunks". Other events pass through.
+
+    It is a heuristic: a program that itself writes 1 MiB or more per call, contiguously
+    and back to back, has its calls merged too. Engine batches open the file anew, so
+    two batches are never merged."""
     out = []
-    open_by_key = {}
+    open_by_pid = {}
     for e in events:
         if e.get("op") != "write":
+            open_by_pid.pop(e.get("pid"), None)
             out.append(e)
             continue
-        key = (e["pid"], e["fh"])
-        prev = open_by_key.get(key)
-        if (prev is not None and prev["result"] >= 0 and
+        prev = open_by_pid.get(e["pid"])
+        if (prev is not None and prev["fh"] == e["fh"] and prev["result"] >= 0 and
                 prev["_last_size"] > MAX_WRITE - PAGE and
                 prev["_last_result"] == prev["_last_size"] and
                 e["off"] == prev["_next_off"] and
@@ -135,7 +140,7 @@ def group_writes(events, gap_ns=5_000_000):
             continue
         merged = dict(e, chunks=1, _last_size=e["size"], _last_result=e["result"],
                       _next_off=e["off"] + e["size"])
-        open_by_key[key] = merged
+        open_by_pid[e["pid"]] = merged
         out.append(merged)
     for e in out:
         for k in ("_last_size", "_last_result", "_next_off"):

@@ -370,7 +370,7 @@ def test_log_matches_what_the_program_did(slowfs):
     ops = [e["op"] for e in mine if e["op"] in ("write", "fsync", "flush")]
     n = ops.count("write")
     assert ops == ["write"] * n + ["fsync", "flush"]
-    w = group_writes([e for e in mine if e["op"] == "write"])
+    w = [e for e in group_writes(mine) if e["op"] == "write"]
     assert [e["size"] for e in w] == sizes
     assert [e["result"] for e in w] == sizes
     assert [e["chunks"] for e in w] == [1, 1, 1, 1, 1, 4, 1] or \
