@@ -20,13 +20,13 @@
 #define MAX_DELAY_NS (3600LL * 1000000000LL)
 
 static const char *const op_names[SFS_OP_COUNT] = {
-    [SFS_OP_GETATTR] = "getattr", [SFS_OP_READDIR] = "readdir", [SFS_OP_OPEN] = "open",
-    [SFS_OP_CREATE] = "create",   [SFS_OP_READ] = "read",       [SFS_OP_WRITE] = "write",
-    [SFS_OP_FLUSH] = "flush",     [SFS_OP_RELEASE] = "release", [SFS_OP_FSYNC] = "fsync",
-    [SFS_OP_TRUNCATE] = "truncate", [SFS_OP_UNLINK] = "unlink", [SFS_OP_RENAME] = "rename",
-    [SFS_OP_MKDIR] = "mkdir",     [SFS_OP_RMDIR] = "rmdir",     [SFS_OP_SYMLINK] = "symlink",
-    [SFS_OP_READLINK] = "readlink", [SFS_OP_LINK] = "link",     [SFS_OP_CHMOD] = "chmod",
-    [SFS_OP_CHOWN] = "chown",     [SFS_OP_UTIMENS] = "utimens", [SFS_OP_STATFS] = "statfs",
+    [SFS_OP_GETATTR] = "getattr",     [SFS_OP_READDIR] = "readdir", [SFS_OP_OPEN] = "open",
+    [SFS_OP_CREATE] = "create",       [SFS_OP_READ] = "read",       [SFS_OP_WRITE] = "write",
+    [SFS_OP_FLUSH] = "flush",         [SFS_OP_RELEASE] = "release", [SFS_OP_FSYNC] = "fsync",
+    [SFS_OP_TRUNCATE] = "truncate",   [SFS_OP_UNLINK] = "unlink",   [SFS_OP_RENAME] = "rename",
+    [SFS_OP_MKDIR] = "mkdir",         [SFS_OP_RMDIR] = "rmdir",     [SFS_OP_SYMLINK] = "symlink",
+    [SFS_OP_READLINK] = "readlink",   [SFS_OP_LINK] = "link",       [SFS_OP_CHMOD] = "chmod",
+    [SFS_OP_CHOWN] = "chown",         [SFS_OP_UTIMENS] = "utimens", [SFS_OP_STATFS] = "statfs",
     [SFS_OP_FALLOCATE] = "fallocate", [SFS_OP_CTL] = "ctl",
 };
 
@@ -34,13 +34,33 @@ static const struct {
     const char *name;
     int err;
 } errnos[] = {
-    {"EIO", EIO},         {"ENOSPC", ENOSPC},     {"EDQUOT", EDQUOT},   {"ENOENT", ENOENT},
-    {"EACCES", EACCES},   {"EPERM", EPERM},       {"EROFS", EROFS},     {"EFBIG", EFBIG},
-    {"ENOTCONN", ENOTCONN}, {"ETIMEDOUT", ETIMEDOUT}, {"EAGAIN", EAGAIN}, {"ESTALE", ESTALE},
-    {"EINTR", EINTR},     {"EBADF", EBADF},       {"EINVAL", EINVAL},   {"EEXIST", EEXIST},
-    {"ENOMEM", ENOMEM},   {"EMFILE", EMFILE},     {"ENFILE", ENFILE},   {"EBUSY", EBUSY},
-    {"EISDIR", EISDIR},   {"ENOTDIR", ENOTDIR},   {"ENXIO", ENXIO},     {"ECONNRESET", ECONNRESET},
-    {"EHOSTUNREACH", EHOSTUNREACH}, {"ENETDOWN", ENETDOWN}, {"EREMOTEIO", EREMOTEIO},
+    {"EIO", EIO},
+    {"ENOSPC", ENOSPC},
+    {"EDQUOT", EDQUOT},
+    {"ENOENT", ENOENT},
+    {"EACCES", EACCES},
+    {"EPERM", EPERM},
+    {"EROFS", EROFS},
+    {"EFBIG", EFBIG},
+    {"ENOTCONN", ENOTCONN},
+    {"ETIMEDOUT", ETIMEDOUT},
+    {"EAGAIN", EAGAIN},
+    {"ESTALE", ESTALE},
+    {"EINTR", EINTR},
+    {"EBADF", EBADF},
+    {"EINVAL", EINVAL},
+    {"EEXIST", EEXIST},
+    {"ENOMEM", ENOMEM},
+    {"EMFILE", EMFILE},
+    {"ENFILE", ENFILE},
+    {"EBUSY", EBUSY},
+    {"EISDIR", EISDIR},
+    {"ENOTDIR", ENOTDIR},
+    {"ENXIO", ENXIO},
+    {"ECONNRESET", ECONNRESET},
+    {"EHOSTUNREACH", EHOSTUNREACH},
+    {"ENETDOWN", ENETDOWN},
+    {"EREMOTEIO", EREMOTEIO},
 };
 
 enum rule_kind { RULE_FAIL, RULE_HANG, RULE_DELAY, RULE_SHORT };
@@ -48,13 +68,13 @@ static const char *const kind_names[] = {"fail", "hang", "delay", "short"};
 
 struct rule {
     enum rule_kind kind;
-    unsigned ops;   /* bit mask of enum sfs_op */
-    char *opword;   /* the op word as written, for the status */
-    long count;     /* matches left; -1: until cleared */
-    int err;        /* RULE_FAIL */
-    int64_t ns;     /* RULE_DELAY */
-    size_t bytes;   /* RULE_SHORT; 0: half of the write */
-    char *glob;     /* NULL: every path */
+    unsigned ops; /* bit mask of enum sfs_op */
+    char *opword; /* the op word as written, for the status */
+    long count;   /* matches left; -1: until cleared */
+    int err;      /* RULE_FAIL */
+    int64_t ns;   /* RULE_DELAY */
+    size_t bytes; /* RULE_SHORT; 0: half of the write */
+    char *glob;   /* NULL: every path */
 };
 
 /* All settings live under one lock; calls copy what they need and never sleep with it
@@ -471,8 +491,8 @@ size_t sfs_control_status(char *buf, size_t cap)
             status_add(buf, cap, &len, " path=%s", r->glob);
         status_add(buf, cap, &len, "\n");
     }
-    status_add(buf, cap, &len, "hung %u\nhung_total %" PRIu64 "\nreleased %" PRIu64 "\n",
-               hung_now, hung_total, release_gen);
+    status_add(buf, cap, &len, "hung %u\nhung_total %" PRIu64 "\nreleased %" PRIu64 "\n", hung_now,
+               hung_total, release_gen);
     pthread_mutex_unlock(&lock);
     return len;
 }

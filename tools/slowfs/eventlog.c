@@ -48,8 +48,7 @@ static void line_add(struct line *l, const char *s, size_t n)
     l->buf[l->len] = '\0';
 }
 
-__attribute__((format(printf, 2, 3))) static void line_printf(struct line *l, const char *fmt,
-                                                               ...)
+__attribute__((format(printf, 2, 3))) static void line_printf(struct line *l, const char *fmt, ...)
 {
     char tmp[128];
     va_list ap;

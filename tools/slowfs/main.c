@@ -79,8 +79,7 @@ int main(int argc, char **argv)
             logpath = v;
         } else if (!strcmp(argv[i], "--page-cache")) {
             page_cache = 1;
-        } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d") ||
-                   !strcmp(argv[i], "-s")) {
+        } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d") || !strcmp(argv[i], "-s")) {
             fargv[fargc++] = argv[i];
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             fargv[fargc++] = argv[i];

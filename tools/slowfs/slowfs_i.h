@@ -47,8 +47,8 @@ struct sfs_call {
     const char *path2; /* rename/link target, symlink text */
     const char *cmd;   /* control command text (SFS_OP_CTL) */
     size_t cmd_len;
-    pid_t pid;         /* the caller's id as the kernel reports it (a thread id) */
-    pid_t tgid;        /* its process id, or -1 when it is already gone */
+    pid_t pid;  /* the caller's id as the kernel reports it (a thread id) */
+    pid_t tgid; /* its process id, or -1 when it is already gone */
     int has_fh, has_off, has_size, has_flags;
     uint64_t fh;
     int64_t off;
