@@ -1,0 +1,167 @@
+/* fdtable_i.h - descriptor table and targets: which descriptors are diverted, and where to. */
+#ifndef BUFSHIM_FDTABLE_I_H
+#define BUFSHIM_FDTABLE_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bufshim.h"
+
+/*
+ * A target is one open file, identified by (st_dev, st_ino): every descriptor
+ * and path to it shares one engine writer, hence one order of bytes. Target
+ * structs are never freed (a retired one is reused when the file is opened
+ * again), so a pointer read from the table stays valid without a lock.
+ */
+struct bs_target {
+    _Alignas(32) dev_t dev;
+    ino_t ino;
+    int regular;         /* S_ISREG: batches open the path; otherwise the held fd */
+    int word;            /* created for the stdout/stderr word: always the held fd */
+    char *path;          /* canonical path at creation (NULL for words) */
+
+    pthread_mutex_t held_lock; /* guards held against a move while the sink uses it */
+    int held;                  /* the shim's own descriptor to the file, high, CLOEXEC */
+    int held_shares_ofd;       /* held is a dup (shares the program's offset) */
+
+    bufshim_writer *w; /* NULL while retired */
+    atomic_int refs;   /* program descriptors + transient users */
+
+    /*
+     * Exact size queries (SPEC §6): acc = bytes accepted by the engine, wr = bytes
+     * the sink wrote. While a write syscall is in flight, base is the file size
+     * before it. seq is odd while the sink updates them (a seqlock).
+     */
+    _Atomic uint64_t acc, wr, base;
+    atomic_int inflight;
+    _Atomic unsigned seq;
+
+    struct bs_target *next; /* registry list, under the registry lock */
+};
+
+/* Slot bits; the rest of a slot is a struct bs_target pointer (32-byte aligned). */
+#define BS_FD_DIVERTED 1u /* writes are appended through the engine */
+#define BS_FD_APPEND 2u   /* O_APPEND, or not a regular file: kernel writes append anyway */
+#define BS_FD_STALEPOS 4u /* O_APPEND fd not yet written: its offset is the kernel's */
+#define BS_FD_SHIM 8u     /* the shim's own held descriptor of the target */
+#define BS_FD_WRITABLE 16u /* opened for writing (a target fd open for reading only is a barrier) */
+#define BS_FD_BITS 31u
+
+extern _Atomic(uintptr_t) *bs_fdtab;
+extern int bs_fdtab_cap;
+extern atomic_int bs_fdtab_max; /* highest fd ever given a slot */
+
+/* The slot of fd: one array index and one atomic load; 0 for untracked fds. */
+static inline uintptr_t bs_fd_slot(int fd)
+{
+    _Atomic(uintptr_t) *t = bs_fdtab;
+    if (!t || fd < 0 || fd >= bs_fdtab_cap)
+        return 0;
+    return atomic_load_explicit(&t[fd], memory_order_acquire);
+}
+
+static inline struct bs_target *bs_slot_target(uintptr_t s)
+{
+    return (struct bs_target *)(s & ~(uintptr_t)BS_FD_BITS);
+}
+
+/* Maps the table (constructor). Returns 0 or -errno. */
+int bs_fdtab_init(void);
+
+/* Sets fd's slot; returns the old one. The caller owns the references involved. */
+uintptr_t bs_fdtab_swap(int fd, uintptr_t slot);
+
+/* Atomically replaces a slot only if it still holds expect. */
+int bs_fdtab_cas(int fd, uintptr_t expect, uintptr_t slot);
+
+/*
+ * Registers fd, just opened by the program through path (relative to dirfd)
+ * with flags, when it refers to a target or matches the configuration.
+ */
+void bs_fd_register_open(int fd, int dirfd, const char *path);
+
+/* Looks at fd afresh (inherited fd, fdopen, dup2 onto 1/2) and registers it. */
+void bs_fd_register_existing(int fd);
+
+/* The program's fd is going away: forget it (drops its reference). */
+void bs_fd_forget(int fd);
+
+/* newfd is now a duplicate of oldfd: copy the mapping (forgetting newfd's old one). */
+void bs_fd_copy(int oldfd, int newfd);
+
+/* 1 when fd is one of the shim's own descriptors. */
+int bs_fd_is_shim(int fd);
+
+/*
+ * fd (a shim descriptor) is about to be replaced by the program (dup2/dup3
+ * onto it): moves the shim's descriptor elsewhere first. Returns with the
+ * target's held_lock held (through *locked) so that the caller's dup2 and the
+ * sink cannot interleave; the caller calls bs_fd_shim_moved(*locked) after.
+ */
+void bs_fd_shim_move(int fd, struct bs_target **locked);
+void bs_fd_shim_moved(struct bs_target *locked);
+
+/* Fills out (sorted, up to max) with the shim's descriptors in [lo, hi]; returns the count. */
+int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max);
+
+/* --- targets (target.c) --- */
+
+/* Starts the target registry (constructor): pthread_atfork, the high-fd floor. */
+void bs_target_init(void);
+
+/*
+ * The target for (dev, ino), created when missing and create is set (with fd
+ * the program's descriptor to it, path its canonical path or NULL). Returns it
+ * with one more reference, or NULL.
+ */
+struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
+                                    int word);
+
+/* Drops a reference; a target nobody refers to is retired once its bytes are written. */
+void bs_target_release(struct bs_target *t);
+
+/* The target for a path (stat'ed, following symlinks unless nofollow), with a reference, or NULL. */
+struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow);
+
+/* 1 when there is at least one live target (cheap pre-check for path wrappers). */
+int bs_target_any(void);
+
+/* Writes t's pending bytes now (a barrier); then program offsets of t are at its end. */
+void bs_target_flush(struct bs_target *t);
+
+/* Bytes accepted for t but not yet in the file. */
+uint64_t bs_target_pending(struct bs_target *t);
+
+/*
+ * The size t would have with its pending bytes written: calls real_size(arg)
+ * (a real fstat/stat returning st_size or -1) inside a consistent snapshot of
+ * the sink's progress. Returns -1 if real_size failed.
+ */
+int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg);
+
+/* Records len bytes accepted by the engine for t. */
+void bs_target_accepted(struct bs_target *t, size_t len);
+
+/*
+ * Moves the kernel offset of every diverted non-append regular descriptor of t
+ * (all targets if t is NULL) to the end of the file: diverted writes went there
+ * without moving it. Called after a flush, before the kernel uses the offset.
+ */
+void bs_fd_sync_offsets(struct bs_target *t);
+
+/* Re-decides whether each descriptor of t is diverted (after a truncate or a moving seek). */
+void bs_fd_recheck(struct bs_target *t);
+
+/* Flushes every target and syncs offsets: before fork, exec, spawn. */
+void bs_shim_flush_all(void);
+
+/* Final flush (exit, _exit, destructor): afterwards every write passes through. */
+void bs_shim_final_flush(void);
+
+/* Process that owns the shim state (a vfork child is not it). */
+extern pid_t bs_owner_pid;
+int bs_is_owner(void);
+
+#endif /* BUFSHIM_FDTABLE_I_H */

@@ -1,0 +1,276 @@
+/* lifecycle.c - start (config, inherited descriptors), final flush, and flushes before exit/exec/fork. */
+#include "real_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "config_i.h"
+#include "engine_i.h"
+#include "fdtable_i.h"
+#include "shim_i.h"
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/*
+ * Registers every descriptor the process inherited (a shell's `>>` redirect,
+ * fd 1/2 for the stdout/stderr words). Raw getdents64 on a raw-open'ed
+ * directory: no stdio, no malloc, nothing of ours left open afterwards.
+ */
+static void scan_inherited(void)
+{
+    int dfd = bs_sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (dfd < 0) {
+        for (int fd = 0; fd < 3; fd++)
+            bs_fd_register_existing(fd);
+        return;
+    }
+    /* Collect first: registering opens descriptors, which would show up in the listing. */
+    int fds[1024];
+    int n = 0;
+    char buf[4096];
+    for (;;) {
+        long got = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (got <= 0)
+            break;
+        for (long off = 0; off < got;) {
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+            off += d->d_reclen;
+            char *end;
+            long fd = strtol(d->d_name, &end, 10);
+            if (*end || end == d->d_name || fd == dfd || n == (int)(sizeof fds / sizeof fds[0]))
+                continue;
+            fds[n++] = (int)fd;
+        }
+    }
+    bs_sys_close(dfd);
+    for (int i = 0; i < n; i++)
+        bs_fd_register_existing(fds[i]);
+}
+
+/* Runs before main (after the libraries we depend on); wrappers pass through until it is done. */
+__attribute__((constructor)) static void bs_shim_start(void)
+{
+    int saved = errno;
+    bs_real_init();
+    bs_config_load();
+    if (bs_cfg.active) {
+        if (bs_fdtab_init() < 0) {
+            bs_log("cannot map the descriptor table; buffering is off");
+            bs_cfg.active = 0;
+        } else {
+            bs_target_init();
+            scan_inherited();
+        }
+    }
+    errno = saved;
+}
+
+/*
+ * Final flush: runs from _dl_fini, after the program's atexit handlers. stdio
+ * buffers that glibc flushes after destructors then find every descriptor in
+ * pass-through, at its end of file (SPEC §7).
+ */
+__attribute__((destructor)) static void bs_shim_stop(void)
+{
+    if (bs_cfg.active && bs_is_owner())
+        bs_shim_final_flush();
+}
+
+static void before_exec(void)
+{
+    if (bs_cfg.active && !bs_in_shim && bs_is_owner())
+        bs_shim_flush_all();
+}
+
+static void before_exit(void)
+{
+    if (bs_cfg.active && !bs_in_shim && bs_is_owner())
+        bs_shim_final_flush();
+}
+
+/* --- leaving the process --- */
+
+BS_EXPORT void _exit(int status)
+{
+    before_exit();
+    BS_REAL(_exit)(status);
+    __builtin_unreachable();
+}
+
+BS_EXPORT void _Exit(int status)
+{
+    before_exit();
+    BS_REAL(_Exit)(status);
+    __builtin_unreachable();
+}
+
+BS_EXPORT void quick_exit(int status)
+{
+    /* Decision: the final flush happens before the at_quick_exit handlers, whose
+       own writes then pass straight through (nothing is left queued at _exit). */
+    before_exit();
+    BS_REAL(quick_exit)(status);
+    __builtin_unreachable();
+}
+
+/* --- exec: everything queued is written first; a failed exec carries on buffering --- */
+
+BS_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return BS_REAL(execve)(path, argv, envp);
+}
+
+BS_EXPORT int execv(const char *path, char *const argv[])
+{
+    before_exec();
+    return BS_REAL(execv)(path, argv);
+}
+
+BS_EXPORT int execvp(const char *file, char *const argv[])
+{
+    before_exec();
+    return BS_REAL(execvp)(file, argv);
+}
+
+BS_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return BS_REAL(execvpe)(file, argv, envp);
+}
+
+BS_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return BS_REAL(fexecve)(fd, argv, envp);
+}
+
+BS_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                       int flags)
+{
+    before_exec();
+    if (!BS_REAL(execveat)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return BS_REAL(execveat)(dirfd, path, argv, envp, flags);
+}
+
+/* Counts the variadic arguments of execl* up to the NULL. */
+#define COLLECT_ARGS(arg0, last_named, argv)                                                       \
+    size_t argc_ = 1;                                                                              \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, last_named);                                                                  \
+        while (va_arg(ap, const char *))                                                           \
+            argc_++;                                                                               \
+        va_end(ap);                                                                                \
+    }                                                                                              \
+    const char *argv[argc_ + 1];                                                                   \
+    argv[0] = arg0;                                                                                \
+    va_list ap_;                                                                                   \
+    va_start(ap_, last_named);                                                                     \
+    for (size_t i_ = 1; i_ <= argc_; i_++)                                                         \
+        argv[i_] = va_arg(ap_, const char *);
+
+BS_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    COLLECT_ARGS(arg, arg, argv);
+    va_end(ap_);
+    before_exec();
+    return BS_REAL(execv)(path, (char *const *)argv);
+}
+
+BS_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    COLLECT_ARGS(arg, arg, argv);
+    va_end(ap_);
+    before_exec();
+    return BS_REAL(execvp)(file, (char *const *)argv);
+}
+
+BS_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    COLLECT_ARGS(arg, arg, argv);
+    char *const *envp = va_arg(ap_, char *const *);
+    va_end(ap_);
+    before_exec();
+    return BS_REAL(execve)(path, (char *const *)argv, envp);
+}
+
+/* --- children --- */
+
+BS_EXPORT pid_t fork(void)
+{
+    before_exec();
+    return BS_REAL(fork)();
+}
+
+BS_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return BS_REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+}
+
+BS_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return BS_REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+}
+
+BS_EXPORT int system(const char *cmd)
+{
+    before_exec();
+    return BS_REAL(system)(cmd);
+}
+
+BS_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    before_exec();
+    return BS_REAL(popen)(cmd, mode);
+}
+
+/*
+ * vfork: the child borrows the caller's stack, so no wrapper frame may be live
+ * when the real vfork returns. bs_vfork_prepare flushes and returns the real
+ * vfork, which the trampoline below jumps to with the caller's return address
+ * untouched. Shim code the child then runs (dup2, close, _exit) sees that its
+ * pid is not the owner's and passes straight through.
+ */
+void *bs_vfork_prepare(void);
+void *bs_vfork_prepare(void)
+{
+    before_exec();
+    return (void *)BS_REAL(vfork);
+}
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".globl vfork\n"
+        ".type vfork, @function\n"
+        "vfork:\n"
+        "    sub $8, %rsp\n"
+        "    call bs_vfork_prepare\n"
+        "    add $8, %rsp\n"
+        "    jmp *%rax\n"
+        ".size vfork, .-vfork\n");
+#else
+/* Elsewhere vfork is a fork: the same contract for the child, without the sharing. */
+BS_EXPORT pid_t vfork(void)
+{
+    before_exec();
+    return BS_REAL(fork)();
+}
+#endif

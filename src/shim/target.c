@@ -1,0 +1,487 @@
+/* target.c - targets (one per open file): registry, held descriptors, the batch sink, barriers. */
+#include "real_i.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include "config_i.h"
+#include "engine_i.h"
+#include "fdtable_i.h"
+
+/*
+ * Locks: reg_lock guards the registry list and each target's w/refs transitions;
+ * it is a leaf (never held while calling the engine or doing I/O), so its
+ * place among the engine's pthread_atfork handlers does not matter. create_lock
+ * serialises creating and reviving targets, which calls the engine; it is never
+ * taken by the fork handlers and is re-initialised in the child.
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bs_target *registry;
+static atomic_int live_targets;
+static int high_floor = 64;
+
+pid_t bs_owner_pid;
+
+int bs_is_owner(void)
+{
+    return (pid_t)syscall(SYS_getpid) == bs_owner_pid;
+}
+
+int bs_target_any(void)
+{
+    return atomic_load_explicit(&live_targets, memory_order_relaxed) > 0;
+}
+
+/*
+ * The shim's descriptors live high (SPEC §4: nothing extra in the program's low
+ * range). Decision: from 3/4 of the soft RLIMIT_NOFILE (at least 64), so that a
+ * program counting up from 3 meets them only near its limit; below the table's
+ * capacity so that they can be marked as the shim's.
+ */
+static void compute_floor(void)
+{
+    struct rlimit rl;
+    long f = 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        long v = (long)(rl.rlim_cur / 4 * 3);
+        if (v > f)
+            f = v;
+    } else {
+        f = 768;
+    }
+    if (f > bs_fdtab_cap - 4096)
+        f = bs_fdtab_cap - 4096;
+    high_floor = (int)f;
+}
+
+/* Duplicates fd to a high number (CLOEXEC) and closes nothing. Returns the new fd or -errno. */
+static int dup_high(int fd)
+{
+    int r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, high_floor);
+    if (r < 0 && errno == EINVAL) /* the floor is above the (lowered) limit */
+        r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
+    return r < 0 ? -errno : r;
+}
+
+static void mark_shim_fd(struct bs_target *t, int fd)
+{
+    if (fd >= 0)
+        bs_fdtab_swap(fd, (uintptr_t)t | BS_FD_SHIM);
+}
+
+static void close_shim_fd(int fd)
+{
+    if (fd < 0)
+        return;
+    bs_fdtab_swap(fd, 0);
+    bs_sys_close(fd);
+}
+
+/*
+ * Gives t a descriptor of its own to the file, used when the path no longer
+ * names it (renamed, unlinked, replaced) and for pipes and terminals. For a
+ * regular file it is a fresh O_APPEND open of /proc/self/fd/N (own offset,
+ * appends); failing that, and for other files, a duplicate of the program's.
+ * Caller holds t->held_lock.
+ */
+static void make_held(struct bs_target *t, int fd)
+{
+    if (t->held >= 0 || fd < 0)
+        return;
+    int saved = errno;
+    int h = -1;
+    t->held_shares_ofd = 0;
+    if (t->regular) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        int r = bs_sys_open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
+        if (r >= 0) {
+            struct stat st;
+            if (BS_REAL(fstat)(r, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino) {
+                int hi = dup_high(r);
+                if (hi >= 0)
+                    h = hi;
+            }
+            bs_sys_close(r);
+        }
+    }
+    if (h < 0) {
+        int hi = dup_high(fd);
+        if (hi >= 0) {
+            h = hi;
+            t->held_shares_ofd = 1;
+        }
+    }
+    t->held = h;
+    mark_shim_fd(t, h);
+    errno = saved;
+}
+
+/* Writes all of data to fd (EINTR, short writes), keeping the size snapshot exact. */
+static ssize_t write_all(struct bs_target *t, int fd, const char *data, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        if (t->regular) {
+            struct stat st;
+            uint64_t size = BS_REAL(fstat)(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+            atomic_fetch_add(&t->seq, 1);
+            atomic_store(&t->base, size);
+            atomic_store(&t->inflight, 1);
+            atomic_fetch_add(&t->seq, 1);
+        }
+        ssize_t w = bs_sys_write(fd, data + done, len - done);
+        if (t->regular) {
+            atomic_fetch_add(&t->seq, 1);
+            if (w > 0)
+                atomic_fetch_add(&t->wr, (uint64_t)w);
+            atomic_store(&t->inflight, 0);
+            atomic_fetch_add(&t->seq, 1);
+        } else if (w > 0) {
+            atomic_fetch_add(&t->wr, (uint64_t)w);
+        }
+        if (w == -EINTR)
+            continue;
+        if (w <= 0)
+            return done > 0 ? (ssize_t)done : (w < 0 ? w : -EIO);
+        done += (size_t)w;
+    }
+    return (ssize_t)done;
+}
+
+/*
+ * The engine's sink for a target: one batch. A regular file is opened by path
+ * (SPEC §5) and checked to still be the target's (dev, ino); otherwise, and for
+ * pipes, terminals and the stdout/stderr words, the held descriptor is used, so
+ * bytes always reach the file the program wrote them to.
+ */
+static ssize_t target_sink(void *ctx, const void *data, size_t len)
+{
+    struct bs_target *t = ctx;
+    int saved = errno;
+    int fd = -1, own = 0, locked = 0;
+    if (t->regular && t->path) {
+        fd = bs_sys_open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
+        if (fd >= 0) {
+            struct stat st;
+            if (BS_REAL(fstat)(fd, &st) != 0 || st.st_dev != t->dev || st.st_ino != t->ino) {
+                bs_sys_close(fd);
+                fd = -1;
+            } else {
+                own = 1;
+            }
+        }
+    }
+    if (fd < 0) {
+        pthread_mutex_lock(&t->held_lock);
+        locked = 1;
+        fd = t->held;
+        if (fd < 0) {
+            pthread_mutex_unlock(&t->held_lock);
+            errno = saved;
+            return -EBADF;
+        }
+        if (t->held_shares_ofd && t->regular)
+            BS_REAL(lseek)(fd, 0, SEEK_END);
+    }
+    ssize_t r = write_all(t, fd, data, len);
+    if (r > 0 && bs_cfg.fsync && t->regular) {
+        int e = bs_sys_fdatasync(fd);
+        if (e < 0)
+            bs_log("%s: fdatasync failed: %s", t->path ? t->path : "held descriptor", strerror(-e));
+    }
+    if (own)
+        bs_sys_close(fd);
+    if (bs_cfg.debug)
+        bs_log("batch %s: %zu of %zu bytes via %s", t->path ? t->path : "(stream)",
+               r > 0 ? (size_t)r : 0, len, own ? "path" : "held descriptor");
+    if (!locked)
+        pthread_mutex_lock(&t->held_lock);
+    /* Nobody refers to the target any more and everything is written: let go of
+       the file now (a pipe's reader sees EOF), the writer is retired later. */
+    if (atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0 && t->held >= 0) {
+        close_shim_fd(t->held);
+        t->held = -1;
+    }
+    pthread_mutex_unlock(&t->held_lock);
+    errno = saved;
+    return r;
+}
+
+uint64_t bs_target_pending(struct bs_target *t)
+{
+    uint64_t w = atomic_load(&t->wr), a = atomic_load(&t->acc);
+    return a > w ? a - w : 0;
+}
+
+void bs_target_accepted(struct bs_target *t, size_t len)
+{
+    atomic_fetch_add(&t->acc, (uint64_t)len);
+}
+
+int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg)
+{
+    for (;;) {
+        unsigned s1 = atomic_load(&t->seq);
+        if (s1 & 1) {
+            sched_yield(); /* the sink is between two stores, not in I/O */
+            continue;
+        }
+        int infl = atomic_load(&t->inflight);
+        uint64_t base = atomic_load(&t->base);
+        uint64_t wr = atomic_load(&t->wr);
+        int64_t size = real_size(arg);
+        if (size < 0)
+            return -1;
+        if (atomic_load(&t->seq) != s1)
+            continue;
+        uint64_t acc = atomic_load(&t->acc);
+        return (infl ? (int64_t)base : size) + (int64_t)(acc > wr ? acc - wr : 0);
+    }
+}
+
+/* Retires targets nobody refers to whose bytes are all written. */
+static void reap(void)
+{
+    for (;;) {
+        bufshim_writer *w = NULL;
+        pthread_mutex_lock(&reg_lock);
+        for (struct bs_target *t = registry; t; t = t->next) {
+            if (t->w && atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0) {
+                w = t->w;
+                t->w = NULL;
+                atomic_fetch_sub(&live_targets, 1);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&reg_lock);
+        if (!w)
+            return;
+        bufshim_close(w);
+    }
+}
+
+static struct bs_target *find_locked(dev_t dev, ino_t ino)
+{
+    for (struct bs_target *t = registry; t; t = t->next)
+        if (t->dev == dev && t->ino == ino)
+            return t;
+    return NULL;
+}
+
+static struct bs_target *new_target(dev_t dev, ino_t ino, int regular, const char *path)
+{
+    void *mem = NULL;
+    if (posix_memalign(&mem, 32, sizeof(struct bs_target)) != 0)
+        return NULL;
+    struct bs_target *t = mem;
+    memset(t, 0, sizeof *t);
+    t->dev = dev;
+    t->ino = ino;
+    t->regular = regular;
+    t->held = -1;
+    if (path) {
+        t->path = strdup(path);
+        if (!t->path) {
+            free(t);
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&t->held_lock, NULL);
+    return t;
+}
+
+struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
+                                    int word)
+{
+    pthread_mutex_lock(&reg_lock);
+    struct bs_target *t = find_locked(dev, ino);
+    if (t && t->w) {
+        atomic_fetch_add(&t->refs, 1);
+        pthread_mutex_unlock(&reg_lock);
+        if (create && fd >= 0) {
+            pthread_mutex_lock(&t->held_lock);
+            make_held(t, fd);
+            pthread_mutex_unlock(&t->held_lock);
+        }
+        return t;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (!create)
+        return NULL;
+
+    reap();
+    pthread_mutex_lock(&create_lock);
+    pthread_mutex_lock(&reg_lock);
+    t = find_locked(dev, ino);
+    if (t && t->w) { /* another thread created it meanwhile */
+        atomic_fetch_add(&t->refs, 1);
+        pthread_mutex_unlock(&reg_lock);
+        pthread_mutex_unlock(&create_lock);
+        pthread_mutex_lock(&t->held_lock);
+        make_held(t, fd);
+        pthread_mutex_unlock(&t->held_lock);
+        return t;
+    }
+    pthread_mutex_unlock(&reg_lock);
+
+    int fresh = 0;
+    if (!t) {
+        struct stat st;
+        int regular = BS_REAL(fstat)(fd, &st) == 0 && S_ISREG(st.st_mode);
+        t = new_target(dev, ino, regular, word ? NULL : path);
+        if (!t) {
+            pthread_mutex_unlock(&create_lock);
+            return NULL;
+        }
+        fresh = 1;
+    }
+    /* A revived target starts from a clean slate: its old bytes are all written. */
+    atomic_store(&t->acc, 0);
+    atomic_store(&t->wr, 0);
+    struct bufshim_options o = {.interval = bs_cfg.interval, .fsync = bs_cfg.fsync};
+    bufshim_writer *w = bs_writer_open_named(target_sink, t, &o, t->path ? t->path : "stream");
+    if (!w) {
+        if (fresh) {
+            free(t->path);
+            free(t);
+        }
+        pthread_mutex_unlock(&create_lock);
+        return NULL;
+    }
+    pthread_mutex_lock(&t->held_lock);
+    make_held(t, fd);
+    pthread_mutex_unlock(&t->held_lock);
+
+    pthread_mutex_lock(&reg_lock);
+    t->w = w;
+    atomic_store(&t->refs, 1);
+    if (fresh) {
+        t->next = registry;
+        registry = t;
+    }
+    atomic_fetch_add(&live_targets, 1);
+    pthread_mutex_unlock(&reg_lock);
+    pthread_mutex_unlock(&create_lock);
+    if (bs_cfg.debug)
+        bs_log("target %s (dev %lu, inode %lu): buffered, interval %gs",
+               t->path ? t->path : "(stream)", (unsigned long)dev, (unsigned long)ino,
+               bs_cfg.interval);
+    return t;
+}
+
+void bs_target_release(struct bs_target *t)
+{
+    if (!t)
+        return;
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    /* The last reference: retire now when nothing is pending, else after its batch. */
+    if (bs_target_pending(t) == 0) {
+        pthread_mutex_lock(&t->held_lock);
+        if (atomic_load(&t->refs) == 0 && t->held >= 0) {
+            close_shim_fd(t->held);
+            t->held = -1;
+        }
+        pthread_mutex_unlock(&t->held_lock);
+    }
+    reap();
+}
+
+struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow)
+{
+    if (!bs_target_any() || !path)
+        return NULL;
+    struct stat st;
+    int saved = errno;
+    int r = BS_REAL(fstatat)(dirfd, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+    errno = saved;
+    if (r != 0)
+        return NULL;
+    return bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
+}
+
+void bs_target_flush(struct bs_target *t)
+{
+    bufshim_writer *w = t ? t->w : NULL;
+    if (!w || bs_target_pending(t) == 0)
+        return;
+    int saved = errno;
+    /* Keep going while the sink makes progress: a barrier wants every byte out. */
+    for (int i = 0; i < 64 && bs_target_pending(t) > 0; i++)
+        if (bufshim_flush(w) <= 0)
+            break;
+    errno = saved;
+}
+
+void bs_shim_flush_all(void)
+{
+    if (!bs_cfg.active)
+        return;
+    int saved = errno;
+    bs_engine_flush_all();
+    bs_fd_sync_offsets(NULL);
+    errno = saved;
+}
+
+/* Implemented in src/shim/stats.c (another part); absent, no report is written. */
+void bs_stats_report(const char *dest) __attribute__((weak));
+
+void bs_shim_final_flush(void)
+{
+    static atomic_int done;
+    if (!bs_cfg.active || atomic_exchange(&done, 1))
+        return;
+    int saved = errno;
+    bs_engine_shutdown();
+    bs_fd_sync_offsets(NULL);
+    /* From now on every write goes straight to the kernel at the right offset. */
+    for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
+        uintptr_t s = bs_fd_slot(fd);
+        if (s & BS_FD_DIVERTED)
+            bs_fdtab_cas(fd, s, s & ~(uintptr_t)(BS_FD_DIVERTED | BS_FD_STALEPOS));
+    }
+    if (bs_cfg.stats && bs_stats_report)
+        bs_stats_report(bs_cfg.stats);
+    errno = saved;
+}
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/*
+ * The child has only the forking thread: locks another thread held are reset,
+ * and the engine dropped the bytes buffered before the fork (the parent writes
+ * them), so the size bookkeeping starts from nothing pending.
+ */
+static void atfork_child(void)
+{
+    bs_owner_pid = (pid_t)syscall(SYS_getpid);
+    pthread_mutex_init(&create_lock, NULL);
+    for (struct bs_target *t = registry; t; t = t->next) {
+        pthread_mutex_init(&t->held_lock, NULL);
+        atomic_store(&t->wr, atomic_load(&t->acc));
+        atomic_store(&t->inflight, 0);
+        atomic_store(&t->seq, 0);
+    }
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void bs_target_init(void)
+{
+    bs_owner_pid = (pid_t)syscall(SYS_getpid);
+    compute_floor();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}

@@ -1,0 +1,315 @@
+/* wrap_open.c - how descriptors come and go: open*, creat*, dup*, fcntl, close*, closefrom. */
+#include "real_i.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+
+#include "config_i.h"
+#include "engine_i.h"
+#include "fdtable_i.h"
+#include "shim_i.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Whether an open with these flags needs a mode argument. */
+static int takes_mode(int flags)
+{
+    return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE;
+}
+
+/*
+ * Opening a target with O_TRUNC is a barrier: its queued bytes land first (then
+ * the truncation removes them, as it would have without the shim). Returns the
+ * target (with a reference) so that the caller can re-decide its descriptors.
+ */
+static struct bs_target *before_open(int dirfd, const char *path, int flags)
+{
+    if (!(flags & O_TRUNC) || bs_in_shim || !bs_target_any())
+        return NULL;
+    struct bs_target *t = bs_target_by_path(dirfd, path, 0);
+    if (t) {
+        bs_target_flush(t);
+        bs_fd_sync_offsets(t);
+    }
+    return t;
+}
+
+static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
+{
+    int saved = errno;
+    if (t) {
+        bs_fd_recheck(t);
+        bs_target_release(t);
+    }
+    if (fd >= 0 && !bs_in_shim)
+        bs_fd_register_open(fd, dirfd, path);
+    errno = saved;
+}
+
+int bs_fd_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+    struct bs_target *t = before_open(dirfd, path, flags);
+    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
+    after_open(t, fd, dirfd, path);
+    return fd;
+}
+
+#define MODE_ARG(flags, last)                                                                      \
+    mode_t mode = 0;                                                                               \
+    if (takes_mode(flags)) {                                                                       \
+        va_list ap;                                                                                \
+        va_start(ap, last);                                                                        \
+        mode = (mode_t)va_arg(ap, int);                                                            \
+        va_end(ap);                                                                                \
+    }
+
+BS_EXPORT int open(const char *path, int flags, ...)
+{
+    MODE_ARG(flags, flags);
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(open)(path, flags, mode);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+BS_EXPORT int open64(const char *path, int flags, ...)
+{
+    MODE_ARG(flags, flags);
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(open64)(path, flags, mode);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+BS_EXPORT int __open_2(const char *path, int flags)
+{
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(__open_2)(path, flags);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+BS_EXPORT int __open64_2(const char *path, int flags)
+{
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(__open64_2)(path, flags);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    MODE_ARG(flags, flags);
+    struct bs_target *t = before_open(dirfd, path, flags);
+    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
+    after_open(t, fd, dirfd, path);
+    return fd;
+}
+
+BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    MODE_ARG(flags, flags);
+    struct bs_target *t = before_open(dirfd, path, flags);
+    int fd = BS_REAL(openat64)(dirfd, path, flags, mode);
+    after_open(t, fd, dirfd, path);
+    return fd;
+}
+
+BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+    struct bs_target *t = before_open(dirfd, path, flags);
+    int fd = BS_REAL(__openat_2)(dirfd, path, flags);
+    after_open(t, fd, dirfd, path);
+    return fd;
+}
+
+BS_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+    struct bs_target *t = before_open(dirfd, path, flags);
+    int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
+    after_open(t, fd, dirfd, path);
+    return fd;
+}
+
+BS_EXPORT int creat(const char *path, mode_t mode)
+{
+    int flags = O_CREAT | O_WRONLY | O_TRUNC;
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(creat)(path, mode);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+BS_EXPORT int creat64(const char *path, mode_t mode)
+{
+    int flags = O_CREAT | O_WRONLY | O_TRUNC;
+    struct bs_target *t = before_open(AT_FDCWD, path, flags);
+    int fd = BS_REAL(creat64)(path, mode);
+    after_open(t, fd, AT_FDCWD, path);
+    return fd;
+}
+
+void bs_fd_rescan(int fd)
+{
+    if (!bs_in_shim)
+        bs_fd_register_existing(fd);
+}
+
+BS_EXPORT int dup(int fd)
+{
+    int r = BS_REAL(dup)(fd);
+    if (r >= 0 && !bs_in_shim) {
+        int saved = errno;
+        bs_fd_copy(fd, r);
+        errno = saved;
+    }
+    return r;
+}
+
+/*
+ * dup2/dup3 onto one of the shim's own descriptors: the program believes that
+ * number is free, so the shim's descriptor moves elsewhere first.
+ */
+static int dup_onto(int oldfd, int newfd, int flags, int three)
+{
+    struct bs_target *locked = NULL;
+    if (!bs_in_shim && oldfd != newfd && bs_fd_is_shim(newfd) && bs_is_owner())
+        bs_fd_shim_move(newfd, &locked);
+    int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
+    int saved = errno;
+    bs_fd_shim_moved(locked);
+    if (r >= 0 && oldfd != newfd && !bs_in_shim)
+        bs_fd_copy(oldfd, newfd);
+    errno = saved;
+    return r;
+}
+
+BS_EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup_onto(oldfd, newfd, 0, 0);
+}
+
+BS_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return dup_onto(oldfd, newfd, flags, 1);
+}
+
+/*
+ * fcntl: F_DUPFD* copies the mapping; F_SETFL may add or remove O_APPEND, so the
+ * target is flushed first and the descriptor re-decided after. The argument is
+ * read as an unsigned long, wide enough for both the int and pointer commands.
+ */
+static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
+{
+    uintptr_t s = bs_fd_slot(fd);
+    struct bs_target *t = (s && !(s & BS_FD_SHIM) && !bs_in_shim) ? bs_slot_target(s) : NULL;
+    if (t && cmd == F_SETFL) {
+        bs_target_flush(t);
+        bs_fd_sync_offsets(t);
+    }
+    int r = fcntl64_ ? BS_REAL(fcntl64)(fd, cmd, arg) : BS_REAL(fcntl)(fd, cmd, arg);
+    int saved = errno;
+    if (r >= 0 && !bs_in_shim && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+        bs_fd_copy(fd, r);
+    if (r >= 0 && t && cmd == F_SETFL)
+        bs_fd_recheck(t);
+    errno = saved;
+    return r;
+}
+
+BS_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(0, fd, cmd, arg);
+}
+
+BS_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(1, fd, cmd, arg);
+}
+
+int bs_fd_close(int fd)
+{
+    if (!bs_in_shim && bs_fd_slot(fd)) {
+        if (bs_fd_is_shim(fd) && bs_is_owner()) {
+            /* Without the shim this number would not be open. */
+            errno = EBADF;
+            return -1;
+        }
+        int saved = errno;
+        bs_fd_forget(fd);
+        errno = saved;
+    }
+    return BS_REAL(close)(fd);
+}
+
+BS_EXPORT int close(int fd)
+{
+    return bs_fd_close(fd);
+}
+
+static int raw_close_range(unsigned lo, unsigned hi, int flags)
+{
+    bs_real_init();
+    if (bs_real_fns.close_range) /* glibc >= 2.34 */
+        return bs_real_fns.close_range(lo, hi, flags);
+    long r = syscall(SYS_close_range, lo, hi, flags);
+    return (int)r;
+}
+
+/*
+ * close_range / closefrom close the program's descriptors but step around the
+ * shim's own (SPEC §4: the program cannot close what it never opened).
+ */
+static int close_range_sparing(unsigned lo, unsigned hi, int flags)
+{
+    if (bs_in_shim || !bs_fdtab || (flags & CLOSE_RANGE_CLOEXEC) || lo > hi || !bs_is_owner())
+        return raw_close_range(lo, hi, flags);
+    int saved = errno;
+    int top = atomic_load(&bs_fdtab_max);
+    for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++)
+        if (!bs_fd_is_shim((int)fd))
+            bs_fd_forget((int)fd);
+    errno = saved;
+    int result = 0;
+    unsigned from = lo;
+    for (;;) {
+        int shim[64];
+        int n = bs_fd_shim_list(from, hi, shim, 64);
+        for (int i = 0; i < n; i++) {
+            if ((unsigned)shim[i] > from && raw_close_range(from, (unsigned)shim[i] - 1, flags) < 0)
+                result = -1;
+            from = (unsigned)shim[i] + 1;
+        }
+        if (n < 64)
+            break;
+    }
+    if (from <= hi && raw_close_range(from, hi, flags) < 0)
+        result = -1;
+    if (result == 0)
+        errno = saved;
+    return result;
+}
+
+BS_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
+{
+    return close_range_sparing(lo, hi, flags);
+}
+
+BS_EXPORT void closefrom(int lowfd)
+{
+    if (lowfd < 0)
+        lowfd = 0;
+    close_range_sparing((unsigned)lowfd, ~0U, 0);
+}
