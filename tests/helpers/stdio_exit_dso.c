@@ -1,0 +1,41 @@
+/* stdio_exit_dso.c - a shared object whose constructor and destructor use stdio.
+ *
+ * When STDIO_EXIT_DSO_PATH is set, its constructor (which runs before the
+ * shim's) prints to stdout and opens that path with fopen "a"; its destructor
+ * (which runs after the shim's) prints to stdout and to that stream again and
+ * leaves both unflushed: glibc flushes them at exit, after every destructor.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+static FILE *dso_fp;
+
+__attribute__((constructor)) static void dso_init(void)
+{
+    const char *p = getenv("STDIO_EXIT_DSO_PATH");
+    if (p == NULL)
+        return;
+    printf("dso constructor: buffered stdout\n");
+    dso_fp = fopen(p, "a");
+    if (dso_fp != NULL)
+        fputs("dso constructor: buffered stream\n", dso_fp);
+}
+
+__attribute__((destructor)) static void dso_fini(void)
+{
+    if (getenv("STDIO_EXIT_DSO_PATH") == NULL)
+        return;
+    printf("dso destructor: stdout after the shim's destructor\n");
+    if (dso_fp != NULL)
+        fputs("dso destructor: stream after the shim's destructor\n", dso_fp);
+    FILE *late = fopen(getenv("STDIO_EXIT_DSO_PATH"), "a");
+    if (late != NULL)
+        fputs("dso destructor: a stream opened after the shim's destructor\n", late);
+}
+
+/* Referenced by stdio_exit so that the link keeps this library. */
+int stdio_exit_dso_linked(void);
+int stdio_exit_dso_linked(void)
+{
+    return 1;
+}
