@@ -355,3 +355,37 @@ def test_builds_the_library_when_missing(tmp_path):
     p = subprocess.run([str(LAUNCHER), "-p", "/x", "--", "echo", "again"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stdout, p.stderr) == (0, "again\n", "")
+
+
+def _demo_table(out):
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+(without bufshim|with bufshim)\s+(\d+\.\d\d) s\s+(\d+)$", line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), int(m.group(3)))
+    return rows
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["slowfs", "tmpdir"])
+def test_demo(fuse):
+    """tools/demo, shortened: the files are identical, every echo reaches the
+    filesystem without the shim, a few batches with it."""
+    if os.environ.get("BUFSHIM_TEST_SANITIZER"):
+        pytest.skip("the demo runs bash under the plain shim; a sanitizer build cannot")
+    if fuse and not (os.path.exists("/dev/fuse") and shutil.which("fusermount3")):
+        pytest.skip("FUSE is unusable here (/dev/fuse or fusermount3 missing)")
+    if not fuse and not shutil.which("strace"):
+        pytest.skip("the demo counts writes with strace when not on slowfs")
+    lines = 400
+    args = [str(SOURCE_DIR / "tools" / "demo"), "--lines", str(lines), "--interval", "5"]
+    if not fuse:
+        args.append("--no-fuse")
+    p = subprocess.run(args, env=base_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "files identical: yes" in p.stdout
+    assert ("counted by slowfs" if fuse else "counted by strace") in p.stdout
+    rows = _demo_table(p.stdout)
+    assert set(rows) == {"without bufshim", "with bufshim"}, p.stdout
+    assert rows["without bufshim"][1] == lines
+    # The loop takes well under 5 s: one batch at exit, perhaps one more.
+    assert 1 <= rows["with bufshim"][1] <= 3, p.stdout
