@@ -11,7 +11,12 @@ Fixtures
     the test, pass or fail.
 ``make_slowfs(latency=None, page_cache=False, args=())``
     Factory for more mounts, or a mount that starts with latencies (``latency="write=2ms"``,
-    the ``--latency`` syntax). Every mount it makes is unmounted after the test.
+    the ``--latency`` syntax), or other slowfs options (``args=["--intr"]``). Every mount it
+    makes is unmounted after the test.
+
+Hung calls block their caller in the kernel (even through SIGKILL unless mounted with
+``--intr``): make them from a subprocess or a thread, never from the test's own thread.
+Teardown sends ``clear`` first, so hung subprocesses finish.
 
 ``SlowFS``
 ----------

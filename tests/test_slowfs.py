@@ -404,3 +404,25 @@ def test_log_lines_in_end_order_under_concurrency(slowfs):
     for i, p in enumerate(procs):
         assert [e["size"] for e in slowfs.writes(f"c{i}", tgid=p.pid)] == \
             [len(b"rec%d\n" % k) for k in range(20)]
+
+
+def test_hung_writer_can_be_killed_with_intr(make_slowfs):
+    """Mounted with --intr, a signal ends a hung write (EINTR), like NFS's intr option;
+    the rule stays for later writes."""
+    fs = make_slowfs(args=["--intr"])
+    fs.ctl("hang write path=*.log")
+    p = subprocess.Popen([sys.executable, "-c", WRITER, str(fs.path("k.log")), "1"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        fs.wait_hung(1)
+        p.kill()
+        assert p.wait(timeout=10) == -9
+    finally:
+        if p.poll() is None:
+            fs.ctl("release")
+            p.wait()
+    fs.wait_for(lambda: fs.hung() == 0, what="the hung call to end")
+    (w,) = fs.wait_for(lambda: fs.writes("k.log"), what="the write's log line")
+    assert w["result"] == -errno.EINTR
+    assert fs.backing_path("k.log").read_bytes() == b""
+    assert "hang write path=*.log" in fs.status()

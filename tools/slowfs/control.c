@@ -555,7 +555,9 @@ int sfs_control_inject(struct sfs_call *c, size_t *size)
     pthread_mutex_lock(&lock);
     if (take_rule(RULE_HANG, c, &r)) {
         /* A dead server: wait for "release"/"clear". The wait wakes now and then so that
-         * a daemon told to exit is not held up by it. */
+         * a daemon told to exit is not held up by it, and, when mounted with -o intr, a
+         * caller that got a signal gets EINTR (as on an NFS "intr" mount); without it,
+         * the caller waits even through SIGKILL, as on a hard mount. */
         uint64_t gen = release_gen;
         hung_now++;
         hung_total++;
@@ -570,9 +572,17 @@ int sfs_control_inject(struct sfs_call *c, size_t *size)
             pthread_cond_timedwait(&released_cond, &lock, &t);
             if (session_exited())
                 break;
+            if (fuse_interrupted()) {
+                err = EINTR;
+                break;
+            }
         }
         hung_now--;
         clock_gettime(CLOCK_MONOTONIC, &base);
+    }
+    if (err) {
+        pthread_mutex_unlock(&lock);
+        return -err;
     }
     delay = latency_ns[c->op];
     if (take_rule(RULE_DELAY, c, &r))

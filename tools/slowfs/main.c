@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 static const char usage[] =
     "usage: slowfs BACKING MOUNTPOINT [--latency OP=DUR[,OP=DUR...]] [--log FILE] [-f] [-d]\n"
-    "              [--page-cache] [-o FUSE_OPTION[,...]]...\n"
+    "              [--page-cache] [--intr] [-o FUSE_OPTION[,...]]...\n"
     "Mounts a pass-through view of BACKING at MOUNTPOINT that delays, fails and hangs\n"
     "operations on command (write lines to MOUNTPOINT/.slowfs/ctl) and logs each\n"
     "operation as one JSON line to FILE. See tools/slowfs/README.md.\n"
@@ -21,6 +22,8 @@ static const char usage[] =
     "  --page-cache    go through the kernel's page cache (shared mmap works, but writes\n"
     "                  arrive split at page boundaries); default: direct I/O, one write(2)\n"
     "                  up to 1 MiB is one logged write\n"
+    "  --intr          signals interrupt hung calls (EINTR), as on an NFS intr mount;\n"
+    "                  default: a hung caller waits even through SIGKILL (hard mount)\n"
     "  -f              stay in the foreground\n"
     "  -d              FUSE debug output (implies -f)\n"
     "  -o OPTIONS      passed to FUSE (allow_other, max_threads=N, ...)\n";
@@ -34,6 +37,14 @@ static void log_filter(enum fuse_log_level level, const char *fmt, va_list ap)
     if (strstr(fmt, "Ignoring invalid max threads value") != NULL)
         return;
     vfprintf(stderr, fmt, ap);
+}
+
+/* libfuse interrupts a worker with SIGUSR1 when the caller got a signal (--intr); the
+ * handler only has to exist so the signal does not kill the daemon. libfuse installs it
+ * itself only when intr is set before fuse_new, which fuse_main does not allow. */
+static void on_intr_signal(int sig)
+{
+    (void)sig;
 }
 
 /* The value of "--name VALUE" or "--name=VALUE" at argv[*i], advancing *i; NULL when
@@ -59,7 +70,7 @@ int main(int argc, char **argv)
     const char *positional[2] = {NULL, NULL};
     int npositional = 0;
     const char *latency = NULL, *logpath = NULL;
-    int page_cache = 0;
+    struct sfs_options options = {.backing_fd = -1};
     /* The arguments handed to FUSE: program, mount point, our defaults, the user's. */
     char **fargv = calloc((size_t)argc + 8, sizeof *fargv);
     int fargc = 0;
@@ -78,7 +89,9 @@ int main(int argc, char **argv)
         } else if ((v = option_value(argv, argc, &i, "--log")) != NULL) {
             logpath = v;
         } else if (!strcmp(argv[i], "--page-cache")) {
-            page_cache = 1;
+            options.page_cache = 1;
+        } else if (!strcmp(argv[i], "--intr")) {
+            options.intr = 1;
         } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d") || !strcmp(argv[i], "-s")) {
             fargv[fargc++] = argv[i];
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
@@ -109,6 +122,7 @@ int main(int argc, char **argv)
     /* The backing directory is held open from before the mount, so that it stays
      * reachable even when the mount point hides it (BACKING == MOUNTPOINT works). */
     int backing_fd = open(positional[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    options.backing_fd = backing_fd;
     if (backing_fd < 0) {
         fprintf(stderr, "slowfs: %s: %s\n", positional[0], strerror(errno));
         return 1;
@@ -120,13 +134,18 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (options.intr) {
+        struct sigaction sa = {.sa_handler = on_intr_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     fuse_set_log_func(log_filter);
     fargv[1] = (char *)positional[1];
     /* Many threads: a hung request holds one, and must not stall the others. */
     fargv[fargc++] = (char *)"-o";
     fargv[fargc++] = (char *)"fsname=slowfs,subtype=slowfs,max_threads=64";
     fargv[fargc] = NULL;
-    int rc = fuse_main(fargc, fargv, sfs_ops(backing_fd, page_cache), NULL);
+    int rc = fuse_main(fargc, fargv, sfs_ops(&options), NULL);
     free(fargv);
     close(backing_fd);
     return rc;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 static int backing = -1;
 static int direct_io = 1;
+static int intr;
 
 /* The path relative to the backing directory, for the *at() calls. A NULL path (a
  * removed file) becomes "", which the *at() calls refuse with ENOENT. */
@@ -76,6 +78,8 @@ static void *sfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * libfuse fail fstat with ESTALE.) The hidden names stay out of listings. */
     cfg->hard_remove = 0;
     cfg->nullpath_ok = 0;
+    cfg->intr = intr;
+    cfg->intr_signal = SIGUSR1; /* main.c installs its handler */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* Up to 1 MiB per write request: a bigger write(2) arrives split into chunks. (Through
      * the page cache, --page-cache, a write is also split where it crosses a page
@@ -545,9 +549,10 @@ static const struct fuse_operations ops = {
     .fallocate = sfs_fallocate,
 };
 
-const struct fuse_operations *sfs_ops(int backing_fd, int page_cache)
+const struct fuse_operations *sfs_ops(const struct sfs_options *options)
 {
-    backing = backing_fd;
-    direct_io = !page_cache;
+    backing = options->backing_fd;
+    direct_io = !options->page_cache;
+    intr = options->intr;
     return &ops;
 }

@@ -96,9 +96,18 @@ void sfs_control_shutdown(void);
 
 /* ops.c */
 
-/* The pass-through operations over the backing directory open as backing_fd. Files are
- * opened for direct I/O (each write(2) up to 1 MiB reaches slowfs as one write, never
- * cached or split at page boundaries) unless page_cache is set (then shared mmap works). */
-const struct fuse_operations *sfs_ops(int backing_fd, int page_cache);
+/* How the filesystem serves its files. */
+struct sfs_options {
+    int backing_fd; /* the backing directory, open */
+    /* Go through the kernel page cache (shared mmap works, writes split at page
+     * boundaries); by default files are opened for direct I/O: each write(2) up to 1 MiB
+     * reaches slowfs as one write, never cached or split. */
+    int page_cache;
+    /* Let signals interrupt hung calls (EINTR), as on an NFS "intr" mount. */
+    int intr;
+};
+
+/* The pass-through operations over the backing directory. */
+const struct fuse_operations *sfs_ops(const struct sfs_options *options);
 
 #endif
