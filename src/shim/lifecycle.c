@@ -12,6 +12,7 @@
 #include "engine_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
+#include "signals_i.h"
 
 struct linux_dirent64 {
     uint64_t d_ino;
@@ -70,6 +71,7 @@ __attribute__((constructor)) static void bs_shim_start(void)
         } else {
             bs_target_init();
             scan_inherited();
+            bs_signals_init();
         }
     }
     errno = saved;

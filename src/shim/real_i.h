@@ -15,6 +15,7 @@
 #endif
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -127,7 +128,13 @@
     X(popen, FILE *, (const char *, const char *))                                                 \
     X(_exit, void, (int))                                                                          \
     X(_Exit, void, (int))                                                                          \
-    X(quick_exit, void, (int))
+    X(quick_exit, void, (int))                                                                     \
+    X(sigaction, int, (int, const struct sigaction *, struct sigaction *))                         \
+    X(signal, sighandler_t, (int, sighandler_t))                                                   \
+    X(bsd_signal, sighandler_t, (int, sighandler_t))                                               \
+    X(ssignal, sighandler_t, (int, sighandler_t))                                                  \
+    X(sysv_signal, sighandler_t, (int, sighandler_t))                                              \
+    X(__sysv_signal, sighandler_t, (int, sighandler_t))
 
 /* glibc entry points that its headers declare only under _FORTIFY_SOURCE, or not at all. */
 int __open_2(const char *path, int flags);
@@ -146,6 +153,9 @@ int __lxstat64(int ver, const char *path, struct stat64 *buf);
 int __fxstatat(int ver, int dirfd, const char *path, struct stat *buf, int flags);
 int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *buf, int flags);
 void closefrom(int lowfd);
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+sighandler_t ssignal(int sig, sighandler_t handler);
+sighandler_t __sysv_signal(int sig, sighandler_t handler);
 
 #define BS_REAL_MEMBER(name, ret, params) ret(*name) params;
 struct bs_real_table {

@@ -1,0 +1,194 @@
+/* signals.c - SIGTERM, SIGINT, SIGHUP, SIGQUIT at their default action: flush, then die of it. */
+#include "real_i.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "engine_i.h"
+#include "fdtable_i.h"
+#include "shim_i.h"
+#include "signals_i.h"
+
+/*
+ * Where the program leaves one of these signals at SIG_DFL, the shim installs
+ * its own handler, so that a `kill -TERM` from systemd first writes what is
+ * buffered and then kills the process by the same signal, with the same exit
+ * status and core-dump behaviour as before. The program never sees the
+ * difference: sigaction() and signal() report SIG_DFL (with the mask and flags
+ * the program last gave) while the shim's handler stands in for it, and a
+ * handler the program installs replaces the shim's outright.
+ *
+ * The handler flushes at once unless the interrupted thread is inside the engine
+ * or holds a shim lock (bs_busy_*); then the flush and the death happen when that
+ * thread leaves it, a few microseconds later.
+ */
+
+static const int flushing[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static atomic_int standing_in[NSIG];   /* 1: our handler is installed for the program's SIG_DFL */
+static struct sigaction program_view[NSIG]; /* what the program believes is installed */
+
+static int is_flushing(int sig)
+{
+    for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++)
+        if (flushing[i] == sig)
+            return 1;
+    return 0;
+}
+
+/* Flushes everything, then lets sig take its default action on this process. */
+static void die_of(int sig)
+{
+    bs_shim_final_flush();
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    BS_REAL(sigaction)(sig, &dfl, NULL);
+    atomic_store(&standing_in[sig], 0);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    /* Not reached for these signals; keep the status a shell would show. */
+    BS_REAL(_exit)(128 + sig);
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+    (void)info;
+    (void)uc;
+    int saved = errno;
+    if (!bs_busy_defer(die_of, sig))
+        die_of(sig);
+    errno = saved;
+}
+
+static int install_stand_in(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    /* SA_RESTART: a deferred flush must not turn into EINTR the program never saw. */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    int r = BS_REAL(sigaction)(sig, &sa, NULL);
+    if (r == 0)
+        atomic_store(&standing_in[sig], 1);
+    return r;
+}
+
+void bs_signals_init(void)
+{
+    if (!bs_shim_active())
+        return;
+    for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++) {
+        int sig = flushing[i];
+        struct sigaction cur;
+        if (BS_REAL(sigaction)(sig, NULL, &cur) != 0)
+            continue;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+            program_view[sig] = cur;
+            install_stand_in(sig);
+        }
+    }
+}
+
+BS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(sigaction)(sig, act, old);
+
+    int was_standing_in = atomic_load(&standing_in[sig]);
+    struct sigaction before = program_view[sig];
+    struct sigaction real_old;
+    int r = 0;
+    if (act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL) {
+        /* The program asks for the default action: keep (or put back) the stand-in. */
+        program_view[sig] = *act;
+        if (!was_standing_in) {
+            r = BS_REAL(sigaction)(sig, NULL, &real_old);
+            if (r == 0)
+                r = install_stand_in(sig);
+        }
+    } else if (act) {
+        r = BS_REAL(sigaction)(sig, act, &real_old);
+        if (r == 0)
+            atomic_store(&standing_in[sig], 0);
+    } else if (!was_standing_in) {
+        r = BS_REAL(sigaction)(sig, NULL, &real_old);
+    }
+    if (r == 0 && old)
+        *old = was_standing_in ? before : real_old;
+    return r;
+}
+
+/* glibc's signal(): BSD semantics, the signal itself blocked in its handler, SA_RESTART. */
+static sighandler_t bsd_signal_impl(int sig, sighandler_t handler)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    sigaddset(&act.sa_mask, sig);
+    act.sa_flags = SA_RESTART;
+    if (handler == SIG_ERR || sigaction(sig, &act, &old) < 0) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    return old.sa_handler;
+}
+
+BS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(signal)(sig, handler);
+    return bsd_signal_impl(sig, handler);
+}
+
+BS_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(bsd_signal)(sig, handler);
+    return bsd_signal_impl(sig, handler);
+}
+
+BS_EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(ssignal)(sig, handler);
+    return bsd_signal_impl(sig, handler);
+}
+
+/* System V semantics: the handler is reset on delivery and the signal not blocked. */
+static sighandler_t sysv_signal_impl(int sig, sighandler_t handler)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESETHAND | SA_NODEFER;
+    if (handler == SIG_ERR || sigaction(sig, &act, &old) < 0) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    return old.sa_handler;
+}
+
+BS_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(sysv_signal)(sig, handler);
+    return sysv_signal_impl(sig, handler);
+}
+
+BS_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+    if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
+        return BS_REAL(__sysv_signal)(sig, handler);
+    return sysv_signal_impl(sig, handler);
+}

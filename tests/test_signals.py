@@ -1,0 +1,108 @@
+"""SIGTERM/SIGINT/SIGHUP/SIGQUIT at their default action flush, then kill the
+process by the same signal; a handler the program installs keeps its behaviour
+(SPEC §7)."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import assert_no_sanitizer_report, helper_path
+from lifecycle_util import parse_records, shim_env
+
+# Long enough that nothing reaches the file by the interval during a test.
+LONG = "30"
+
+
+def start(path, mode, env):
+    argv = [str(helper_path("lifecycle_writer")), str(path), mode]
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    line = p.stdout.readline()
+    assert line == "ready\n", (line, p.stderr.read() if p.poll() is not None else "")
+    time.sleep(0.2)  # keep writing a little past "ready"
+    return p
+
+
+def contiguous(records, tag="l"):
+    seq = records.get(tag, [])
+    assert seq == list(range(len(seq))), "records missing or out of order"
+    return len(seq)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+def test_default_action_flushes_then_dies_of_the_signal(tmp_path, sig):
+    path = tmp_path / "a.log"
+    p = start(path, "loop", shim_env([str(tmp_path / "*.log")], LONG))
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=30)
+    assert_no_sanitizer_report(err)
+    assert p.returncode == -sig, (p.returncode, err)
+    # Every record written before the signal is there, whole and in order: at
+    # least the 1000 written before "ready", which the interval kept in memory.
+    assert contiguous(parse_records(path.read_bytes())) >= 1000
+
+
+def test_without_the_shim_the_same_program_dies_the_same_way(tmp_path):
+    """The reference the shimmed runs are held to."""
+    path = tmp_path / "a.log"
+    p = start(path, "loop", None)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM
+    assert contiguous(parse_records(path.read_bytes())) >= 1000
+
+
+@pytest.mark.parametrize("mode", ["handler-sigaction", "handler-signal"])
+def test_program_handler_keeps_its_behaviour_and_exit_flushes(tmp_path, mode):
+    path = tmp_path / "a.log"
+    p = start(path, mode, shim_env([str(tmp_path / "*.log")], LONG))
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert_no_sanitizer_report(err)
+    assert p.returncode == 3, err  # the handler's exit(3)
+    data = path.read_bytes()
+    assert data.endswith(b"handled\n")
+    assert contiguous(parse_records(data[: -len(b"handled\n")])) >= 1000
+
+
+def test_sigaction_reports_sig_dfl_while_the_shim_stands_in(tmp_path):
+    path = tmp_path / "a.log"
+    p = start(path, "dfl-query", shim_env([str(tmp_path / "*.log")], LONG))
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM, (p.returncode, err)
+    assert contiguous(parse_records(path.read_bytes())) >= 1000
+
+
+def test_ignored_signal_stays_ignored(tmp_path):
+    """SIG_IGN inherited at start (nohup) is left alone: SIGHUP does nothing."""
+    path = tmp_path / "a.log"
+    argv = [str(helper_path("lifecycle_writer")), str(path), "loop"]
+    p = subprocess.Popen(argv, env=shim_env([str(tmp_path / "*.log")], LONG),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert p.poll() is None, "SIGHUP killed a program that ignores it"
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM
+    assert contiguous(parse_records(path.read_bytes())) >= 1000
+
+
+def test_kill_term_of_a_bash_loop(tmp_path):
+    """The issue's must-show with a real bash: every record it wrote is in the file
+    and its status is 'killed by SIGTERM'."""
+    path = tmp_path / "b.log"
+    script = f'i=0; while :; do echo "l $i" >> {path}; i=$((i+1)); ' \
+             f'if [ $i = 1000 ]; then echo ready; fi; done'
+    p = subprocess.Popen(["bash", "-c", script], env=shim_env([str(tmp_path / "*.log")], LONG),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGTERM, (p.returncode, err)
+    assert contiguous(parse_records(path.read_bytes())) >= 1000
