@@ -454,12 +454,40 @@ int bs_stdio_stream_close(FILE *fp)
 
 /* ---- the std streams ---- */
 
+/* glibc's list of open streams (exported by libc.so.6 since 2.1, with its
+ * lock): exit and fflush(NULL) flush in list order. */
+extern FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+
+/*
+ * Moves the new stream fp (at the head of glibc's list) to just before orig in
+ * it. glibc's std streams are the oldest, so exit and fflush(NULL) flush them
+ * after every other stream, including streams opened by constructors that ran
+ * before ours; the replacements must keep that place.
+ */
+static void take_place_of(FILE *fp, FILE *orig)
+{
+    _IO_list_lock();
+    FILE **link = &_IO_list_all;
+    while (*link != NULL && *link != fp)
+        link = &(*link)->_chain;
+    if (*link == fp) {
+        *link = fp->_chain;
+        FILE **at = &_IO_list_all;
+        while (*at != NULL && *at != orig)
+            at = &(*at)->_chain;
+        fp->_chain = *at;
+        *at = fp;
+    }
+    _IO_list_unlock();
+}
+
 static void replace_std(int fd)
 {
     FILE *orig = fd == 1 ? stdout : stderr;
     if (orig == NULL || BS_STDIO_REAL(fwide)(orig, 0) > 0)
         return; /* a wide std stream stays glibc's: see README */
-    BS_STDIO_REAL(fflush)(orig);
     bs_fd_rescan(fd);
     FILE *fp = bs_stdio_stream_new(fd, "w");
     if (fp == NULL)
@@ -475,6 +503,17 @@ static void replace_std(int fd)
                    (size_t)(orig->_IO_buf_end - orig->_IO_buf_base));
         s->user_buffer = 1;
     }
+    /* Bytes a constructor left in the original's buffer move to the
+     * replacement's buffer: flushing them now would put them in the file
+     * before writes that, without the shim, come first. */
+    BS_STDIO_REAL(flockfile)(orig);
+    if (orig->_IO_write_ptr > orig->_IO_write_base) {
+        size_t n = (size_t)(orig->_IO_write_ptr - orig->_IO_write_base);
+        BS_STDIO_REAL(fwrite_unlocked)(orig->_IO_write_base, 1, n, fp);
+        orig->_IO_write_ptr = orig->_IO_write_base;
+    }
+    BS_STDIO_REAL(funlockfile)(orig);
+    take_place_of(fp, orig);
     __atomic_store_n(&bs_stdio_repl[fd], fp, __ATOMIC_RELEASE);
     __atomic_store_n(&bs_stdio_orig[fd], orig, __ATOMIC_RELEASE);
     if (fd == 1)

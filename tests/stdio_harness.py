@@ -1,0 +1,110 @@
+"""Differential runs for the stdio tests: the same program without and with the shim.
+
+Each run gets a directory of its own; the program's output file is inside it and
+BUFSHIM_PATHS matches it, so the shimmed run diverts every write to it. The two
+output files must be byte-identical.
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BUILD_DIR, assert_no_sanitizer_report, sanitizer_runtime
+
+
+def shim_library():
+    lib = pathlib.Path(os.environ.get("BUFSHIM_LIB", BUILD_DIR / "src" / "libbufshim.so"))
+    if not lib.exists():
+        pytest.fail(f"{lib} is not built")
+    return lib
+
+
+def shim_env(paths, extra=None):
+    """Environment that preloads the shim with BUFSHIM_PATHS=paths."""
+    env = dict(os.environ)
+    preload = [p for p in (sanitizer_runtime(), str(shim_library())) if p]
+    env["LD_PRELOAD"] = " ".join(preload)
+    env["BUFSHIM_PATHS"] = paths
+    env.setdefault("BUFSHIM_INTERVAL", "1")
+    env.pop("BUFSHIM_DEBUG", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def plain_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Run:
+    def __init__(self, directory, out, proc, stderr):
+        self.dir = directory
+        self.out = out
+        self.proc = proc
+        self.stderr = stderr
+
+    @property
+    def data(self):
+        return self.out.read_bytes() if self.out.exists() else b""
+
+
+def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
+            env_extra=None, timeout=60, wrap=None, stdin=None):
+    """Runs argv_of(out_path) with stdout/stderr appended to out_path as asked."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / "out.log"
+    env = shim_env(str(directory) + "/*.log", env_extra) if shim else plain_env(env_extra)
+    argv = [str(a) for a in argv_of(out)]
+    if wrap:
+        argv = wrap(directory) + argv
+    errfile = directory / "stderr.txt"
+    with open(out, "ab") as o, open(errfile, "wb") as e:
+        proc = subprocess.run(argv, env=env, stdout=o if stdout_to_file else subprocess.DEVNULL,
+                              stderr=o if stderr_to_file else e, timeout=timeout,
+                              stdin=stdin if stdin is not None else subprocess.DEVNULL)
+    err = errfile.read_text(errors="replace")
+    if shim:
+        assert_no_sanitizer_report(err)
+    return Run(directory, out, proc, err)
+
+
+def run_pair(tmp_path, argv_of, ok_codes=(0,), **kw):
+    """Runs without and with the shim; asserts the exit codes and identical files.
+    Returns (plain, shimmed)."""
+    plain = run_one(argv_of, tmp_path / "plain", False, **kw)
+    shimmed = run_one(argv_of, tmp_path / "shim", True, **kw)
+    assert plain.proc.returncode in ok_codes, plain.stderr
+    assert shimmed.proc.returncode == plain.proc.returncode, shimmed.stderr
+    assert plain.data, "the scenario wrote nothing: the comparison would prove nothing"
+    assert_same(plain.data, shimmed.data)
+    return plain, shimmed
+
+
+def assert_same(a, b):
+    if a == b:
+        return
+    n = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+    raise AssertionError(
+        f"files differ: {len(a)} bytes without the shim, {len(b)} with it; first difference at "
+        f"byte {n}:\n  without: {a[max(0, n - 60):n + 60]!r}\n  with:    {b[max(0, n - 60):n + 60]!r}")
+
+
+STRACE = shutil.which("strace")
+
+
+def strace_wrap(directory):
+    return [STRACE, "-f", "-y", "-qq", "-e", "trace=write,writev,pwrite64,pwritev,pwritev2",
+            "-o", str(directory / "strace.txt")]
+
+
+def writes_to(directory, path):
+    """Write-family syscalls in the strace log that reached path (strace -y)."""
+    log = (directory / "strace.txt").read_text(errors="replace")
+    pat = re.compile(r"^\d+\s+(write|writev|pwrite64|pwritev2?)\(\d+<" + re.escape(str(path)) + r">")
+    return [line for line in log.splitlines() if pat.search(line)]

@@ -1,0 +1,283 @@
+"""stdio under the shim (SPEC §3, §4, §7): every output call alone, std streams,
+exit flushes, descriptor queries on streams. Each scenario runs without and with
+the shim; the files must be byte-identical (a direct write(2) every few records
+shows exactly where each stream flushed), and the shimmed run must have diverted
+the writes (strace counts them)."""
+import os
+import pty
+import select
+import subprocess
+
+import pytest
+
+from conftest import SOURCE_DIR, helper_path
+from stdio_harness import (STRACE, run_one, run_pair, shim_env, plain_env, strace_wrap,
+                           writes_to, assert_same, shim_library)
+
+FILE_CALLS = ["fwrite", "fwrite_big", "fwrite_unlocked", "fputs", "fputs_unlocked", "fputc",
+              "putc", "fputc_unlocked", "putc_unlocked", "putw", "fprintf", "vfprintf",
+              "dprintf", "vdprintf", "fwprintf", "fputws", "fputwc"]
+STD_CALLS = ["std_printf", "std_printf_const", "std_vprintf", "std_puts", "std_putchar",
+             "std_putchar_unlocked", "std_fputs", "std_fwrite", "std_wprintf", "std_putwchar",
+             "stderr", "perror"]
+
+
+@pytest.mark.parametrize("build", ["stdio_calls", "stdio_calls_plain"])
+@pytest.mark.parametrize("call", FILE_CALLS + STD_CALLS)
+def test_each_call_alone(tmp_path, build, call):
+    exe = helper_path(build)
+    on_std = call in STD_CALLS
+    run_pair(tmp_path, lambda out: [exe, call, out], stdout_to_file=on_std,
+             stderr_to_file=on_std)
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@pytest.mark.parametrize("call", ["fwrite", "putc_unlocked", "fprintf", "dprintf", "fputws",
+                                  "std_printf", "std_puts", "std_putchar_unlocked", "perror"])
+def test_each_call_is_diverted(tmp_path, call):
+    """Without the shim the file sees hundreds of writes; with it a handful (one
+    batch per interval, plus what glibc flushes after the final flush at exit)."""
+    exe = helper_path("stdio_calls")
+    on_std = call in STD_CALLS
+    plain, shimmed = run_pair(tmp_path, lambda out: [exe, call, out], stdout_to_file=on_std,
+                              stderr_to_file=on_std, wrap=strace_wrap)
+    before = writes_to(plain.dir, plain.out)
+    after = writes_to(shimmed.dir, shimmed.out)
+    assert len(before) > 40
+    assert len(after) <= 4, "\n".join(after[:10])
+
+
+def test_fortify_helpers_import_the_chk_entry_points():
+    """The FORTIFY builds really call the __*_chk functions and __overflow (inline
+    putc_unlocked), so the tests above exercise them; the shim exports every
+    FILE*-taking one of them."""
+    def imported(name):
+        out = subprocess.run(["nm", "-D", "--undefined-only", str(helper_path(name))],
+                             capture_output=True, text=True, check=True).stdout
+        return {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
+    calls = imported("stdio_calls") | imported("stdio_mix")
+    for name in ["__printf_chk", "__fprintf_chk", "__vfprintf_chk", "__dprintf_chk",
+                 "__vdprintf_chk", "__overflow", "__fwprintf_chk", "__wprintf_chk"]:
+        assert name in calls, f"{name} not imported by the FORTIFY helpers"
+    out = subprocess.run(["nm", "-D", "--defined-only", str(shim_library())],
+                         capture_output=True, text=True, check=True).stdout
+    exported = {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
+    # Functions that take a FILE* (or write to a descriptor through a private
+    # FILE) must be wrapped; printf, puts, putchar, perror, __printf_chk read the
+    # stdout/stderr variable, which is the diverting stream, and need no wrapper.
+    must_wrap = {"fwrite", "fwrite_unlocked", "fputs", "fputs_unlocked", "fputc",
+                 "fputc_unlocked", "putc", "putc_unlocked", "putw", "fprintf", "vfprintf",
+                 "__fprintf_chk", "__vfprintf_chk", "__overflow", "dprintf", "vdprintf",
+                 "__dprintf_chk", "__vdprintf_chk", "fputwc", "putwc", "fputws", "fwprintf",
+                 "__fwprintf_chk", "wprintf", "__wprintf_chk", "putwchar", "fopen", "fopen64",
+                 "fdopen", "freopen", "freopen64", "fclose", "fflush", "setvbuf", "fileno"}
+    missing = sorted((calls & must_wrap) - exported)
+    assert missing == [], f"imported by the helpers but not wrapped: {missing}"
+
+
+def test_symbols_exported_under_called_names():
+    """Every name of shim_stdio.sym is defined by the library under that name
+    (-D_FILE_OFFSET_BITS=64 would silently turn a fopen definition into fopen64)."""
+    names = [line.strip().rstrip(";") for line in
+             (SOURCE_DIR / "src" / "exports" / "shim_stdio.sym").read_text().splitlines()
+             if line.strip()]
+    out = subprocess.run(["nm", "-D", "--defined-only", str(shim_library())],
+                         capture_output=True, text=True, check=True).stdout
+    defined = {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
+    for must in ["fopen", "fopen64", "freopen", "freopen64", "fdopen", "fclose", "__overflow",
+                 "fwrite", "fputs", "fprintf", "__fprintf_chk", "dprintf", "__dprintf_chk"]:
+        assert must in names
+    assert [n for n in names if n not in defined] == []
+
+
+@pytest.mark.parametrize("mode", ["return", "exit", "atexit", "dso", "fclose_stdout"])
+def test_exit_flush(tmp_path, mode):
+    """Buffered stdio data at exit, also data written and flushed after the shim's
+    destructor (a library destructor that prints), reaches the file."""
+    exe = helper_path("stdio_exit")
+
+    def argv(out):
+        return [exe, mode, out]
+    extra = {"LD_LIBRARY_PATH": str(exe.parent)}
+    if mode == "dso":
+        plain = run_one(argv, tmp_path / "plain", False,
+                        env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "plain" / "out.log")))
+        shimmed = run_one(argv, tmp_path / "shim", True,
+                          env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "shim" / "out.log")))
+        assert plain.proc.returncode == shimmed.proc.returncode == 0, shimmed.stderr
+        assert b"dso destructor: stdout after" in plain.data
+        assert_same(plain.data, shimmed.data)
+    else:
+        plain, shimmed = run_pair(tmp_path, argv, env_extra=extra)
+    assert plain.data.count(b"main: stdout") == 100
+    if mode == "fclose_stdout":
+        assert b"printf after fclose(stdout): -1 0 Bad file descriptor" in plain.data
+
+
+def test_fdops_on_a_diverted_stream(tmp_path):
+    """fileno, isatty, fstat, flock, fsync (bytes on disk after it), ftell,
+    fdopen/freopen semantics and errno are what they are without the shim."""
+    exe = helper_path("stdio_fdops")
+    res = {}
+    for variant, shim in (("plain", False), ("shim", True)):
+        d = tmp_path / variant
+        r = run_one(lambda out: [exe, out, d / "report.txt"], d, shim)
+        assert r.proc.returncode == 0, r.stderr
+        res[variant] = (d / "report.txt").read_text(), r.data
+    report = res["plain"][0]
+    assert "fsync: 0" in report and "fileno valid: 1" in report
+    assert res["shim"][0] == report
+    assert_same(res["plain"][1], res["shim"][1])
+
+
+def _c_program(tmp_path, name, source):
+    src = tmp_path / (name + ".c")
+    src.write_text(source)
+    exe = tmp_path / name
+    subprocess.run(["cc", "-O2", "-D_FORTIFY_SOURCE=2", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+FOPEN_W_THEN_A = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+    FILE *w = fopen(argv[1], "w");
+    for (int i = 0; i < 500; i++) fprintf(w, "w %d\n", i);
+    fclose(w);
+    FILE *a = fopen(argv[1], "a");
+    int fd = open(argv[1], O_WRONLY | O_APPEND);
+    for (int i = 0; i < 2000; i++) {
+        fprintf(a, "a %d ", i);
+        if (i % 301 == 0) dprintf(fd, "<direct %d>\n", i);
+    }
+    FILE *w2 = fopen(argv[1], "a+");
+    fputs("a+ stream\n", w2);
+    fflush(w2);
+    return 0;
+}
+"""
+
+
+def test_fopen_w_then_a(tmp_path):
+    exe = _c_program(tmp_path, "wa", FOPEN_W_THEN_A)
+    run_pair(tmp_path, lambda out: [exe, out], stdout_to_file=False)
+
+
+DUP2_STDOUT = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
+    dup2(fd, 1);
+    for (int i = 0; i < 3000; i++) {
+        printf("line %d%s", i, i % 3 ? " " : "\n");
+        if (i % 211 == 0) write(fd, "<direct>\n", 9);
+    }
+    return 0;
+}
+"""
+
+
+def _run_on_pty(argv, env):
+    """Runs argv with stdout on a pseudo-terminal; returns (status, bytes seen)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdout=slave, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    os.close(slave)
+    data = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 30)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    return proc.wait(timeout=30), data
+
+
+@pytest.mark.parametrize("initial", ["file", "pty"])
+def test_dup2_file_onto_stdout(tmp_path, initial):
+    """dup2 of a file onto stdout, then printf: stdout is fully buffered (glibc
+    decides at the first output) even when fd 1 started as a terminal."""
+    exe = _c_program(tmp_path, "dup2", DUP2_STDOUT)
+    if initial == "file":
+        run_pair(tmp_path, lambda out: [exe, out], stdout_to_file=False)
+        return
+    outs = {}
+    for variant, shim in (("plain", False), ("shim", True)):
+        d = tmp_path / variant
+        d.mkdir()
+        out = d / "out.log"
+        env = shim_env(str(d) + "/*.log") if shim else plain_env()
+        status, _ = _run_on_pty([str(exe), str(out)], env)
+        assert status == 0
+        outs[variant] = out.read_bytes()
+    assert outs["plain"].count(b"<direct>") == 15
+    assert_same(outs["plain"], outs["shim"])
+
+
+TTY_STDOUT = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    for (int i = 0; i < 300; i++) {
+        printf("p%d", i);
+        if (i % 4 == 0) printf("\n");
+        if (i % 7 == 0) write(1, "<w>", 3);
+    }
+    printf("tail without newline");
+    return 0;
+}
+"""
+
+
+def test_stdout_on_a_terminal_is_line_buffered(tmp_path):
+    """With BUFSHIM_PATHS=stdout a terminal stdout is diverted, and stays line
+    buffered as glibc makes it: the terminal sees the same byte order."""
+    exe = _c_program(tmp_path, "tty", TTY_STDOUT)
+    s1, plain = _run_on_pty([str(exe)], plain_env())
+    s2, shimmed = _run_on_pty([str(exe)], shim_env("stdout"))
+    assert s1 == s2 == 0
+    assert plain.count(b"<w>") == 43
+    assert_same(plain, shimmed)
+
+
+FREOPEN_STDOUT = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+    printf("before freopen: goes to the original stdout\n");
+    if (!freopen(argv[1], "a", stdout)) return 1;
+    if (fileno(stdout) != 1) return 1;
+    int fd = open(argv[1], O_WRONLY | O_APPEND);
+    for (int i = 0; i < 3000; i++) {
+        printf("r%d ", i);
+        if (i % 250 == 0) dprintf(fd, "<direct %d>\n", i);
+    }
+    if (!freopen(NULL, "a", stdout)) return 1;
+    printf("after reopening the same path\n");
+    return 0;
+}
+"""
+
+
+def test_freopen_stdout(tmp_path):
+    exe = _c_program(tmp_path, "freopen", FREOPEN_STDOUT)
+    run_pair(tmp_path, lambda out: [exe, out], stdout_to_file=False)
+
+
+def test_python_print_file(tmp_path):
+    """python3's print(file=) writes with write(2) through its own buffer."""
+    code = ("import sys\nf = open(sys.argv[1], 'a')\nfor i in range(5000):\n"
+            "    print('line', i, file=f, end='\\n' if i % 3 else ' ')\n"
+            "    if i % 999 == 0: f.flush()\n")
+    run_pair(tmp_path, lambda out: ["/usr/bin/python3", "-c", code, out], stdout_to_file=False)
