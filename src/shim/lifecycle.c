@@ -12,7 +12,11 @@
 #include "engine_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
+#include "stdio_i.h"
 #include "signals_i.h"
+
+/* The stdio layer is a separate part: weak, so that the core links without it. */
+#pragma weak bs_stdio_init
 
 struct linux_dirent64 {
     uint64_t d_ino;
@@ -71,6 +75,8 @@ __attribute__((constructor)) static void bs_shim_start(void)
         } else {
             bs_target_init();
             scan_inherited();
+            if (bs_stdio_init) /* after the scan: std streams over known descriptors */
+                bs_stdio_init();
             bs_signals_init();
         }
     }
