@@ -25,6 +25,7 @@ DRIVER_C = r"""
 #include "engine_i.h"
 
 void bs_stats_report(const char *dest);
+void bs_stats_retire(bufshim_writer *w);
 
 static int fails_left = 1;
 
@@ -36,11 +37,39 @@ static ssize_t flaky_sink(void *ctx, const void *data, size_t len)
     return (ssize_t)len;
 }
 
-/* stats_driver DEST PATH1 PATH2: PATH1 gets 3 batches (10+20+30 records of 50
- * bytes), PATH2 one record of 7 bytes, a flaky sink one failure episode. */
+/* One incarnation of a writer to path: n records of 10 bytes in one batch; retired
+ * and closed unless keep. */
+static bufshim_writer *incarnation(const char *path, int n, int keep)
+{
+    struct bufshim_options o = {.interval = 3600};
+    bufshim_writer *w = bufshim_open_file(path, &o);
+    if (!w) exit(1);
+    for (int i = 0; i < n; i++)
+        if (bufshim_append(w, "ten bytes\n", 10)) exit(1);
+    if (bufshim_flush(w) != 10 * n) exit(1);
+    if (keep) return w;
+    bs_stats_retire(w);
+    if (bufshim_close(w)) exit(1);
+    return NULL;
+}
+
+/* stats_driver DEST PATH1 PATH2 PATH3 PATH4: PATH1 gets 3 batches (10+20+30
+ * records of 50 bytes), PATH2 one record of 7 bytes, a flaky sink one failure
+ * episode; PATH3 three writers one after the other (5, 3, 2 records), the last
+ * still open; PATH4 two writers (4, 6 records), both retired. */
 int main(int argc, char **argv)
 {
-    if (argc != 4) return 2;
+    if (argc != 6) return 2;
+    incarnation(argv[4], 5, 0);
+    incarnation(argv[5], 4, 0);
+    incarnation(argv[4], 3, 0);
+    incarnation(argv[5], 6, 0);
+    incarnation(argv[4], 2, 1);
+    /* Opened and closed without a byte: not a target worth a line. */
+    struct bufshim_options o0 = {.interval = 3600};
+    bufshim_writer *empty = bufshim_open_file(argv[5], &o0);
+    bs_stats_retire(empty);
+    bufshim_close(empty);
     struct bufshim_options o = {.interval = 3600};
     bufshim_writer *a = bufshim_open_file(argv[2], &o);
     bufshim_writer *b = bufshim_open_file(argv[3], &o);
@@ -87,7 +116,8 @@ def stats_driver(tmp_path_factory):
 def run_driver(exe, dest, tmp_path):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    p = subprocess.run([str(exe), dest, str(tmp_path / "a.log"), str(tmp_path / "b\tlog")],
+    p = subprocess.run([str(exe), dest, str(tmp_path / "a.log"), str(tmp_path / "b\tlog"),
+                        str(tmp_path / "rot.log"), str(tmp_path / "gone.log")],
                        capture_output=True, text=True, timeout=60, env=env)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, p.stderr
@@ -102,7 +132,16 @@ def test_json_report_has_exact_numbers(stats_driver, tmp_path):
     assert lines[0] == '{"earlier": "line"}'
     recs = {r["path"]: r for r in map(json.loads, lines[1:])}
     assert set(recs) == {str(tmp_path / "a.log"), str(tmp_path / "b\tlog"),
-                         'flaky "sink"\n'}
+                         'flaky "sink"\n', str(tmp_path / "rot.log"),
+                         str(tmp_path / "gone.log")}
+    assert len(lines) == 6  # one line per name, retired writers merged
+    rot = recs[str(tmp_path / "rot.log")]
+    assert (rot["bytes"], rot["records"], rot["batches"], rot["largest_batch"]) == \
+        (100, 10, 3, 50)
+    assert rot["batch_ns_max"] >= rot["batch_ns_p50"] > 0
+    gone = recs[str(tmp_path / "gone.log")]
+    assert (gone["bytes"], gone["records"], gone["batches"], gone["largest_batch"],
+            gone["unwritten"]) == (100, 10, 2, 60, 0)
     a = recs[str(tmp_path / "a.log")]
     assert a["pid"] == a["pid"] and a["pid"] > 0
     assert a["bytes"] == 60 * 50 == (tmp_path / "a.log").stat().st_size
@@ -131,7 +170,7 @@ def test_stderr_table(stats_driver, tmp_path):
     assert header[1:] == ["bytes", "records", "batches", "largest", "peak", "p50", "max",
                           "failures", "path"]
     rows = {}
-    for ln in lines[head + 2:head + 5]:
+    for ln in lines[head + 2:]:
         m = re.match(r"bufshim: +(\d+(?:\.\d)? (?:B|KiB|MiB)) +(\d+) +(\d+) +"
                      r"(\S+ \S+) +(\S+ \S+) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+)  (.*)$", ln)
         assert m, ln
@@ -143,7 +182,10 @@ def test_stderr_table(stats_driver, tmp_path):
     assert rows[str(tmp_path / "b?log")][:5] == ("7 B", "1", "1", "7 B", "7 B")
     assert rows['flaky "sink"?'][7] == "1"
     # Every row is aligned with the header: the path column starts at one place.
-    starts = {ln.index("  ", 70) for ln in lines[head + 2:head + 5]}
+    assert len(rows) == 5 == len(lines) - head - 2
+    assert rows[str(tmp_path / "rot.log")][:5] == ("100 B", "10", "3", "50 B", "50 B")
+    assert rows[str(tmp_path / "gone.log")][:5] == ("100 B", "10", "2", "60 B", "60 B")
+    starts = {ln.index("  ", 70) for ln in lines[head + 2:]}
     assert len(starts) == 1
 
 

@@ -1,7 +1,9 @@
 /* stats.c - BUFSHIM_STATS: the per-target report written once, at the final flush. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +18,158 @@
  * A dest that cannot be opened gives one line on stderr.
  */
 void bs_stats_report(const char *dest);
+
+/*
+ * Keeps w's counters for the report before the shim closes w ahead of exit (a
+ * target nobody refers to any more whose bytes are all written). Counters of
+ * writers retired under one name add up, and add to a live writer of that name,
+ * so a file opened and closed once per record still shows as one target. Call it
+ * only when BUFSHIM_STATS is set: it allocates. Thread-safe, errno preserved.
+ */
+void bs_stats_retire(bufshim_writer *w);
+
+/* Per-incarnation medians kept for one name; older ones are overwritten. */
+#define RETIRED_SAMPLES 128
+
+struct retired {
+    struct retired *next;
+    struct bs_writer_stats sum; /* sums, except largest/peak/max: maxima */
+    uint64_t p50[RETIRED_SAMPLES];
+    uint64_t weight[RETIRED_SAMPLES]; /* that incarnation's batches */
+    unsigned nsamples, next_sample;
+    int matched; /* a live writer of this name exists (set during a report) */
+    char name[];
+};
+
+static struct retired *retired_head;
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t retired_once = PTHREAD_ONCE_INIT;
+
+static void retired_prepare(void)
+{
+    pthread_mutex_lock(&retired_lock);
+}
+
+static void retired_parent(void)
+{
+    pthread_mutex_unlock(&retired_lock);
+}
+
+static void retired_child(void)
+{
+    pthread_mutex_init(&retired_lock, NULL);
+}
+
+static void retired_init(void)
+{
+    pthread_atfork(retired_prepare, retired_parent, retired_child);
+}
+
+static struct retired *retired_find(const char *name)
+{
+    for (struct retired *r = retired_head; r; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return r;
+    return NULL;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+void bs_stats_retire(bufshim_writer *w)
+{
+    int saved = errno;
+    struct bs_writer_stats st;
+    memset(&st, 0, sizeof st);
+    bs_writer_stats(w, &st);
+    if (st.records == 0 && st.batches == 0 && st.failure_episodes == 0) {
+        errno = saved;
+        return;
+    }
+    const char *name = bs_writer_name(w);
+    pthread_once(&retired_once, retired_init);
+    pthread_mutex_lock(&retired_lock);
+    struct retired *r = retired_find(name);
+    if (!r) {
+        size_t n = strlen(name) + 1;
+        r = calloc(1, sizeof *r + n);
+        if (!r) { /* Statistics are best effort; the bytes are unaffected. */
+            pthread_mutex_unlock(&retired_lock);
+            errno = saved;
+            return;
+        }
+        memcpy(r->name, name, n);
+        r->next = retired_head;
+        retired_head = r;
+    }
+    r->sum.bytes += st.bytes;
+    r->sum.records += st.records;
+    r->sum.batches += st.batches;
+    r->sum.failure_episodes += st.failure_episodes;
+    r->sum.largest_batch = max_u64(r->sum.largest_batch, st.largest_batch);
+    r->sum.peak_buffered = max_u64(r->sum.peak_buffered, st.peak_buffered);
+    r->sum.batch_ns_max = max_u64(r->sum.batch_ns_max, st.batch_ns_max);
+    if (st.batches) {
+        r->p50[r->next_sample] = st.batch_ns_p50;
+        r->weight[r->next_sample] = st.batches;
+        r->next_sample = (r->next_sample + 1) % RETIRED_SAMPLES;
+        if (r->nsamples < RETIRED_SAMPLES)
+            r->nsamples++;
+    }
+    pthread_mutex_unlock(&retired_lock);
+    errno = saved;
+}
+
+/*
+ * Adds the retired counters of r (may be NULL) to *st. The median of the union is
+ * the batch-weighted median of the incarnations' medians: exact when each
+ * incarnation wrote one batch, as when a file is reopened for every batch.
+ */
+static void merge_retired(struct bs_writer_stats *st, const struct retired *r)
+{
+    if (!r)
+        return;
+    uint64_t val[RETIRED_SAMPLES + 1], wt[RETIRED_SAMPLES + 1], total = 0;
+    unsigned n = 0;
+    for (unsigned i = 0; i < r->nsamples; i++, n++) {
+        val[n] = r->p50[i];
+        wt[n] = r->weight[i];
+    }
+    if (st->batches) {
+        val[n] = st->batch_ns_p50;
+        wt[n++] = st->batches;
+    }
+    for (unsigned i = 1; i < n; i++) { /* insertion sort: n is small */
+        uint64_t v = val[i], w = wt[i];
+        unsigned j = i;
+        for (; j > 0 && val[j - 1] > v; j--) {
+            val[j] = val[j - 1];
+            wt[j] = wt[j - 1];
+        }
+        val[j] = v;
+        wt[j] = w;
+    }
+    for (unsigned i = 0; i < n; i++)
+        total += wt[i];
+    uint64_t acc = 0, p50 = 0;
+    for (unsigned i = 0; i < n; i++) {
+        acc += wt[i];
+        if (2 * acc > total) {
+            p50 = val[i];
+            break;
+        }
+    }
+    st->bytes += r->sum.bytes;
+    st->records += r->sum.records;
+    st->batches += r->sum.batches;
+    st->failure_episodes += r->sum.failure_episodes;
+    st->largest_batch = max_u64(st->largest_batch, r->sum.largest_batch);
+    st->peak_buffered = max_u64(st->peak_buffered, r->sum.peak_buffered);
+    st->batch_ns_max = max_u64(st->batch_ns_max, r->sum.batch_ns_max);
+    st->batch_ns_p50 = p50;
+}
 
 /* Big enough for any line but a pathological path; longer lines are written in
  * pieces (the file is O_APPEND, so a piece never lands inside another process's). */
@@ -179,56 +333,78 @@ struct report {
     size_t count;
 };
 
-static void count_writer(bufshim_writer *w, void *arg)
+static void print_target(struct report *r, const char *name, const struct bs_writer_stats *st,
+                         uint64_t pending)
 {
-    (void)w;
-    ((struct report *)arg)->count++;
-}
-
-static void report_writer(bufshim_writer *w, void *arg)
-{
-    struct report *r = arg;
     struct out *o = r->out;
-    struct bs_writer_stats st;
-    memset(&st, 0, sizeof st);
-    bs_writer_stats(w, &st);
-    uint64_t pending = bs_writer_pending(w);
-
     if (r->json) {
         out_str(o, "{\"pid\":");
         out_u64(o, r->pid);
         out_str(o, ",\"path\":");
-        out_json_string(o, bs_writer_name(w));
-        out_field(o, "bytes", st.bytes);
-        out_field(o, "records", st.records);
-        out_field(o, "batches", st.batches);
-        out_field(o, "largest_batch", st.largest_batch);
-        out_field(o, "peak_buffered", st.peak_buffered);
-        out_field(o, "batch_ns_p50", st.batch_ns_p50);
-        out_field(o, "batch_ns_max", st.batch_ns_max);
-        out_field(o, "failure_episodes", st.failure_episodes);
+        out_json_string(o, name);
+        out_field(o, "bytes", st->bytes);
+        out_field(o, "records", st->records);
+        out_field(o, "batches", st->batches);
+        out_field(o, "largest_batch", st->largest_batch);
+        out_field(o, "peak_buffered", st->peak_buffered);
+        out_field(o, "batch_ns_p50", st->batch_ns_p50);
+        out_field(o, "batch_ns_max", st->batch_ns_max);
+        out_field(o, "failure_episodes", st->failure_episodes);
         out_field(o, "unwritten", pending);
         out_str(o, "}\n");
         out_flush(o); /* one write per line: lines of concurrent processes stay whole */
         return;
     }
     out_str(o, "bufshim: ");
-    out_size_w(o, st.bytes, 11);
-    out_u64_w(o, st.records, 9);
-    out_u64_w(o, st.batches, 8);
-    out_size_w(o, st.largest_batch, 11);
-    out_size_w(o, st.peak_buffered, 11);
-    out_ms_w(o, st.batch_ns_p50, 9);
-    out_ms_w(o, st.batch_ns_max, 9);
-    out_u64_w(o, st.failure_episodes, 9);
+    out_size_w(o, st->bytes, 11);
+    out_u64_w(o, st->records, 9);
+    out_u64_w(o, st->batches, 8);
+    out_size_w(o, st->largest_batch, 11);
+    out_size_w(o, st->peak_buffered, 11);
+    out_ms_w(o, st->batch_ns_p50, 9);
+    out_ms_w(o, st->batch_ns_max, 9);
+    out_u64_w(o, st->failure_episodes, 9);
     out_str(o, "  ");
-    out_printable(o, bs_writer_name(w));
+    out_printable(o, name);
     if (pending) {
         out_str(o, "  (");
         out_u64(o, pending);
         out_str(o, " bytes unwritten)");
     }
     out_char(o, '\n');
+}
+
+/* First pass: counts live writers and marks the retired names they continue. */
+static void count_writer(bufshim_writer *w, void *arg)
+{
+    struct report *r = arg;
+    struct retired *ret = retired_find(bs_writer_name(w));
+    if (ret)
+        ret->matched = 1;
+    r->count++;
+}
+
+static void report_writer(bufshim_writer *w, void *arg)
+{
+    struct report *r = arg;
+    struct bs_writer_stats st;
+    memset(&st, 0, sizeof st);
+    bs_writer_stats(w, &st);
+    merge_retired(&st, retired_find(bs_writer_name(w)));
+    print_target(r, bs_writer_name(w), &st, bs_writer_pending(w));
+}
+
+/* Targets whose writers were all retired before the report. */
+static void report_retired(struct report *r)
+{
+    for (struct retired *ret = retired_head; ret; ret = ret->next) {
+        if (ret->matched)
+            continue;
+        struct bs_writer_stats st;
+        memset(&st, 0, sizeof st);
+        merge_retired(&st, ret);
+        print_target(r, ret->name, &st, 0);
+    }
 }
 
 void bs_stats_report(const char *dest)
@@ -240,8 +416,7 @@ void bs_stats_report(const char *dest)
     }
     struct out o;
     o.len = 0;
-    struct report r = {.out = &o, .json = strcmp(dest, "stderr") != 0,
-                       .pid = (uint64_t)getpid()};
+    struct report r = {.out = &o, .json = strcmp(dest, "stderr") != 0, .pid = (uint64_t)getpid()};
     if (r.json) {
         o.fd = bs_sys_open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
         if (o.fd < 0) {
@@ -249,25 +424,34 @@ void bs_stats_report(const char *dest)
             errno = saved;
             return;
         }
-        bs_engine_foreach_writer(report_writer, &r);
-        out_flush(&o);
-        bs_sys_close(o.fd);
-        errno = saved;
-        return;
+    } else {
+        o.fd = 2;
     }
 
-    o.fd = 2;
+    pthread_once(&retired_once, retired_init);
+    pthread_mutex_lock(&retired_lock);
+    for (struct retired *ret = retired_head; ret; ret = ret->next)
+        ret->matched = 0;
     bs_engine_foreach_writer(count_writer, &r);
-    if (r.count == 0) {
-        out_str(&o, "bufshim: statistics: no target was written\n");
-    } else {
-        out_str(&o, "bufshim: statistics of process ");
-        out_u64(&o, r.pid);
-        out_str(&o, " (batch times in ms)\n");
-        out_str(&o, "bufshim:       bytes  records batches    largest       peak"
-                    "      p50      max failures  path\n");
-        bs_engine_foreach_writer(report_writer, &r);
+    for (struct retired *ret = retired_head; ret; ret = ret->next)
+        r.count += !ret->matched;
+
+    if (!r.json) {
+        if (r.count == 0) {
+            out_str(&o, "bufshim: statistics: no target was written\n");
+        } else {
+            out_str(&o, "bufshim: statistics of process ");
+            out_u64(&o, r.pid);
+            out_str(&o, " (batch times in ms)\n");
+            out_str(&o, "bufshim:       bytes  records batches    largest       peak"
+                        "      p50      max failures  path\n");
+        }
     }
+    bs_engine_foreach_writer(report_writer, &r);
+    report_retired(&r);
+    pthread_mutex_unlock(&retired_lock);
     out_flush(&o);
+    if (r.json)
+        bs_sys_close(o.fd);
     errno = saved;
 }
