@@ -39,16 +39,19 @@ where the bytes land), ``log_path`` (the JSON-lines event log), ``ctl_path``
     without ``/`` matches the file name, with ``/`` the path from the mount root.
 ``status()`` / ``hung()``
     The control file's text; the number of calls hanging right now.
-``events(op=None, path=None, tgid=None, pid=None)``
-    The parsed event log (a list of dicts, in end-time order), filtered: ``op`` is a name or
+``events(op=None, path=None, tgid=None, pid=None, since=0)``
+    The parsed event log (a list of dicts, in end-time order), filtered: ``since`` a value of
+    ``mark()`` (only what was logged after it), ``op`` is a name or
     a collection of names, ``path`` a name relative to the mount (``"a.log"``, ``"/a.log"``)
     or a path inside it, ``tgid`` the process id of the caller (``Popen.pid``), ``pid`` the
     kernel's caller id (the thread id). Fields: op, path, to (rename/link/symlink), cmd (ctl),
     pid, tgid, fh, off, size, flags (open/create/fsync/rename/chmod), result (bytes or -errno),
     start_ns, end_ns (CLOCK_MONOTONIC ns, the clock of ``time.monotonic_ns()``), start_wall,
     end_wall (seconds since the epoch). Absent values are None.
-``writes(path=None, tgid=None)``
+``writes(path=None, tgid=None, since=0)``
     ``events("write", ...)`` shorthand.
+``mark()``
+    The log's current end, for ``events(since=...)``.
 ``wait_for(predicate, timeout=10.0, interval=0.01, what=None)``
     Polls until ``predicate()`` is truthy and returns its value; fails the test on timeout.
 ``wait_hung(n=1, timeout=10.0)``
@@ -166,7 +169,8 @@ class SlowFS:
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mount.mkdir(parents=True, exist_ok=True)
         self.log_path.touch()
-        cmd = [str(SLOWFS_BIN), str(self.backing), str(self.mount), "-f",
+        # --exit-with-parent: a test run that is killed leaves no daemon or mount behind.
+        cmd = [str(SLOWFS_BIN), str(self.backing), str(self.mount), "-f", "--exit-with-parent",
                "--log", str(self.log_path)]
         if latency:
             cmd += ["--latency", latency]
@@ -214,8 +218,13 @@ class SlowFS:
                 return int(line.split()[1])
         raise AssertionError(f"no 'hung' line in the control file:\n{self.status()}")
 
-    def events(self, op=None, path=None, tgid=None, pid=None):
+    def mark(self):
+        """A position in the event log: events(since=mark) returns what came after."""
+        return self.log_path.stat().st_size
+
+    def events(self, op=None, path=None, tgid=None, pid=None, since=0):
         with open(self.log_path, "rb") as f:
+            f.seek(since)
             data = f.read()
         # A line still being written has no newline yet: leave it for the next call.
         lines = data.split(b"\n")[:-1]
@@ -232,8 +241,8 @@ class SlowFS:
             evs = [e for e in evs if e["pid"] == pid]
         return evs
 
-    def writes(self, path=None, tgid=None):
-        return self.events("write", path=path, tgid=tgid)
+    def writes(self, path=None, tgid=None, since=0):
+        return self.events("write", path=path, tgid=tgid, since=since)
 
     def wait_for(self, predicate, timeout=10.0, interval=0.01, what=None):
         deadline = time.monotonic() + timeout

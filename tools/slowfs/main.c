@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static const char usage[] =
     "usage: slowfs BACKING MOUNTPOINT [--latency OP=DUR[,OP=DUR...]] [--log FILE] [-f] [-d]\n"
-    "              [--page-cache] [--intr] [-o FUSE_OPTION[,...]]...\n"
+    "              [--page-cache] [--intr]\n"
+    "              [--exit-with-parent] [-o FUSE_OPTION[,...]]...\n"
     "Mounts a pass-through view of BACKING at MOUNTPOINT that delays, fails and hangs\n"
     "operations on command (write lines to MOUNTPOINT/.slowfs/ctl) and logs each\n"
     "operation as one JSON line to FILE. See tools/slowfs/README.md.\n"
@@ -24,6 +26,7 @@ static const char usage[] =
     "                  up to 1 MiB is one logged write\n"
     "  --intr          signals interrupt hung calls (EINTR), as on an NFS intr mount;\n"
     "                  default: a hung caller waits even through SIGKILL (hard mount)\n"
+    "  --exit-with-parent  unmount and exit when the parent process dies\n"
     "  -f              stay in the foreground\n"
     "  -d              FUSE debug output (implies -f)\n"
     "  -o OPTIONS      passed to FUSE (allow_other, max_threads=N, ...)\n";
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
     int npositional = 0;
     const char *latency = NULL, *logpath = NULL;
     struct sfs_options options = {.backing_fd = -1};
+    int exit_with_parent = 0;
     /* The arguments handed to FUSE: program, mount point, our defaults, the user's. */
     char **fargv = calloc((size_t)argc + 8, sizeof *fargv);
     int fargc = 0;
@@ -92,6 +96,8 @@ int main(int argc, char **argv)
             options.page_cache = 1;
         } else if (!strcmp(argv[i], "--intr")) {
             options.intr = 1;
+        } else if (!strcmp(argv[i], "--exit-with-parent")) {
+            exit_with_parent = 1;
         } else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d") || !strcmp(argv[i], "-s")) {
             fargv[fargc++] = argv[i];
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
@@ -133,6 +139,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "slowfs: --log %s: %s\n", logpath, strerror(-rc));
             return 1;
         }
+    }
+    /* A test runner that dies without unmounting must not leave the daemon behind: the
+     * SIGTERM makes libfuse leave its loop and unmount. */
+    if (exit_with_parent) {
+        pid_t parent = getppid();
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            return 1;
     }
     if (options.intr) {
         struct sigaction sa = {.sa_handler = on_intr_signal};
