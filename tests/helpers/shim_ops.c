@@ -20,6 +20,10 @@
  *   rawcat PATH             the content on disk, by raw system calls
  *   rename A B | unlink P | symlink T L | link A B
  *   fd1 TEXT | fd2 TEXT     write(2) to descriptor 1 / 2
+ *   ewrite K TEXT           write(2) with errno preset to EILSEQ: prints whether it survived
+ *   sync | syncfs K         sync(2) / syncfs(2)
+ *   closerange LO           close_range(LO, ~0U, 0): every descriptor from LO up
+ *   tryclose NUM            close(NUM) on a raw number; prints the result and errno
  *   sleep MS | exit CODE | _exit CODE
  *
  * Exit status: 0 when every operation ran, 1 when one failed unexpectedly.
@@ -300,6 +304,28 @@ int main(int argc, char **argv)
             char *t = unescape(ARG(1));
             writeall(op[2] - '0', t, strlen(t), op);
             free(t);
+            i += 1;
+        } else if (!strcmp(op, "ewrite")) {
+            char *t = unescape(ARG(2));
+            errno = EILSEQ;
+            ssize_t w = write(slot[K(ARG(1))], t, strlen(t));
+            out("ewrite %zd errno %s\n", w, errno == EILSEQ ? "kept" : strerror(errno));
+            free(t);
+            i += 2;
+        } else if (!strcmp(op, "sync")) {
+            sync();
+        } else if (!strcmp(op, "syncfs")) {
+            if (syncfs(slot[K(ARG(1))]) < 0)
+                die(op, NULL);
+            i += 1;
+        } else if (!strcmp(op, "closerange")) {
+            if (close_range((unsigned)atoi(ARG(1)), ~0U, 0) < 0)
+                die(op, NULL);
+            i += 1;
+        } else if (!strcmp(op, "tryclose")) {
+            errno = 0;
+            int r = close(atoi(ARG(1)));
+            out("tryclose %d %s\n", r, r < 0 ? strerror(errno) : "ok");
             i += 1;
         } else if (!strcmp(op, "sleep")) {
             struct timespec ts = {atol(ARG(1)) / 1000, atol(ARG(1)) % 1000 * 1000000L};

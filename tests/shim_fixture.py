@@ -1,0 +1,195 @@
+"""Running programs with and without the shim, and comparing what they leave behind.
+
+Loaded as a plugin by tests/conftest.py; import the helpers with
+``from shim_fixture import run_shimmed, assert_same_files, ...``.
+
+Running
+-------
+``SHIM_LIB``
+    ``build/src/libbufshim.so``.
+``shim_env(paths=None, interval=None, fsync=None, debug=None, stats=None, env=None, preload=True)``
+    A copy of ``os.environ`` with every ``BUFSHIM_*`` variable removed, then ``LD_PRELOAD`` (the
+    sanitizer runtime first under ``BUFSHIM_TEST_SANITIZER``) and the given settings.
+    ``paths`` is a string or a list of entries (joined with ``:``); ``interval``, ``fsync``,
+    ``debug``, ``stats`` are written as given (``str()``). Values in ``env`` override, and a
+    value of ``None`` there removes the variable.
+``run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True)``
+    Runs argv without the shim (``LD_PRELOAD`` and ``BUFSHIM_*`` removed); returns the
+    ``CompletedProcess`` (text mode). ``check`` fails the test on a non-zero exit, showing
+    stderr. The sanitizer-report check applies to every run.
+``run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
+cwd=None, timeout=120, input=None, check=True, strace=None)``
+    The same under the shim. ``strace`` (a path) runs the program under
+    ``strace -f -y -ttt -e trace=write,writev,pwrite64,openat,open -o PATH`` (the shim is
+    preloaded into the traced program only, not into strace).
+``strace_writes(log_path, file_path)``
+    Parses such a log: a list of ``(time, pid, syscall, nbytes)`` for each write-type call
+    whose descriptor resolved to ``file_path`` (``-y`` annotation), in log order.
+
+Differential runs
+-----------------
+``assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None, compare=None,
+same_stdout=True)``
+    Runs ``scenario(workdir, run)`` twice: in ``tmp_path/"plain"`` with ``run`` bound to
+    ``run_plain``, and in ``tmp_path/"shim"`` with ``run`` bound to ``run_shimmed`` whose
+    ``paths`` entries are made absolute under that workdir (``"*.log"`` becomes
+    ``"<workdir>/*.log"``; absolute entries and the words ``stdout``/``stderr`` are kept).
+    ``run(argv, **kw)`` takes the keyword arguments of ``run_plain`` (``cwd`` defaults to
+    the workdir). Then every file under both workdirs must exist in both and be equal byte
+    for byte, or satisfy ``compare(relpath, plain_bytes, shim_bytes)`` (return True), and,
+    with ``same_stdout``, each run's stdout must be identical. Returns
+    ``(plain_dir, shim_dir, plain_results, shim_results)`` (the lists of CompletedProcess).
+``sorted_lines(data)``
+    The lines of ``data`` (bytes), sorted: a ``compare`` helper for multi-threaded writers.
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BUILD_DIR, assert_no_sanitizer_report, sanitizer_runtime
+
+SHIM_LIB = BUILD_DIR / "src" / "libbufshim.so"
+STRACE = shutil.which("strace")
+
+
+def _clean_env(env=None):
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith("BUFSHIM_") or k in ("BUFSHIM_BUILD_DIR", "BUFSHIM_SOURCE_DIR",
+                                                  "BUFSHIM_TEST_SANITIZER")}
+    e.pop("LD_PRELOAD", None)
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = str(v)
+    return e
+
+
+def shim_env(paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
+             preload=True):
+    if not SHIM_LIB.exists():
+        pytest.fail(f"{SHIM_LIB} is not built")
+    e = _clean_env()
+    if preload:
+        rt = sanitizer_runtime()
+        e["LD_PRELOAD"] = f"{rt}:{SHIM_LIB}" if rt else str(SHIM_LIB)
+    if paths is not None:
+        e["BUFSHIM_PATHS"] = paths if isinstance(paths, str) else ":".join(map(str, paths))
+    for name, value in (("INTERVAL", interval), ("FSYNC", fsync), ("DEBUG", debug),
+                        ("STATS", stats)):
+        if value is not None:
+            e["BUFSHIM_" + name] = str(value)
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = str(v)
+    return e
+
+
+def _run(argv, env, cwd, timeout, input, check):
+    p = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, timeout=timeout,
+                       input=input, capture_output=True, text=True, errors="replace")
+    assert_no_sanitizer_report(p.stderr)
+    if check and p.returncode != 0:
+        pytest.fail(f"{argv} exited with {p.returncode}\nstdout:\n{p.stdout[-3000:]}\n"
+                    f"stderr:\n{p.stderr[-3000:]}")
+    return p
+
+
+def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True):
+    return _run(argv, _clean_env(env), cwd, timeout, input, check)
+
+
+def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
+                cwd=None, timeout=120, input=None, check=True, strace=None):
+    e = shim_env(paths, interval, fsync, debug, stats, env)
+    if strace is not None:
+        if STRACE is None:
+            pytest.fail("strace is not installed")
+        # strace itself must not run under the shim: hand LD_PRELOAD to the tracee only.
+        preload = e.pop("LD_PRELOAD")
+        argv = [STRACE, "-f", "-y", "-ttt", "-e", "trace=write,writev,pwrite64,openat,open",
+                "-o", str(strace), "-E", f"LD_PRELOAD={preload}", *argv]
+    return _run(argv, e, cwd, timeout, input, check)
+
+
+_STRACE_LINE = re.compile(
+    r"^(?P<pid>\d+)\s+(?P<t>\d+\.\d+)\s+(?P<call>write|writev|pwrite64)\((?P<fd>\d+)<(?P<path>[^>]*)>,"
+    r".*\)\s+=\s+(?P<ret>-?\d+)")
+
+
+def strace_writes(log_path, file_path):
+    file_path = str(file_path)
+    out = []
+    for line in pathlib.Path(log_path).read_text(errors="replace").splitlines():
+        m = _STRACE_LINE.match(line)
+        if m and m.group("path") == file_path:
+            out.append((float(m.group("t")), int(m.group("pid")), m.group("call"),
+                        int(m.group("ret"))))
+    return out
+
+
+def _absolute_paths(paths, workdir):
+    if isinstance(paths, str):
+        paths = paths.split(":")
+    return [p if p.startswith("/") or p in ("stdout", "stderr") else f"{workdir}/{p}"
+            for p in paths]
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in pathlib.Path(root).rglob("*")
+                  if p.is_file() or (p.is_symlink() and not p.exists()))
+
+
+def sorted_lines(data):
+    return sorted(data.splitlines(keepends=True))
+
+
+def assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None, compare=None,
+                      same_stdout=True):
+    plain_dir = pathlib.Path(tmp_path) / "plain"
+    shim_dir = pathlib.Path(tmp_path) / "shim"
+    plain_dir.mkdir()
+    shim_dir.mkdir()
+    plain_results, shim_results = [], []
+
+    def plain_run(argv, **kw):
+        kw.setdefault("cwd", plain_dir)
+        kw["env"] = {**(env or {}), **(kw.get("env") or {})}
+        r = run_plain(argv, **kw)
+        plain_results.append(r)
+        return r
+
+    def shim_run(argv, **kw):
+        kw.setdefault("cwd", shim_dir)
+        kw["env"] = {**(env or {}), **(kw.get("env") or {})}
+        kw.setdefault("paths", _absolute_paths(paths, shim_dir))
+        kw.setdefault("interval", interval)
+        r = run_shimmed(argv, **kw)
+        shim_results.append(r)
+        return r
+
+    scenario(plain_dir, plain_run)
+    scenario(shim_dir, shim_run)
+
+    plain_files, shim_files = _files(plain_dir), _files(shim_dir)
+    assert plain_files == shim_files, "different sets of files"
+    assert plain_files, "the scenario left no files to compare"
+    for rel in plain_files:
+        a, b = plain_dir / rel, shim_dir / rel
+        if a.is_symlink() or b.is_symlink():
+            assert os.readlink(a) == os.readlink(b), rel
+            continue
+        da, db = a.read_bytes(), b.read_bytes()
+        if compare is not None:
+            assert compare(rel, da, db), f"{rel}: contents differ ({len(da)} vs {len(db)} bytes)"
+        else:
+            assert da == db, f"{rel}: contents differ ({len(da)} vs {len(db)} bytes)"
+    if same_stdout:
+        assert [r.stdout for r in plain_results] == [r.stdout for r in shim_results]
+    return plain_dir, shim_dir, plain_results, shim_results
