@@ -90,7 +90,7 @@ def test_symbols_exported_under_called_names():
     assert [n for n in names if n not in defined] == []
 
 
-@pytest.mark.parametrize("mode", ["return", "exit", "atexit", "dso", "fclose_stdout"])
+@pytest.mark.parametrize("mode", ["return", "exit", "atexit", "dso", "fclose_stdout", "saved"])
 def test_exit_flush(tmp_path, mode):
     """Buffered stdio data at exit, also data written and flushed after the shim's
     destructor (a library destructor that prints), reaches the file."""
@@ -109,6 +109,9 @@ def test_exit_flush(tmp_path, mode):
         assert_same(plain.data, shimmed.data)
     else:
         plain, shimmed = run_pair(tmp_path, argv, env_extra=extra)
+    if mode == "saved":
+        assert plain.data.count(b"<w>") == 30
+        return
     assert plain.data.count(b"main: stdout") == 100
     if mode == "fclose_stdout":
         assert b"printf after fclose(stdout): -1 0 Bad file descriptor" in plain.data

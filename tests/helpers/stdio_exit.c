@@ -7,6 +7,10 @@
  *      dso:    as return; the linked stdio_exit_dso prints from its destructor
  *              (set STDIO_EXIT_DSO_PATH=PATH).
  *      fclose_stdout: fclose(stdout) at the end, then printf must fail (EBADF).
+ *      saved:  output through the stdout pointer saved by stdio_exit_dso's
+ *              constructor (fputs, fwrite, fprintf, putc, inline putc_unlocked,
+ *              fflush) mixed with printf on the current stdout and write(1):
+ *              both pointers must be one stream.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int stdio_exit_dso_linked(void);
+FILE *stdio_exit_dso_saved_stdout(void);
 
 static FILE *fp;
 
@@ -31,7 +35,7 @@ static void leave(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || !stdio_exit_dso_linked())
+    if (argc != 3)
         return 2;
     const char *mode = argv[1];
     fp = fopen(argv[2], "a");
@@ -39,6 +43,41 @@ int main(int argc, char **argv)
         return 1;
     if (!strcmp(mode, "atexit"))
         atexit(handler);
+    if (!strcmp(mode, "saved")) {
+        FILE *old = stdio_exit_dso_saved_stdout();
+        char line[64];
+        for (int i = 0; i < 3000; i++) {
+            int n = snprintf(line, sizeof line, "s%d%s", i, i % 4 ? " " : "\n");
+            switch (i % 6) {
+            case 0:
+                fputs(line, old);
+                break;
+            case 1:
+                fwrite(line, 1, (size_t)n, old);
+                break;
+            case 2:
+                fprintf(old, "%s", line);
+                break;
+            case 3:
+                for (int k = 0; k < n; k++)
+                    putc_unlocked(line[k], old);
+                break;
+            case 4:
+                for (int k = 0; k < n; k++)
+                    putc(line[k], old);
+                break;
+            default:
+                printf("%s", line);
+                break;
+            }
+            if (i % 101 == 0 && write(1, "<w>", 3) != 3)
+                return 1;
+            if (i % 997 == 0)
+                fflush(old);
+        }
+        fputs("unflushed tail through the saved pointer", old);
+        return 0;
+    }
     for (int i = 0; i < 100; i++) {
         fprintf(fp, "main: stream %d\n", i);
         printf("main: stdout %d\n", i);

@@ -4,14 +4,19 @@
  * shim's) prints to stdout and opens that path with fopen "a"; its destructor
  * (which runs after the shim's) prints to stdout and to that stream again and
  * leaves both unflushed: glibc flushes them at exit, after every destructor.
+ * It also keeps the value stdout had when it started (before the shim's
+ * constructor replaced it), as libstdc++'s std::cout may.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 static FILE *dso_fp;
+static FILE *saved_stdout;
 
 __attribute__((constructor)) static void dso_init(void)
 {
+    /* Like libstdc++'s std::cout: keep the stdout of before the shim's start. */
+    saved_stdout = stdout;
     const char *p = getenv("STDIO_EXIT_DSO_PATH");
     if (p == NULL)
         return;
@@ -33,9 +38,9 @@ __attribute__((destructor)) static void dso_fini(void)
         fputs("dso destructor: a stream opened after the shim's destructor\n", late);
 }
 
-/* Referenced by stdio_exit so that the link keeps this library. */
-int stdio_exit_dso_linked(void);
-int stdio_exit_dso_linked(void)
+/* The value of stdout when this library's constructor ran. */
+FILE *stdio_exit_dso_saved_stdout(void);
+FILE *stdio_exit_dso_saved_stdout(void)
 {
-    return 1;
+    return saved_stdout;
 }
