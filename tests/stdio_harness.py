@@ -2,44 +2,29 @@
 
 Each run gets a directory of its own; the program's output file is inside it and
 BUFSHIM_PATHS matches it, so the shimmed run diverts every write to it. The two
-output files must be byte-identical.
+output files must be byte-identical. Unlike shim_fixture.assert_same_files, the
+program's stdout and stderr can be appended to that same file (a shell's `>>`),
+which is what the std-stream scenarios need.
 """
-import os
-import pathlib
 import re
-import shutil
 import subprocess
 
-import pytest
-
-from conftest import BUILD_DIR, assert_no_sanitizer_report, sanitizer_runtime
+from conftest import assert_no_sanitizer_report
+from shim_fixture import SHIM_LIB, STRACE
+from shim_fixture import shim_env as fixture_env
 
 
 def shim_library():
-    lib = pathlib.Path(os.environ.get("BUFSHIM_LIB", BUILD_DIR / "src" / "libbufshim.so"))
-    if not lib.exists():
-        pytest.fail(f"{lib} is not built")
-    return lib
+    return SHIM_LIB
 
 
 def shim_env(paths, extra=None):
     """Environment that preloads the shim with BUFSHIM_PATHS=paths."""
-    env = dict(os.environ)
-    preload = [p for p in (sanitizer_runtime(), str(shim_library())) if p]
-    env["LD_PRELOAD"] = " ".join(preload)
-    env["BUFSHIM_PATHS"] = paths
-    env.setdefault("BUFSHIM_INTERVAL", "1")
-    env.pop("BUFSHIM_DEBUG", None)
-    if extra:
-        env.update(extra)
-    return env
+    return fixture_env(paths=paths, interval="1", env=extra)
 
 
 def plain_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
-    if extra:
-        env.update(extra)
-    return env
+    return fixture_env(preload=False, env=extra)
 
 
 class Run:
@@ -62,7 +47,9 @@ def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
     env = shim_env(str(directory) + "/*.log", env_extra) if shim else plain_env(env_extra)
     argv = [str(a) for a in argv_of(out)]
     if wrap:
-        argv = wrap(directory) + argv
+        # The tracer itself must not run under the shim: only the tracee gets it.
+        preload = env.pop("LD_PRELOAD", None)
+        argv = wrap(directory) + (["-E", "LD_PRELOAD=" + preload] if preload else []) + argv
     errfile = directory / "stderr.txt"
     with open(out, "ab") as o, open(errfile, "wb") as e:
         proc = subprocess.run(argv, env=env, stdout=o if stdout_to_file else subprocess.DEVNULL,
@@ -94,8 +81,6 @@ def assert_same(a, b):
         f"files differ: {len(a)} bytes without the shim, {len(b)} with it; first difference at "
         f"byte {n}:\n  without: {a[max(0, n - 60):n + 60]!r}\n  with:    {b[max(0, n - 60):n + 60]!r}")
 
-
-STRACE = shutil.which("strace")
 
 
 def strace_wrap(directory):

@@ -33,8 +33,8 @@
  * header's _FILE_OFFSET_BITS=64 renames (fopen -> fopen64) and its extern
  * inline definitions (putchar, fputc_unlocked, ...) cannot touch it.
  */
-#define BS_WRAPPER(ret, name, params)                                          \
-    BS_STDIO_EXPORT ret bs_wrap_##name params __asm__(#name);                 \
+#define BS_WRAPPER(ret, name, params)                                                              \
+    BS_STDIO_EXPORT ret bs_wrap_##name params __asm__(#name);                                      \
     BS_STDIO_EXPORT ret bs_wrap_##name params
 
 /* glibc's FORTIFY entry points, declared by <stdio.h> only under FORTIFY. */
@@ -42,8 +42,7 @@ int __fprintf_chk(FILE *fp, int flag, const char *fmt, ...);
 int __vfprintf_chk(FILE *fp, int flag, const char *fmt, va_list ap);
 int __dprintf_chk(int fd, int flag, const char *fmt, ...);
 int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap);
-int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen, const char *fmt,
-                    va_list ap);
+int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen, const char *fmt, va_list ap);
 int __fwprintf_chk(FILE *fp, int flag, const wchar_t *fmt, ...);
 int __vfwprintf_chk(FILE *fp, int flag, const wchar_t *fmt, va_list ap);
 int __wprintf_chk(int flag, const wchar_t *fmt, ...);
@@ -54,70 +53,69 @@ int __vwprintf_chk(int flag, const wchar_t *fmt, va_list ap);
  * Same discipline as the core's table (real_i.h): one table, filled once by
  * dlsym(RTLD_NEXT) on first use, safe before any constructor ran.
  */
-#define BS_STDIO_REAL_FUNCTIONS(X) \
-    X(fopen) \
-    X(fopen64) \
-    X(fdopen) \
-    X(freopen) \
-    X(freopen64) \
-    X(fwrite) \
-    X(fwrite_unlocked) \
-    X(fputs) \
-    X(fputs_unlocked) \
-    X(fputc) \
-    X(fputc_unlocked) \
-    X(putc) \
-    X(putc_unlocked) \
-    X(putw) \
-    X(vfprintf) \
-    X(__vfprintf_chk) \
-    X(__overflow) \
-    X(vdprintf) \
-    X(__vdprintf_chk) \
-    X(fflush) \
-    X(fflush_unlocked) \
-    X(setvbuf) \
-    X(setbuf) \
-    X(setbuffer) \
-    X(setlinebuf) \
-    X(fileno) \
-    X(fileno_unlocked) \
-    X(ferror) \
-    X(ferror_unlocked) \
-    X(feof) \
-    X(feof_unlocked) \
-    X(clearerr) \
-    X(clearerr_unlocked) \
-    X(__fpending) \
-    X(__fbufsize) \
-    X(__flbf) \
-    X(__fpurge) \
-    X(__fwriting) \
-    X(fseek) \
-    X(fseeko) \
-    X(fseeko64) \
-    X(ftell) \
-    X(ftello) \
-    X(ftello64) \
-    X(rewind) \
-    X(fgetpos) \
-    X(fgetpos64) \
-    X(fsetpos) \
-    X(fsetpos64) \
-    X(flockfile) \
-    X(funlockfile) \
-    X(ftrylockfile) \
-    X(fopencookie) \
-    X(fclose) \
-    X(fwide) \
-    X(dup3) \
-    X(fputwc) \
-    X(fputwc_unlocked) \
-    X(putwc) \
-    X(putwc_unlocked) \
-    X(fputws) \
-    X(fputws_unlocked) \
-    X(vfwprintf) \
+#define BS_STDIO_REAL_FUNCTIONS(X)                                                                 \
+    X(fopen)                                                                                       \
+    X(fopen64)                                                                                     \
+    X(fdopen)                                                                                      \
+    X(freopen)                                                                                     \
+    X(freopen64)                                                                                   \
+    X(fwrite)                                                                                      \
+    X(fwrite_unlocked)                                                                             \
+    X(fputs)                                                                                       \
+    X(fputs_unlocked)                                                                              \
+    X(fputc)                                                                                       \
+    X(fputc_unlocked)                                                                              \
+    X(putc)                                                                                        \
+    X(putc_unlocked)                                                                               \
+    X(putw)                                                                                        \
+    X(vfprintf)                                                                                    \
+    X(__vfprintf_chk)                                                                              \
+    X(__overflow)                                                                                  \
+    X(vdprintf)                                                                                    \
+    X(__vdprintf_chk)                                                                              \
+    X(fflush)                                                                                      \
+    X(fflush_unlocked)                                                                             \
+    X(setvbuf)                                                                                     \
+    X(setbuf)                                                                                      \
+    X(setbuffer)                                                                                   \
+    X(setlinebuf)                                                                                  \
+    X(fileno)                                                                                      \
+    X(fileno_unlocked)                                                                             \
+    X(ferror)                                                                                      \
+    X(ferror_unlocked)                                                                             \
+    X(feof)                                                                                        \
+    X(feof_unlocked)                                                                               \
+    X(clearerr)                                                                                    \
+    X(clearerr_unlocked)                                                                           \
+    X(__fpending)                                                                                  \
+    X(__fbufsize)                                                                                  \
+    X(__flbf)                                                                                      \
+    X(__fpurge)                                                                                    \
+    X(__fwriting)                                                                                  \
+    X(fseek)                                                                                       \
+    X(fseeko)                                                                                      \
+    X(fseeko64)                                                                                    \
+    X(ftell)                                                                                       \
+    X(ftello)                                                                                      \
+    X(ftello64)                                                                                    \
+    X(rewind)                                                                                      \
+    X(fgetpos)                                                                                     \
+    X(fgetpos64)                                                                                   \
+    X(fsetpos)                                                                                     \
+    X(fsetpos64)                                                                                   \
+    X(flockfile)                                                                                   \
+    X(funlockfile)                                                                                 \
+    X(ftrylockfile)                                                                                \
+    X(fopencookie)                                                                                 \
+    X(fclose)                                                                                      \
+    X(fwide)                                                                                       \
+    X(fputwc)                                                                                      \
+    X(fputwc_unlocked)                                                                             \
+    X(putwc)                                                                                       \
+    X(putwc_unlocked)                                                                              \
+    X(fputws)                                                                                      \
+    X(fputws_unlocked)                                                                             \
+    X(vfwprintf)                                                                                   \
     X(__vfwprintf_chk)
 
 #define BS_STDIO_REAL_MEMBER(name) __typeof__(name) *name;
@@ -133,8 +131,8 @@ extern int bs_stdio_real_ready;
 void bs_stdio_real_init(void);
 
 /* BS_STDIO_REAL(fwrite)(...): libc's fwrite. */
-#define BS_STDIO_REAL(name) \
-    (*(__atomic_load_n(&bs_stdio_real_ready, __ATOMIC_ACQUIRE) ? (void)0 : bs_stdio_real_init(), \
+#define BS_STDIO_REAL(name)                                                                        \
+    (*(__atomic_load_n(&bs_stdio_real_ready, __ATOMIC_ACQUIRE) ? (void)0 : bs_stdio_real_init(),   \
        bs_stdio_real_fns.name))
 
 /*

@@ -13,6 +13,8 @@
  * that no wrapper sees, so they format here and write through the shim.
  */
 
+#include "real_i.h"
+
 #include "shim_i.h"
 #include "stdio_stream_i.h"
 
@@ -23,12 +25,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 /* ---- opening ---- */
 
+/* Opening a diverting stream: the shim is active and not running its own code. */
 static int diverting(void)
 {
-    return bs_shim_active() && bs_stdio_usable();
+    return !bs_in_shim && bs_shim_active() && bs_stdio_usable();
 }
 
 /* fopen and fopen64 (identical on LP64): a diverting stream over a descriptor
@@ -109,8 +111,12 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
             return NULL;
     }
     bs_fd_rescan(fd);
-    const char *cmode = reads && writes ? (mode[0] == 'r' ? "r+" : mode[0] == 'w' ? "w+" : "a+")
-                                        : (mode[0] == 'r' ? "r" : mode[0] == 'w' ? "w" : "a");
+    const char *cmode = reads && writes ? (mode[0] == 'r'   ? "r+"
+                                           : mode[0] == 'w' ? "w+"
+                                                            : "a+")
+                                        : (mode[0] == 'r'   ? "r"
+                                           : mode[0] == 'w' ? "w"
+                                                            : "a");
     FILE *fp = bs_stdio_stream_new(fd, cmode);
     if (fp == NULL)
         return NULL;
@@ -126,11 +132,10 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
 
 /* freopen on a diverting stream is done in place; a glibc stream (opened
  * before the shim was active, or a wide ",ccs=" stream) stays glibc's. */
-static FILE *reopen_stream(const char *path, const char *mode, FILE *fp,
-                           __typeof__(freopen) *real)
+static FILE *reopen_stream(const char *path, const char *mode, FILE *fp, __typeof__(freopen) *real)
 {
     fp = bs_stdio_map(fp);
-    if (mode != NULL && bs_stdio_is_ours(fp))
+    if (mode != NULL && !bs_in_shim && bs_stdio_is_ours(fp))
         return bs_stdio_stream_reopen(fp, path, mode);
     return real(path, mode, fp);
 }
@@ -279,7 +284,7 @@ static int fd_vprintf(int fd, int flag, const char *fmt, va_list ap)
 
 BS_WRAPPER(int, vdprintf, (int fd, const char *fmt, va_list ap))
 {
-    if (!bs_shim_active())
+    if (bs_in_shim || !bs_shim_active())
         return BS_STDIO_REAL(vdprintf)(fd, fmt, ap);
     return fd_vprintf(fd, -1, fmt, ap);
 }
@@ -288,14 +293,15 @@ BS_WRAPPER(int, dprintf, (int fd, const char *fmt, ...))
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = bs_shim_active() ? fd_vprintf(fd, -1, fmt, ap) : BS_STDIO_REAL(vdprintf)(fd, fmt, ap);
+    int r = !bs_in_shim && bs_shim_active() ? fd_vprintf(fd, -1, fmt, ap)
+                                            : BS_STDIO_REAL(vdprintf)(fd, fmt, ap);
     va_end(ap);
     return r;
 }
 
 BS_WRAPPER(int, __vdprintf_chk, (int fd, int flag, const char *fmt, va_list ap))
 {
-    if (!bs_shim_active())
+    if (bs_in_shim || !bs_shim_active())
         return BS_STDIO_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
     return fd_vprintf(fd, flag, fmt, ap);
 }
@@ -304,8 +310,8 @@ BS_WRAPPER(int, __dprintf_chk, (int fd, int flag, const char *fmt, ...))
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = bs_shim_active() ? fd_vprintf(fd, flag, fmt, ap)
-                             : BS_STDIO_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
+    int r = !bs_in_shim && bs_shim_active() ? fd_vprintf(fd, flag, fmt, ap)
+                                            : BS_STDIO_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -352,10 +358,10 @@ BS_WRAPPER(void, setlinebuf, (FILE * fp))
     bs_stdio_note_user_buffer(fp);
 }
 
-#define BS_MAP1(ret, name)                                                     \
-    BS_WRAPPER(ret, name, (FILE * fp))                                         \
-    {                                                                          \
-        return BS_STDIO_REAL(name)(bs_stdio_map(fp));                          \
+#define BS_MAP1(ret, name)                                                                         \
+    BS_WRAPPER(ret, name, (FILE * fp))                                                             \
+    {                                                                                              \
+        return BS_STDIO_REAL(name)(bs_stdio_map(fp));                                              \
     }
 
 BS_MAP1(int, fileno)

@@ -11,6 +11,8 @@
  * interleaves with direct write()s exactly as it would.
  */
 
+#include "real_i.h"
+
 #include "shim_i.h"
 #include "stdio_i.h"
 #include "stdio_stream_i.h"
@@ -60,7 +62,6 @@ void bs_stdio_real_init(void)
     __atomic_store_n(&bs_stdio_real_ready, 1, __ATOMIC_RELEASE);
     errno = saved;
 }
-
 
 /* ---- registry of our streams (a spinlock never held across I/O) ---- */
 
@@ -366,7 +367,7 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     else
         newfd = bs_fd_openat(AT_FDCWD, path, m.oflags, 0666);
     if (newfd >= 0 && fd >= 0 && newfd != fd) {
-        if (BS_STDIO_REAL(dup3)(newfd, fd, (m.oflags & O_CLOEXEC) ? O_CLOEXEC : 0) == -1) {
+        if (BS_REAL(dup3)(newfd, fd, (m.oflags & O_CLOEXEC) ? O_CLOEXEC : 0) == -1) {
             int e = errno;
             bs_fd_close(newfd);
             errno = e;
@@ -392,8 +393,7 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     s->fd = newfd;
     fp->_fileno = newfd;
     fp->_flags &= ~(BS_IO_NO_READS | BS_IO_NO_WRITES | BS_IO_IS_APPENDING | BS_IO_EOF_SEEN |
-                    BS_IO_ERR_SEEN | BS_IO_LINE_BUF | BS_IO_UNBUFFERED |
-                    BS_IO_CURRENTLY_PUTTING);
+                    BS_IO_ERR_SEEN | BS_IO_LINE_BUF | BS_IO_UNBUFFERED | BS_IO_CURRENTLY_PUTTING);
     if (!m.reads)
         fp->_flags |= BS_IO_NO_READS;
     if (!m.writes)

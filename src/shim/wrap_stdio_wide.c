@@ -11,6 +11,8 @@
  * the same stream works (glibc would refuse it; C calls that undefined).
  */
 
+#include "real_i.h"
+
 #include "stdio_stream_i.h"
 
 #include <errno.h>
@@ -18,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
-
 
 /* Writes the multibyte form of ws[0..n) to our stream fp. Returns 0, or -1
  * (errno EILSEQ for an unconvertible character, or the stream's error). */
@@ -137,7 +138,8 @@ static int wide_vprintf(FILE *fp, int flag, const wchar_t *fmt, va_list ap)
     FILE *mem = open_wmemstream(&out, &outlen);
     if (mem == NULL)
         return -1;
-    int n = flag < 0 ? BS_STDIO_REAL(vfwprintf)(mem, fmt, ap) : BS_STDIO_REAL(__vfwprintf_chk)(mem, flag, fmt, ap);
+    int n = flag < 0 ? BS_STDIO_REAL(vfwprintf)(mem, fmt, ap)
+                     : BS_STDIO_REAL(__vfwprintf_chk)(mem, flag, fmt, ap);
     if (BS_STDIO_REAL(fclose)(mem) != 0)
         n = -1;
     if (n >= 0 && put_wide(fp, out, outlen, 0) != 0)

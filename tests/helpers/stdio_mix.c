@@ -133,7 +133,8 @@ int main(int argc, char **argv)
             check(write(fd[below(2)], buf, len) == (ssize_t)len, "write");
             break;
         case 1: {
-            struct iovec iov[3] = {{buf, len / 2}, {(char *)"|v|", 3}, {buf + len / 2, len - len / 2}};
+            struct iovec iov[3] = {
+                {buf, len / 2}, {(char *)"|v|", 3}, {buf + len / 2, len - len / 2}};
             check(writev(fd[below(2)], iov, 3) == (ssize_t)len + 3, "writev");
             break;
         }
