@@ -284,3 +284,118 @@ def test_python_print_file(tmp_path):
             "    print('line', i, file=f, end='\\n' if i % 3 else ' ')\n"
             "    if i % 999 == 0: f.flush()\n")
     run_pair(tmp_path, lambda out: ["/usr/bin/python3", "-c", code, out], stdout_to_file=False)
+
+
+THREADS = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static FILE *shared;
+static void *work(void *arg) {
+    long t = (long)arg;
+    char pad[200];
+    memset(pad, 'a' + (int)t, sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    for (int i = 0; i < 4000; i++) {
+        fprintf(shared, "t%ld %d %.*s\n", t, i, (int)(i % 150), pad);
+        if (i % 3 == 0) printf("o%ld %d\n", t, i);
+        if (i % 500 == 0) fflush(shared);
+    }
+    return NULL;
+}
+int main(int argc, char **argv) {
+    shared = fopen(argv[1], "a");
+    pthread_t th[4];
+    for (long t = 0; t < 4; t++) pthread_create(&th[t], NULL, work, (void *)t);
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    return 0;
+}
+"""
+
+
+def test_threads_keep_records_whole_and_in_order(tmp_path):
+    """SPEC §4 multi-threaded: each fprintf record on a shared stream stays
+    contiguous and each thread's records keep their order. (stdout goes
+    elsewhere: two fully buffered streams on one file interleave at buffer
+    boundaries, mid-record, with or without the shim.)"""
+    src = tmp_path / "threads.c"
+    src.write_text(THREADS)
+    exe = tmp_path / "threads"
+    subprocess.run(["cc", "-O2", "-pthread", "-o", str(exe), str(src)], check=True)
+    r = run_one(lambda out: [exe, out], tmp_path / "shim", True, stdout_to_file=False)
+    assert r.proc.returncode == 0, r.stderr
+    lines = r.data.split(b"\n")[:-1]
+    assert len(lines) == 4 * 4000
+    last = {}
+    for line in lines:
+        kind, num = line.split(b" ")[0], int(line.split(b" ")[1])
+        if kind.startswith(b"t"):
+            t = int(kind[1:])
+            assert line == b"t%d %d " % (t, num) + bytes([ord("a") + t]) * (num % 150)
+        assert num > last.get(kind, -1), line
+        last[kind] = num
+
+
+FORK = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "a");
+    fprintf(f, "parent before fork, unflushed\n");
+    printf("stdout before fork, unflushed\n");
+    pid_t pid = fork();
+    if (pid == 0) {
+        fprintf(f, "child\n");
+        printf("child stdout\n");
+        return 0;
+    }
+    waitpid(pid, NULL, 0);
+    fprintf(f, "parent after the child ended\n");
+    return 0;
+}
+"""
+
+
+def test_fork_with_buffered_stdio(tmp_path):
+    """The child inherits the stdio buffers, as without the shim (both flush them)."""
+    exe = _c_program(tmp_path, "fork", FORK)
+    plain, _ = run_pair(tmp_path, lambda out: [exe, out])
+    assert plain.data.count(b"parent before fork") == 2
+
+
+PROMPT = r"""
+#include <stdio.h>
+int main(void) {
+    char line[100];
+    printf("name? ");
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    printf("hello %s", line);
+    return 0;
+}
+"""
+
+
+def test_prompt_reaches_the_terminal_before_reading_stdin(tmp_path):
+    """Reading a line-buffered stdin flushes a line-buffered stdout (glibc's
+    _IO_file_underflow looks at the `stdout` variable): the prompt must show up
+    on the terminal before the program gets its input."""
+    exe = _c_program(tmp_path, "prompt", PROMPT)
+    for env in (plain_env(), shim_env("stdout")):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([str(exe)], env=env, stdin=slave, stdout=slave,
+                                stderr=subprocess.DEVNULL)
+        os.close(slave)
+        seen = b""
+        while b"name? " not in seen:
+            r, _, _ = select.select([master], [], [], 10)
+            assert r, f"no prompt before input; saw {seen!r}"
+            seen += os.read(master, 1024)
+        os.write(master, b"bufshim\n")
+        while b"hello bufshim" not in seen:
+            r, _, _ = select.select([master], [], [], 10)
+            assert r, f"no greeting; saw {seen!r}"
+            seen += os.read(master, 1024)
+        assert proc.wait(timeout=10) == 0
+        os.close(master)
