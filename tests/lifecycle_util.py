@@ -1,30 +1,14 @@
 """Helpers for the lifecycle tests (exit paths, children, signals, faults)."""
-import os
 import re
 import subprocess
 
-from conftest import BUILD_DIR, sanitizer_runtime, helper_path
-
-SHIM = BUILD_DIR / "src" / "libbufshim.so"
+import shim_fixture
+from conftest import helper_path
 
 
 def shim_env(paths, interval="1", extra=None):
     """Environment that loads the shim for `paths` (a list of globs/words)."""
-    env = dict(os.environ)
-    preload = [str(SHIM)]
-    rt = sanitizer_runtime()
-    if rt:
-        preload.insert(0, rt)
-    env["LD_PRELOAD"] = ":".join(preload)
-    env["BUFSHIM_PATHS"] = ":".join(paths)
-    env["BUFSHIM_INTERVAL"] = str(interval)
-    if rt:
-        # Programs like bash and python3 leak by design; only reports about the
-        # shim's own errors matter here.
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
-        env["ASAN_OPTIONS"] += ":detect_leaks=0"
-    env.update(extra or {})
-    return env
+    return shim_fixture.shim_env(paths, interval, env=extra)
 
 
 def lifecycle(path, mode, n=1000, env=None, timeout=60):

@@ -311,11 +311,56 @@ int bs_engine_flush_all(void)
     return result;
 }
 
+/* Sums what every writer still holds; *retry_ns is the shortest interval among them. */
+static uint64_t pending_all(uint64_t *retry_ns)
+{
+    uint64_t total = 0;
+    *retry_ns = 500000000u;
+    pthread_mutex_lock(&sched.lock);
+    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
+        uint64_t p = bs_writer_pending(w);
+        total += p;
+        if (p && w->interval_ns < *retry_ns)
+            *retry_ns = w->interval_ns;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    return total;
+}
+
+static void report_loss(bufshim_writer *w, void *arg)
+{
+    (void)arg;
+    uint64_t p = bs_writer_pending(w);
+    if (p)
+        bs_log("%s: %llu bytes could not be written at exit", w->name, (unsigned long long)p);
+}
+
+/*
+ * The final flush. A sink that fails is retried a few times, at its interval (at
+ * most 0.5 s apart), before the loss is reported: exit should not hang on a dead
+ * target for long, but one bad moment must not cost data.
+ */
+#define FINAL_ATTEMPTS 4
+
 void bs_engine_shutdown(void)
 {
     if (atomic_exchange(&bs_engine_shutdown_flag, 1))
         return;
-    bs_engine_flush_all();
+    bs_busy_enter();
+    for (int attempt = 1;; attempt++) {
+        bs_engine_flush_all();
+        uint64_t retry_ns;
+        if (pending_all(&retry_ns) == 0)
+            break;
+        if (attempt == FINAL_ATTEMPTS) {
+            bs_engine_foreach_writer(report_loss, NULL);
+            break;
+        }
+        struct timespec ts = {(time_t)(retry_ns / 1000000000u), (long)(retry_ns % 1000000000u)};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
+    bs_busy_leave();
 }
 
 int bs_engine_is_shut_down(void)
