@@ -13,12 +13,14 @@ Running
     ``paths`` is a string or a list of entries (joined with ``:``); ``interval``, ``fsync``,
     ``debug``, ``stats`` are written as given (``str()``). Values in ``env`` override, and a
     value of ``None`` there removes the variable.
-``run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True)``
+``run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, stdout=None,
+preexec_fn=None)``
     Runs argv without the shim (``LD_PRELOAD`` and ``BUFSHIM_*`` removed); returns the
-    ``CompletedProcess`` (text mode). ``check`` fails the test on a non-zero exit, showing
-    stderr. The sanitizer-report check applies to every run.
+    ``CompletedProcess`` (text mode; stdout captured unless ``stdout`` is a file object to
+    hand the program as its fd 1, then ``.stdout`` is ``""``). ``check`` fails the test on a
+    non-zero exit, showing stderr. The sanitizer-report check applies to every run.
 ``run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
-cwd=None, timeout=120, input=None, check=True, strace=None)``
+cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None, preexec_fn=None)``
     The same under the shim. ``strace`` (a path) runs the program under
     ``strace -f -y -ttt -e trace=write,writev,pwrite64,openat,open -o PATH`` (the shim is
     preloaded into the traced program only, not into strace).
@@ -91,9 +93,13 @@ def shim_env(paths=None, interval=None, fsync=None, debug=None, stats=None, env=
     return e
 
 
-def _run(argv, env, cwd, timeout, input, check):
+def _run(argv, env, cwd, timeout, input, check, stdout=None, preexec_fn=None):
     p = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, timeout=timeout,
-                       input=input, capture_output=True, text=True, errors="replace")
+                       input=input, stdout=stdout if stdout is not None else subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, errors="replace",
+                       preexec_fn=preexec_fn)
+    if p.stdout is None:
+        p.stdout = ""
     assert_no_sanitizer_report(p.stderr)
     if check and p.returncode != 0:
         pytest.fail(f"{argv} exited with {p.returncode}\nstdout:\n{p.stdout[-3000:]}\n"
@@ -101,12 +107,14 @@ def _run(argv, env, cwd, timeout, input, check):
     return p
 
 
-def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True):
-    return _run(argv, _clean_env(env), cwd, timeout, input, check)
+def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, stdout=None,
+              preexec_fn=None):
+    return _run(argv, _clean_env(env), cwd, timeout, input, check, stdout, preexec_fn)
 
 
 def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
-                cwd=None, timeout=120, input=None, check=True, strace=None):
+                cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None,
+                preexec_fn=None):
     e = shim_env(paths, interval, fsync, debug, stats, env)
     if strace is not None:
         if STRACE is None:
@@ -115,7 +123,7 @@ def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=N
         preload = e.pop("LD_PRELOAD")
         argv = [STRACE, "-f", "-y", "-ttt", "-e", "trace=write,writev,pwrite64,openat,open",
                 "-o", str(strace), "-E", f"LD_PRELOAD={preload}", *argv]
-    return _run(argv, e, cwd, timeout, input, check)
+    return _run(argv, e, cwd, timeout, input, check, stdout, preexec_fn)
 
 
 _STRACE_LINE = re.compile(

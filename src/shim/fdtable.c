@@ -1,10 +1,13 @@
-/* fdtable.c - the descriptor table: fd -> target and whether its writes are diverted. */
+/* fdtable.c - the descriptor table: fd -> open file description -> target, and which are diverted. */
 #include "real_i.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/kcmp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config_i.h"
@@ -21,6 +24,13 @@
 _Atomic(uintptr_t) *bs_fdtab;
 int bs_fdtab_cap;
 atomic_int bs_fdtab_max = -1;
+
+/*
+ * Descriptions are recycled, never freed: a thread that loaded a slot just
+ * before another thread closed the descriptor still reads valid memory.
+ */
+static pthread_mutex_t ofd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bs_ofd *ofd_free;
 
 int bs_fdtab_init(void)
 {
@@ -49,11 +59,36 @@ uintptr_t bs_fdtab_swap(int fd, uintptr_t slot)
     return atomic_exchange(&bs_fdtab[fd], slot);
 }
 
-int bs_fdtab_cas(int fd, uintptr_t expect, uintptr_t slot)
+static struct bs_ofd *ofd_new(struct bs_target *t)
 {
-    if (!bs_fdtab || fd < 0 || fd >= bs_fdtab_cap)
-        return 0;
-    return atomic_compare_exchange_strong(&bs_fdtab[fd], &expect, slot);
+    pthread_mutex_lock(&ofd_lock);
+    struct bs_ofd *o = ofd_free;
+    if (o)
+        ofd_free = o->next_free;
+    pthread_mutex_unlock(&ofd_lock);
+    if (!o) {
+        void *mem = NULL;
+        if (posix_memalign(&mem, 16, sizeof *o) != 0)
+            return NULL;
+        o = mem;
+    }
+    memset(o, 0, sizeof *o);
+    o->t = t;
+    atomic_store(&o->refs, 1);
+    return o;
+}
+
+/* Drops one descriptor's hold on o; the last one releases the target. */
+static void ofd_put(struct bs_ofd *o)
+{
+    if (!o || atomic_fetch_sub(&o->refs, 1) != 1)
+        return;
+    struct bs_target *t = o->t;
+    pthread_mutex_lock(&ofd_lock);
+    o->next_free = ofd_free;
+    ofd_free = o;
+    pthread_mutex_unlock(&ofd_lock);
+    bs_target_release(t);
 }
 
 static int64_t fstat_size(void *arg)
@@ -62,26 +97,44 @@ static int64_t fstat_size(void *arg)
     return BS_REAL(fstat)(*(int *)arg, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
-/*
- * The diversion bits of a writable descriptor of t. A regular file's descriptor
- * is an appending stream when its offset is at the (virtual) end: always for
- * O_APPEND (STALEPOS until its first write if the offset is elsewhere), and for
- * other descriptors only while they stay there. Pipes and terminals append.
- */
-static uintptr_t divert_bits(struct bs_target *t, int fd)
+int64_t bs_ofd_position(struct bs_ofd *o, int fd)
 {
+    int64_t vs = bs_target_vsize(o->t, fstat_size, &fd);
+    if (vs < 0)
+        return -1;
+    uint64_t acc = atomic_load(&o->t->acc), mark = atomic_load(&o->mark);
+    int64_t behind = acc > mark ? (int64_t)(acc - mark) : 0;
+    return vs > behind ? vs - behind : 0;
+}
+
+/*
+ * Sets o's flags from the kernel's view of fd: a regular file's description is
+ * an appending stream when its offset is at the (virtual) end: always for
+ * O_APPEND (STALEPOS while the offset is elsewhere, until its first write), and
+ * for other descriptions while they stay there. Pipes and terminals append.
+ */
+static void decide(struct bs_ofd *o, int fd)
+{
+    struct bs_target *t = o->t;
+    unsigned f = 0;
     int fl = BS_REAL(fcntl)(fd, F_GETFL);
-    if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY)
-        return 0;
-    if (!t->regular)
-        return BS_FD_WRITABLE | BS_FD_DIVERTED | BS_FD_APPEND;
-    off_t off = BS_REAL(lseek)(fd, 0, SEEK_CUR);
-    int64_t vs = bs_target_vsize(t, fstat_size, &fd);
-    if (off < 0 || vs < 0)
-        return BS_FD_WRITABLE;
-    if (fl & O_APPEND)
-        return BS_FD_WRITABLE | BS_FD_DIVERTED | BS_FD_APPEND | (off != vs ? BS_FD_STALEPOS : 0);
-    return BS_FD_WRITABLE | (off == vs ? BS_FD_DIVERTED : 0);
+    if (fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) != O_RDONLY) {
+        f = BS_OFD_WRITABLE;
+        if (!t->regular) {
+            f |= BS_OFD_DIVERTED | BS_OFD_APPEND;
+        } else {
+            off_t off = BS_REAL(lseek)(fd, 0, SEEK_CUR);
+            int64_t vs = bs_target_vsize(t, fstat_size, &fd);
+            if (off >= 0 && vs >= 0) {
+                if (fl & O_APPEND)
+                    f |= BS_OFD_DIVERTED | BS_OFD_APPEND | (off != vs ? BS_OFD_STALEPOS : 0);
+                else if (off == vs)
+                    f |= BS_OFD_DIVERTED;
+            }
+        }
+    }
+    atomic_store(&o->mark, atomic_load(&t->acc));
+    atomic_store(&o->flags, f);
 }
 
 static int word_fd(int fd)
@@ -89,8 +142,38 @@ static int word_fd(int fd)
     return (fd == 1 && bs_cfg.word_stdout) || (fd == 2 && bs_cfg.word_stderr);
 }
 
-/* Registers fd given whether its path matched; path is the canonical one (or NULL). */
-static void register_fd(int fd, int matched, const char *path)
+/* The description fd shares with an already registered lower descriptor, if any. */
+static struct bs_ofd *shared_description(int fd, struct bs_target *t)
+{
+    static int kcmp_works = 1;
+    pid_t pid = (pid_t)syscall(SYS_getpid);
+    int top = atomic_load(&bs_fdtab_max);
+    for (int other = 0; other <= top && other < fd; other++) {
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(other));
+        if (!o || o->t != t)
+            continue;
+        if (kcmp_works) {
+            long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, other);
+            if (r == 0)
+                return o;
+            if (r > 0)
+                continue;
+            kcmp_works = 0; /* e.g. forbidden by a seccomp filter */
+        }
+        /* Without kcmp: same flags and same offset (`> log 2>&1`) is taken as shared. */
+        if (BS_REAL(fcntl)(fd, F_GETFL) == BS_REAL(fcntl)(other, F_GETFL) &&
+            BS_REAL(lseek)(fd, 0, SEEK_CUR) == BS_REAL(lseek)(other, 0, SEEK_CUR))
+            return o;
+    }
+    return NULL;
+}
+
+/*
+ * Registers fd given whether its path matched (path: the canonical one, or
+ * NULL). inherited: the descriptor may share its description with another one
+ * already registered (found at start, or handed to fdopen).
+ */
+static void register_fd(int fd, int matched, const char *path, int inherited)
 {
     struct stat st;
     uintptr_t slot = 0;
@@ -102,15 +185,24 @@ static void register_fd(int fd, int matched, const char *path)
         struct bs_target *t = bs_target_acquire(st.st_dev, st.st_ino, create, fd,
                                                 matched ? path : NULL, word && !matched);
         if (t) {
-            slot = (uintptr_t)t | divert_bits(t, fd);
-            if (bs_cfg.debug)
+            struct bs_ofd *o = inherited ? shared_description(fd, t) : NULL;
+            if (o) {
+                atomic_fetch_add(&o->refs, 1);
+                bs_target_release(t); /* the description holds the target already */
+            } else if ((o = ofd_new(t)) != NULL) {
+                decide(o, fd);
+            } else {
+                bs_target_release(t);
+            }
+            slot = (uintptr_t)o;
+            if (o && bs_cfg.debug)
                 bs_log("fd %d -> %s: %s", fd, t->path ? t->path : "(stream)",
-                       (slot & BS_FD_DIVERTED) ? "diverted" : "not an appending stream");
+                       (atomic_load(&o->flags) & BS_OFD_DIVERTED) ? "diverted"
+                                                                  : "not an appending stream");
         }
     }
     uintptr_t old = bs_fdtab_swap(fd, slot);
-    if (old && !(old & BS_FD_SHIM))
-        bs_target_release(bs_slot_target(old));
+    ofd_put(bs_slot_ofd(old));
 }
 
 /* Reads the link /proc/self/fd/N into out; returns 0 or -1. */
@@ -142,14 +234,16 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
     }
     if (have_base && bs_path_absolute(base, path, abs, sizeof abs) == 0)
         matched = bs_match_path(abs);
+    else
+        abs[0] = '\0';
     int have_canon = fd_path(fd, canon, sizeof canon) == 0;
     if (!matched && have_canon)
         matched = bs_match_path(canon);
     /* Not matching by name, it may still be a target reached by another name. */
     if (matched || bs_target_any() || word_fd(fd))
-        register_fd(fd, matched, have_canon ? canon : abs);
+        register_fd(fd, matched, have_canon ? canon : abs[0] ? abs : NULL, 0);
     else
-        bs_fd_forget(fd);
+        ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
     bs_in_shim--;
     errno = saved;
 }
@@ -164,7 +258,7 @@ void bs_fd_register_existing(int fd)
     int have = fd_path(fd, canon, sizeof canon) == 0;
     int matched = have && bs_match_path(canon);
     if (matched || bs_target_any() || word_fd(fd))
-        register_fd(fd, matched, have ? canon : NULL);
+        register_fd(fd, matched, have ? canon : NULL, 1);
     bs_in_shim--;
     errno = saved;
 }
@@ -175,28 +269,27 @@ void bs_fd_forget(int fd)
     if (!s || (s & BS_FD_SHIM) || !bs_is_owner())
         return;
     uintptr_t old = bs_fdtab_swap(fd, 0);
-    if (old && !(old & BS_FD_SHIM))
-        bs_target_release(bs_slot_target(old));
+    if (old & BS_FD_SHIM) /* raced with the shim taking the number: put it back */
+        bs_fdtab_swap(fd, old);
+    else
+        ofd_put(bs_slot_ofd(old));
 }
 
 void bs_fd_copy(int oldfd, int newfd)
 {
     if (!bs_fdtab)
         return;
-    uintptr_t s = bs_fd_slot(oldfd);
-    if (s & BS_FD_SHIM)
-        s = 0;
-    if (!s && !bs_fd_slot(newfd) && !word_fd(newfd))
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(oldfd));
+    if (!o && !bs_fd_slot(newfd) && !word_fd(newfd))
         return;
     if (!bs_is_owner())
         return;
-    if (s)
-        atomic_fetch_add(&bs_slot_target(s)->refs, 1);
-    uintptr_t old = bs_fdtab_swap(newfd, s);
-    if (old && !(old & BS_FD_SHIM))
-        bs_target_release(bs_slot_target(old));
+    if (o)
+        atomic_fetch_add(&o->refs, 1);
+    uintptr_t old = bs_fdtab_swap(newfd, (uintptr_t)o);
+    ofd_put(bs_slot_ofd(old));
     /* "stdout"/"stderr" mean fd 1/2 whatever they are: look at the new one. */
-    if (!s && word_fd(newfd))
+    if (!o && word_fd(newfd))
         bs_fd_register_existing(newfd);
 }
 
@@ -208,16 +301,15 @@ int bs_fd_is_shim(int fd)
 void bs_fd_shim_move(int fd, struct bs_target **locked)
 {
     *locked = NULL;
-    uintptr_t s = bs_fd_slot(fd);
-    if (!(s & BS_FD_SHIM))
+    struct bs_target *t = bs_slot_shim_target(bs_fd_slot(fd));
+    if (!t)
         return;
-    struct bs_target *t = bs_slot_target(s);
     pthread_mutex_lock(&t->held_lock);
     *locked = t;
     if (t->held != fd)
         return;
     int saved = errno;
-    /* Any free number but fd itself: fd is still open, so F_DUPFD cannot return it. */
+    /* Any free number above: fd is still open, so F_DUPFD cannot return it. */
     int r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, fd + 1 < bs_fdtab_cap ? fd + 1 : 3);
     bs_fdtab_swap(fd, 0);
     if (r >= 0) {
@@ -248,17 +340,34 @@ int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max)
     return n;
 }
 
+/* Puts fd's kernel offset at its description's virtual offset. */
+static void put_offset(struct bs_ofd *o, int fd)
+{
+    int64_t pos = bs_ofd_position(o, fd);
+    if (pos >= 0)
+        BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
+}
+
+void bs_ofd_lost_end(struct bs_ofd *o, int fd)
+{
+    int saved = errno;
+    bs_target_flush(o->t);
+    put_offset(o, fd);
+    atomic_fetch_and(&o->flags, ~BS_OFD_DIVERTED);
+    errno = saved;
+}
+
 void bs_fd_sync_offsets(struct bs_target *t)
 {
     int top = atomic_load(&bs_fdtab_max);
     int saved = errno;
     for (int fd = 0; fd <= top; fd++) {
-        uintptr_t s = bs_fd_slot(fd);
-        struct bs_target *st = bs_slot_target(s);
-        if ((s & BS_FD_SHIM) || !(s & BS_FD_DIVERTED) || (s & BS_FD_STALEPOS) || !st ||
-            !st->regular || (t && st != t))
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        if (!o || (t && o->t != t) || !o->t->regular)
             continue;
-        BS_REAL(lseek)(fd, 0, SEEK_END);
+        unsigned f = atomic_load(&o->flags);
+        if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS))
+            put_offset(o, fd);
     }
     errno = saved;
 }
@@ -270,10 +379,9 @@ void bs_fd_recheck(struct bs_target *t)
     int top = atomic_load(&bs_fdtab_max);
     int saved = errno;
     for (int fd = 0; fd <= top; fd++) {
-        uintptr_t s = bs_fd_slot(fd);
-        if ((s & BS_FD_SHIM) || bs_slot_target(s) != t || !(s & BS_FD_WRITABLE))
-            continue;
-        bs_fdtab_cas(fd, s, (uintptr_t)t | divert_bits(t, fd));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        if (o && o->t == t && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
+            decide(o, fd);
     }
     errno = saved;
 }

@@ -41,13 +41,31 @@ struct bs_target {
     struct bs_target *next; /* registry list, under the registry lock */
 };
 
-/* Slot bits; the rest of a slot is a struct bs_target pointer (32-byte aligned). */
-#define BS_FD_DIVERTED 1u /* writes are appended through the engine */
-#define BS_FD_APPEND 2u   /* O_APPEND, or not a regular file: kernel writes append anyway */
-#define BS_FD_STALEPOS 4u /* O_APPEND fd not yet written: its offset is the kernel's */
-#define BS_FD_SHIM 8u     /* the shim's own held descriptor of the target */
-#define BS_FD_WRITABLE 16u /* opened for writing (a target fd open for reading only is a barrier) */
-#define BS_FD_BITS 31u
+/*
+ * One open file description of a target (what open() creates and dup() shares):
+ * whether its writes are diverted and where its offset virtually is. Shared by
+ * every descriptor duplicated from it, like the kernel's.
+ */
+struct bs_ofd {
+    _Alignas(16) struct bs_target *t; /* holds one reference */
+    atomic_uint flags;                 /* BS_OFD_* */
+    /*
+     * t->acc right after this description's last diverted write (or when it was
+     * last known to be at the end): its virtual offset is the virtual end of
+     * file minus the bytes appended since, (t->acc - mark).
+     */
+    _Atomic uint64_t mark;
+    atomic_int refs; /* descriptors sharing it */
+    struct bs_ofd *next_free;
+};
+
+#define BS_OFD_DIVERTED 1u /* writes are appended through the engine */
+#define BS_OFD_APPEND 2u   /* O_APPEND, or not a regular file: writes go to the end anyway */
+#define BS_OFD_STALEPOS 4u /* O_APPEND, not yet written: the offset is the kernel's */
+#define BS_OFD_WRITABLE 8u /* open for writing (a read-only one is only a barrier) */
+
+/* A slot is a struct bs_ofd pointer, or a struct bs_target pointer | BS_FD_SHIM. */
+#define BS_FD_SHIM 1u
 
 extern _Atomic(uintptr_t) *bs_fdtab;
 extern int bs_fdtab_cap;
@@ -62,9 +80,16 @@ static inline uintptr_t bs_fd_slot(int fd)
     return atomic_load_explicit(&t[fd], memory_order_acquire);
 }
 
-static inline struct bs_target *bs_slot_target(uintptr_t s)
+/* The description behind a program descriptor's slot, or NULL (untracked, or the shim's). */
+static inline struct bs_ofd *bs_slot_ofd(uintptr_t s)
 {
-    return (struct bs_target *)(s & ~(uintptr_t)BS_FD_BITS);
+    return (s & BS_FD_SHIM) ? NULL : (struct bs_ofd *)s;
+}
+
+/* The target whose own descriptor fills a BS_FD_SHIM slot, or NULL. */
+static inline struct bs_target *bs_slot_shim_target(uintptr_t s)
+{
+    return (s & BS_FD_SHIM) ? (struct bs_target *)(s & ~(uintptr_t)BS_FD_SHIM) : NULL;
 }
 
 /* Maps the table (constructor). Returns 0 or -errno. */
@@ -73,8 +98,15 @@ int bs_fdtab_init(void);
 /* Sets fd's slot; returns the old one. The caller owns the references involved. */
 uintptr_t bs_fdtab_swap(int fd, uintptr_t slot);
 
-/* Atomically replaces a slot only if it still holds expect. */
-int bs_fdtab_cas(int fd, uintptr_t expect, uintptr_t slot);
+/* The virtual offset of a diverted description (end of file minus what was appended since). */
+int64_t bs_ofd_position(struct bs_ofd *o, int fd);
+
+/*
+ * A diverted non-O_APPEND description whose end moved on (another description
+ * appended after it): flush, put the kernel offset where the program's offset
+ * is, and stop diverting it (its next write overwrites, as the kernel would).
+ */
+void bs_ofd_lost_end(struct bs_ofd *o, int fd);
 
 /*
  * Registers fd, just opened by the program through path (relative to dirfd)
@@ -141,17 +173,18 @@ uint64_t bs_target_pending(struct bs_target *t);
  */
 int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg);
 
-/* Records len bytes accepted by the engine for t. */
-void bs_target_accepted(struct bs_target *t, size_t len);
+/* Records len bytes accepted by the engine for t; returns the new t->acc. */
+uint64_t bs_target_accepted(struct bs_target *t, size_t len);
 
 /*
- * Moves the kernel offset of every diverted non-append regular descriptor of t
- * (all targets if t is NULL) to the end of the file: diverted writes went there
- * without moving it. Called after a flush, before the kernel uses the offset.
+ * Moves the kernel offset of every diverted regular descriptor of t (all
+ * targets if t is NULL) to its virtual offset: diverted writes did not move it.
+ * Called after a flush, before the kernel uses the offsets (barriers, exec, exit).
  */
 void bs_fd_sync_offsets(struct bs_target *t);
 
-/* Re-decides whether each descriptor of t is diverted (after a truncate or a moving seek). */
+/* Re-decides whether each description of t is diverted, from the kernel's offsets
+   (after a truncate, a moving seek, a read). */
 void bs_fd_recheck(struct bs_target *t);
 
 /* Flushes every target and syncs offsets: before fork, exec, spawn. */

@@ -219,9 +219,9 @@ uint64_t bs_target_pending(struct bs_target *t)
     return a > w ? a - w : 0;
 }
 
-void bs_target_accepted(struct bs_target *t, size_t len)
+uint64_t bs_target_accepted(struct bs_target *t, size_t len)
 {
-    atomic_fetch_add(&t->acc, (uint64_t)len);
+    return atomic_fetch_add(&t->acc, (uint64_t)len) + (uint64_t)len;
 }
 
 int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg)
@@ -442,9 +442,9 @@ void bs_shim_final_flush(void)
     bs_fd_sync_offsets(NULL);
     /* From now on every write goes straight to the kernel at the right offset. */
     for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
-        uintptr_t s = bs_fd_slot(fd);
-        if (s & BS_FD_DIVERTED)
-            bs_fdtab_cas(fd, s, s & ~(uintptr_t)(BS_FD_DIVERTED | BS_FD_STALEPOS));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        if (o)
+            atomic_fetch_and(&o->flags, ~(BS_OFD_DIVERTED | BS_OFD_STALEPOS));
     }
     if (bs_cfg.stats && bs_stats_report)
         bs_stats_report(bs_cfg.stats);

@@ -16,14 +16,18 @@
  */
 static struct bs_target *barrier_fd(int fd)
 {
-    uintptr_t s = bs_fd_slot(fd);
-    if (__builtin_expect(!s, 1) || (s & BS_FD_SHIM) || bs_in_shim)
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (__builtin_expect(!o, 1) || bs_in_shim)
         return NULL;
-    struct bs_target *t = bs_slot_target(s);
+    struct bs_target *t = o->t;
     int saved = errno;
     bs_target_flush(t);
-    if ((s & BS_FD_DIVERTED) && !(s & BS_FD_STALEPOS) && t->regular)
-        BS_REAL(lseek)(fd, 0, SEEK_END);
+    unsigned f = atomic_load(&o->flags);
+    if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS) && t->regular) {
+        int64_t pos = bs_ofd_position(o, fd);
+        if (pos >= 0)
+            BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
+    }
     errno = saved;
     return t;
 }

@@ -219,8 +219,8 @@ BS_EXPORT int dup3(int oldfd, int newfd, int flags)
  */
 static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
 {
-    uintptr_t s = bs_fd_slot(fd);
-    struct bs_target *t = (s && !(s & BS_FD_SHIM) && !bs_in_shim) ? bs_slot_target(s) : NULL;
+    struct bs_ofd *o = bs_in_shim ? NULL : bs_slot_ofd(bs_fd_slot(fd));
+    struct bs_target *t = o ? o->t : NULL;
     if (t && cmd == F_SETFL) {
         bs_target_flush(t);
         bs_fd_sync_offsets(t);

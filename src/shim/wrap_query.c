@@ -23,30 +23,41 @@ static int64_t fstat_size(void *arg)
  */
 static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
 {
-    uintptr_t s = bs_fd_slot(fd);
-    struct bs_target *t = bs_slot_target(s);
-    if (__builtin_expect(!s, 1) || bs_in_shim || !t || (s & BS_FD_SHIM) || !t->regular ||
-        bs_engine_is_shut_down())
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (__builtin_expect(!o, 1) || bs_in_shim || !o->t->regular || bs_engine_is_shut_down())
         goto real;
+    struct bs_target *t = o->t;
+    unsigned f = atomic_load(&o->flags);
     int saved = errno;
-    if (s & BS_FD_DIVERTED) {
-        int query_cur = whence == SEEK_CUR && off == 0;
-        if (query_cur && (s & BS_FD_STALEPOS))
-            goto real;
-        if (query_cur || (whence == SEEK_END && off == 0) ||
-            (whence == SEEK_SET && !(s & BS_FD_STALEPOS))) {
+    if (f & BS_OFD_DIVERTED) {
+        if (whence == SEEK_CUR && off == 0) {
+            if (f & BS_OFD_STALEPOS)
+                goto real;
+            int64_t p = bs_ofd_position(o, fd);
+            if (p >= 0) {
+                errno = saved;
+                return p;
+            }
+        } else if (whence == SEEK_END && off == 0) {
             int64_t v = bs_target_vsize(t, fstat_size, &fd);
-            if (v >= 0 && (whence != SEEK_SET || off == v)) {
-                if (whence == SEEK_END && (s & BS_FD_STALEPOS))
-                    bs_fdtab_cas(fd, s, s & ~(uintptr_t)BS_FD_STALEPOS);
+            if (v >= 0) {
+                /* The description is now at the end: a later write appends. */
+                atomic_store(&o->mark, atomic_load(&t->acc));
+                if (f & BS_OFD_STALEPOS)
+                    atomic_fetch_and(&o->flags, ~BS_OFD_STALEPOS);
                 errno = saved;
                 return v;
             }
+        } else if (whence == SEEK_SET && !(f & BS_OFD_STALEPOS)) {
+            if (bs_ofd_position(o, fd) == off) {
+                errno = saved;
+                return off;
+            }
         }
-    } else if (!(whence == SEEK_END || (whence == SEEK_CUR && off == 0))) {
-        goto real; /* a non-diverted descriptor's own offset does not depend on the queue */
+    } else if (whence != SEEK_END) {
+        goto real; /* a non-diverted description's own offset does not depend on the queue */
     }
-    /* A move (or a SEEK_END query on a descriptor that is not diverted): flush first. */
+    /* A move (or a SEEK_END on a description that is not diverted): flush first. */
     bs_target_flush(t);
     bs_fd_sync_offsets(t);
     errno = saved;
@@ -131,11 +142,9 @@ static int stat_call(struct stat_call *c)
             fd = c->fd;
         else if ((c->flags & AT_EMPTY_PATH) && c->path && !c->path[0])
             fd = c->fd;
-        if (fd >= 0) {
-            uintptr_t s = bs_fd_slot(fd);
-            if (s && !(s & BS_FD_SHIM))
-                t = bs_slot_target(s);
-        }
+        struct bs_ofd *o = fd >= 0 ? bs_slot_ofd(bs_fd_slot(fd)) : NULL;
+        if (o)
+            t = o->t;
     }
     if (!t) {
         stat_once(c);

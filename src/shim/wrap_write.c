@@ -17,32 +17,39 @@ int bs_shim_active(void)
 }
 
 /*
- * Writes straight to the kernel for a diverted descriptor (no memory, or after
- * the final flush). A diverted non-O_APPEND descriptor is at the end of the
- * file by definition, but its kernel offset was not moved by the batches.
+ * Writes straight to the kernel for a diverted description (no memory, or
+ * after the final flush): its kernel offset first goes where the program's is,
+ * since the batches did not move it.
  */
-static ssize_t through(struct bs_target *t, uintptr_t s, int fd, const void *buf, size_t n)
+static void seek_to_position(struct bs_ofd *o, int fd)
 {
-    if (t->regular && !(s & BS_FD_APPEND)) {
+    if (o->t->regular && !(atomic_load(&o->flags) & BS_OFD_APPEND)) {
         int saved = errno;
-        BS_REAL(lseek)(fd, 0, SEEK_END);
+        int64_t pos = bs_ofd_position(o, fd);
+        if (pos >= 0)
+            BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
         errno = saved;
     }
+}
+
+static ssize_t through(struct bs_ofd *o, int fd, const void *buf, size_t n)
+{
+    seek_to_position(o, fd);
     return BS_REAL(write)(fd, buf, n);
 }
 
-/* Appends to a diverted descriptor's target; returns n as write(2) would. */
-static ssize_t divert(int fd, uintptr_t s, const void *buf, size_t n)
+/* Appends to a diverted description's target; returns n as write(2) would. */
+static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, size_t n)
 {
-    struct bs_target *t = bs_slot_target(s);
+    struct bs_target *t = o->t;
     bufshim_writer *w = t->w;
     int saved = errno;
     int r = w ? bufshim_append(w, buf, n) : -ESHUTDOWN;
     if (r == 0) {
-        bs_target_accepted(t, n);
-        /* The offset of an O_APPEND descriptor is now the end, like after a real write. */
-        if (s & BS_FD_STALEPOS)
-            bs_fdtab_cas(fd, s, s & ~(uintptr_t)BS_FD_STALEPOS);
+        /* The description's offset is now the end, as after a real write. */
+        atomic_store(&o->mark, bs_target_accepted(t, n));
+        if (f & BS_OFD_STALEPOS)
+            atomic_fetch_and(&o->flags, ~BS_OFD_STALEPOS);
         errno = saved;
         return (ssize_t)n;
     }
@@ -50,34 +57,61 @@ static ssize_t divert(int fd, uintptr_t s, const void *buf, size_t n)
     if (r == -ENOMEM)
         bs_target_flush(t);
     errno = saved;
-    return through(t, s, fd, buf, n);
+    return through(o, fd, buf, n);
 }
 
 /*
- * A writable descriptor of a target that is not diverted (moved offset): the
- * target's queued bytes go first, then the call. An O_APPEND descriptor is at
+ * Whether a write on o goes to the engine. A non-O_APPEND description is
+ * diverted only while nothing was appended behind its offset; otherwise it
+ * turns into a pass-through one that overwrites there, as the kernel would.
+ */
+static int diverts(int fd, struct bs_ofd *o, unsigned f)
+{
+    if (!(f & BS_OFD_DIVERTED))
+        return 0;
+    if (!(f & BS_OFD_APPEND) && atomic_load(&o->t->acc) != atomic_load(&o->mark)) {
+        bs_ofd_lost_end(o, fd);
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * A writable description of a target that is not diverted (moved offset): the
+ * target's queued bytes go first, then the call. An O_APPEND description is at
  * the end after its write, so it is diverted again.
  */
-static ssize_t slow_write(int fd, uintptr_t s, const void *buf, size_t n)
+static void before_pass(struct bs_ofd *o)
 {
-    struct bs_target *t = bs_slot_target(s);
-    if (!t || (s & BS_FD_SHIM) || bs_engine_is_shut_down())
-        return BS_REAL(write)(fd, buf, n);
-    bs_target_flush(t);
-    ssize_t r = BS_REAL(write)(fd, buf, n);
-    if (r >= 0 && (s & BS_FD_APPEND) && (s & BS_FD_WRITABLE))
-        bs_fdtab_cas(fd, s, (s | BS_FD_DIVERTED) & ~(uintptr_t)BS_FD_STALEPOS);
-    return r;
+    int saved = errno;
+    bs_target_flush(o->t);
+    errno = saved;
+}
+
+static void after_pass(struct bs_ofd *o, unsigned f, ssize_t r)
+{
+    if (r >= 0 && (f & BS_OFD_APPEND) && (f & BS_OFD_WRITABLE) && !bs_engine_is_shut_down()) {
+        atomic_store(&o->mark, atomic_load(&o->t->acc));
+        atomic_fetch_or(&o->flags, BS_OFD_DIVERTED);
+        atomic_fetch_and(&o->flags, ~BS_OFD_STALEPOS);
+    }
 }
 
 ssize_t bs_fd_write(int fd, const void *buf, size_t len)
 {
     uintptr_t s = bs_fd_slot(fd);
-    if (__builtin_expect(!s, 1) || bs_in_shim)
+    struct bs_ofd *o = bs_slot_ofd(s);
+    if (__builtin_expect(!o, 1) || bs_in_shim)
         return BS_REAL(write)(fd, buf, len);
-    if ((s & BS_FD_DIVERTED) && len > 0)
-        return divert(fd, s, buf, len);
-    return slow_write(fd, s, buf, len);
+    unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
+    if (len > 0 && diverts(fd, o, f))
+        return divert(fd, o, f, buf, len);
+    if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
+        return BS_REAL(write)(fd, buf, len);
+    before_pass(o);
+    ssize_t r = BS_REAL(write)(fd, buf, len);
+    after_pass(o, atomic_load(&o->flags), r);
+    return r;
 }
 
 BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
@@ -93,38 +127,36 @@ BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     uintptr_t s = bs_fd_slot(fd);
-    if (__builtin_expect(!s, 1) || bs_in_shim)
+    struct bs_ofd *o = bs_slot_ofd(s);
+    if (__builtin_expect(!o, 1) || bs_in_shim)
         return BS_REAL(writev)(fd, iov, iovcnt);
-    struct bs_target *t = bs_slot_target(s);
-    if (!(s & BS_FD_DIVERTED) || iovcnt <= 0 || iovcnt > IOV_MAX) {
-        if (t && !(s & BS_FD_SHIM) && !bs_engine_is_shut_down()) {
-            bs_target_flush(t);
-            ssize_t r = BS_REAL(writev)(fd, iov, iovcnt);
-            if (r >= 0 && (s & BS_FD_APPEND) && (s & BS_FD_WRITABLE))
-                bs_fdtab_cas(fd, s, (s | BS_FD_DIVERTED) & ~(uintptr_t)BS_FD_STALEPOS);
-            return r;
-        }
-        return BS_REAL(writev)(fd, iov, iovcnt);
-    }
+    unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SSIZE_MAX - total) /* let the kernel give EINVAL */
-            return BS_REAL(writev)(fd, iov, iovcnt);
-        total += iov[i].iov_len;
+    int valid = iovcnt > 0 && iovcnt <= IOV_MAX;
+    for (int i = 0; valid && i < iovcnt; i++) {
+        if (iov[i].iov_len > SSIZE_MAX - total)
+            valid = 0; /* let the kernel give EINVAL */
+        else
+            total += iov[i].iov_len;
     }
-    if (total == 0)
-        return BS_REAL(writev)(fd, iov, iovcnt);
+    if (!valid || total == 0 || !diverts(fd, o, f)) {
+        if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
+            return BS_REAL(writev)(fd, iov, iovcnt);
+        before_pass(o);
+        ssize_t r = BS_REAL(writev)(fd, iov, iovcnt);
+        after_pass(o, atomic_load(&o->flags), r);
+        return r;
+    }
     char small[4096];
     int saved = errno;
     char *buf = total <= sizeof small ? small : malloc(total);
-    errno = saved;
     if (!buf) {
-        bs_target_flush(t);
-        if (t->regular && !(s & BS_FD_APPEND))
-            BS_REAL(lseek)(fd, 0, SEEK_END);
+        bs_target_flush(o->t);
         errno = saved;
+        seek_to_position(o, fd);
         return BS_REAL(writev)(fd, iov, iovcnt);
     }
+    errno = saved;
     size_t off = 0;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_len) {
@@ -132,7 +164,7 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
             off += iov[i].iov_len;
         }
     }
-    ssize_t r = divert(fd, s, buf, total);
+    ssize_t r = divert(fd, o, f, buf, total);
     if (buf != small) {
         int e = errno;
         free(buf);

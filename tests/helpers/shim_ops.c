@@ -24,6 +24,7 @@
  *   sync | syncfs K         sync(2) / syncfs(2)
  *   closerange LO           close_range(LO, ~0U, 0): every descriptor from LO up
  *   tryclose NUM            close(NUM) on a raw number; prints the result and errno
+ *   nextfd                  prints the descriptor number the next open(2) gets
  *   sleep MS | exit CODE | _exit CODE
  *
  * Exit status: 0 when every operation ran, 1 when one failed unexpectedly.
@@ -327,6 +328,10 @@ int main(int argc, char **argv)
             int r = close(atoi(ARG(1)));
             out("tryclose %d %s\n", r, r < 0 ? strerror(errno) : "ok");
             i += 1;
+        } else if (!strcmp(op, "nextfd")) {
+            int fd = open("/dev/null", O_RDONLY);
+            out("nextfd %d\n", fd);
+            close(fd);
         } else if (!strcmp(op, "sleep")) {
             struct timespec ts = {atol(ARG(1)) / 1000, atol(ARG(1)) % 1000 * 1000000L};
             nanosleep(&ts, NULL);

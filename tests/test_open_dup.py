@@ -1,0 +1,126 @@
+"""Descriptor bookkeeping: open*, creat, dup*, fcntl, close*, inherited descriptors (SPEC §3, §4)."""
+import resource
+import subprocess
+
+from conftest import helper_path
+from shim_fixture import assert_same_files, run_shimmed
+
+
+def ops(*args):
+    return [str(helper_path("shim_ops")), *args]
+
+
+def test_open_twice_mixed(tmp_path):
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "open", "2", "a.log", "a",
+                "write", "1", "one\\n", "write", "2", "two\\n", "writev", "1", "three|\\n",
+                "tell", "2", "write", "2", "four\\n", "end", "1", "size", "2",
+                "close", "1", "write", "2", "five\\n", "size", "2"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_dup_dup2_dup3_fcntl_mixed(tmp_path):
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "w", "write", "1", "w1\\n",
+                "dup", "1", "2", "write", "2", "dup\\n",
+                "dup2", "1", "3", "40", "write", "3", "dup2\\n",
+                "dup3", "2", "4", "41", "write", "4", "dup3\\n",
+                "dupfd", "3", "5", "50", "write", "5", "dupfd\\n",
+                "tell", "1", "tell", "5", "size", "4",
+                "close", "1", "close", "2", "write", "3", "after close\\n",
+                "close", "3", "close", "4", "write", "5", "last\\n", "tell", "5"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_dup2_onto_a_target_forgets_the_old_file(tmp_path):
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "open", "2", "b.log", "a",
+                "write", "1", "a1\\n", "write", "2", "b1\\n",
+                "dup2", "1", "3", "4",  # fd 4 (b.log) now refers to a.log
+                "write", "2", "still b? no: a\\n", "write", "1", "a2\\n",
+                "open", "5", "b.log", "a", "write", "5", "b2\\n"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_openat_creat_and_relative_paths(tmp_path):
+    def scenario(d, run):
+        (d / "sub").mkdir()
+        run(ops("openat", "1", "sub", "x.log", "a", "write", "1", "at\\n",
+                "creat", "2", "sub/y.log", "write", "2", "creat\\n",
+                "open", "3", "sub/../sub/./x.log", "a", "write", "3", "folded\\n",
+                "write", "1", "at again\\n"))
+    assert_same_files(scenario, tmp_path, paths=["sub/*.log"])
+
+
+def test_w_then_a_then_queries(tmp_path):
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "w", "write", "1", "hello\\n", "tell", "1", "end", "1",
+                "close", "1", "open", "2", "a.log", "a", "tell", "2", "write", "2", "world\\n",
+                "tell", "2", "stat", "a.log", "statx", "a.log", "lstat", "a.log"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_non_appending_descriptor_not_at_end_passes_through(tmp_path):
+    def scenario(d, run):
+        (d / "a.log").write_bytes(b"0123456789\n")
+        # "c": O_WRONLY|O_CREAT without O_TRUNC, offset 0 of a non-empty file: overwrites.
+        run(ops("open", "1", "a.log", "a", "write", "1", "appended\\n",
+                "open", "2", "a.log", "c", "write", "2", "OVER", "tell", "2",
+                "write", "1", "more\\n", "size", "1"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_shell_redirects_are_inherited(tmp_path):
+    # The descriptor is opened by bash (no shim involvement in the parent run's
+    # open: the shim starts in the child and finds it in /proc/self/fd).
+    def scenario(d, run):
+        so = ops()[0]
+        run(["bash", "-c", f"{so} fd1 'first\\n' > out.log; {so} fd1 'second\\n' >> out.log; "
+             f"{{ {so} fd1 'a\\n'; echo b; {so} fd1 'c\\n'; echo d; }} > grouped.log; "
+             f"exec 3>>out.log; {so} fd1 'via 3\\n' 1>&3; echo end >&3"])
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_redirect_from_the_test_itself(tmp_path):
+    # fd 1 is a file this process opened: inherited at start and diverted; a
+    # second program on the same open file description continues after the first.
+    def scenario(d, run):
+        with open(d / "out.log", "w") as f:
+            run(ops("fd1", "one\\n", "fd1", "two\\n"), stdout=f)
+            run(ops("fd1", "three\\n"), stdout=f)
+        with open(d / "out.log", "a") as f:
+            run(ops("fd1", "four\\n"), stdout=f)
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_dup2_onto_the_shims_own_descriptor(tmp_path):
+    # With RLIMIT_NOFILE 256 the shim keeps its descriptors from 192 up; the program
+    # does not know and uses 192 itself.
+    def limit():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "write", "1", "one\\n", "tryclose", "192",
+                "open", "2", "b.log", "a", "dup2", "2", "3", "192", "write", "3", "to b\\n",
+                "write", "1", "two\\n", "tryclose", "193", "close", "3", "write", "1", "three\\n"),
+            preexec_fn=limit)
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_close_range_spares_the_shims_descriptors(tmp_path):
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "write", "1", "before\\n",
+                "closerange", "3", "open", "2", "a.log", "a", "write", "2", "after\\n",
+                "open", "3", "b.log", "a", "write", "3", "b\\n"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+
+
+def test_no_extra_descriptors_in_the_low_range(tmp_path):
+    # The next descriptor number the program gets is the same with and without the shim.
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "write", "1", "x\\n", "nextfd",
+                "open", "2", "b.log", "w", "write", "2", "y\\n", "dup", "2", "3", "nextfd",
+                "close", "1", "nextfd", "open", "4", "a.log", "a", "write", "4", "z\\n", "nextfd",
+                "sleep", "400", "nextfd"))
+    assert_same_files(scenario, tmp_path, paths=["*.log"], interval="0.1")
