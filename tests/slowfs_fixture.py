@@ -178,8 +178,12 @@ class SlowFS:
             cmd.append("--page-cache")
         cmd += list(args)
         self._stderr = open(self.stderr_path, "wb")
+        # The daemon is the drive, never a program under test: no shim in it even when the
+        # test process's own environment carries one.
+        env = {k: v for k, v in os.environ.items()
+               if k != "LD_PRELOAD" and not k.startswith("BUFSHIM_")}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr)
+                                     stderr=self._stderr, env=env)
         self._mounted = True
         self._killed = False
         deadline = time.monotonic() + 10
