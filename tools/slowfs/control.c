@@ -265,17 +265,18 @@ static int parse_rule_options(struct rule *r, char **w, int n, char *err, size_t
 static int parse_rule(struct command *cmd, char **w, int n, char *err, size_t errlen)
 {
     struct rule *r = &cmd->rule;
-    int fixed;
     cmd->type = CMD_RULE;
     r->count = -1;
     if (!strcmp(w[0], "fail"))
-        r->kind = RULE_FAIL, fixed = 3;
+        r->kind = RULE_FAIL;
     else if (!strcmp(w[0], "hang"))
-        r->kind = RULE_HANG, fixed = 2;
+        r->kind = RULE_HANG;
     else if (!strcmp(w[0], "delay"))
-        r->kind = RULE_DELAY, fixed = 3;
+        r->kind = RULE_DELAY;
     else
-        r->kind = RULE_SHORT, fixed = 2;
+        r->kind = RULE_SHORT;
+    /* "fail OP ERRNO", "delay OP DURATION", "hang OP", "short OP", then options. */
+    int fixed = r->kind == RULE_FAIL || r->kind == RULE_DELAY ? 3 : 2;
     if (n < fixed)
         return fail(err, errlen, "%s: too few words", w[0]);
     if (parse_ops(w[1], &r->ops))
@@ -386,7 +387,6 @@ int sfs_control_apply(const char *text, size_t len, char *err, size_t errlen)
     size_t ncmds = 0, cap = 0, new_rules = 0;
     int rc = 0;
 
-    pthread_mutex_lock(&lock);
     char *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (ncmds == cap) {
@@ -408,6 +408,7 @@ int sfs_control_apply(const char *text, size_t len, char *err, size_t errlen)
             ncmds++;
         }
     }
+    pthread_mutex_lock(&lock);
     if (rc == 0 && nrules + new_rules > MAX_RULES)
         rc = fail(err, errlen, "more than %d rules", MAX_RULES);
     for (size_t i = 0; i < ncmds; i++) {
