@@ -201,9 +201,9 @@ def shim_env(**extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
     env["BUFSHIM_BUILD_DIR"] = str(BUILD_DIR)
-    rt = sanitizer_runtime()
-    if rt:
-        env["LD_PRELOAD"] = rt
+    if sanitizer_runtime():
+        # The launcher puts a sanitized library's runtime first itself (the shell
+        # it runs in must not have it: bash and dash crash under TSan).
         # bash, python3 and coreutils leak by design: only the shim's errors count.
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     env.update(extra)
