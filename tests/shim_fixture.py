@@ -26,7 +26,8 @@ cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None, preexec
     preloaded into the traced program only, not into strace).
 ``strace_writes(log_path, file_path)``
     Parses such a log: a list of ``(time, pid, syscall, nbytes)`` for each write-type call
-    whose descriptor resolved to ``file_path`` (``-y`` annotation), in log order.
+    whose descriptor resolved to ``file_path`` (``-y`` annotation), in log order; calls
+    that strace split into ``<unfinished ...>`` and ``<... resumed>`` lines count once.
 
 Differential runs
 -----------------
@@ -126,19 +127,31 @@ def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=N
     return _run(argv, e, cwd, timeout, input, check, stdout, preexec_fn)
 
 
-_STRACE_LINE = re.compile(
-    r"^(?P<pid>\d+)\s+(?P<t>\d+\.\d+)\s+(?P<call>write|writev|pwrite64)\((?P<fd>\d+)<(?P<path>[^>]*)>,"
-    r".*\)\s+=\s+(?P<ret>-?\d+)")
+_STRACE_CALL = re.compile(
+    r"^(?P<pid>\d+)\s+(?P<t>\d+\.\d+)\s+(?P<call>write|writev|pwrite64)\((?P<fd>\d+)<(?P<path>[^>]*)>,")
+_STRACE_RET = re.compile(r"\)\s+=\s+(?P<ret>-?\d+)")
+_STRACE_RESUMED = re.compile(
+    r"^(?P<pid>\d+)\s+\d+\.\d+\s+<\.\.\. (?P<call>write|writev|pwrite64) resumed>")
 
 
 def strace_writes(log_path, file_path):
     file_path = str(file_path)
-    out = []
+    out, unfinished = [], {}
     for line in pathlib.Path(log_path).read_text(errors="replace").splitlines():
-        m = _STRACE_LINE.match(line)
-        if m and m.group("path") == file_path:
-            out.append((float(m.group("t")), int(m.group("pid")), m.group("call"),
-                        int(m.group("ret"))))
+        m = _STRACE_CALL.match(line)
+        if m:
+            call = (float(m.group("t")), int(m.group("pid")), m.group("call"), m.group("path"))
+            if line.endswith("<unfinished ...>"):
+                unfinished[call[1]] = call  # another thread's line came in between
+                continue
+        else:
+            m = _STRACE_RESUMED.match(line)
+            if not m or int(m.group("pid")) not in unfinished:
+                continue
+            call = unfinished.pop(int(m.group("pid")))
+        r = _STRACE_RET.search(line)
+        if r and call[3] == file_path:
+            out.append((call[0], call[1], call[2], int(r.group("ret"))))
     return out
 
 
