@@ -27,6 +27,7 @@ struct bs_target {
     int held_shares_ofd;       /* held is a dup (shares the program's offset) */
 
     bufshim_writer *w; /* NULL while retired */
+    atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */
     atomic_int refs;   /* program descriptors + transient users */
 
     /*

@@ -190,6 +190,15 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
             BS_REAL(lseek)(fd, 0, SEEK_END);
     }
     ssize_t r = write_all(t, fd, data, len);
+    if (r == -EPIPE && !t->regular) {
+        /* The reader is gone (`app | head -1`). Nobody can ever read these bytes;
+           the program's next write goes to the kernel and gets its own EPIPE or
+           SIGPIPE, as it would have without the shim (SPEC §7). */
+        atomic_store(&t->broken, 1);
+        if (bs_cfg.debug)
+            bs_log("(stream): reader gone, %zu bytes discarded, now pass-through", len);
+        r = (ssize_t)len;
+    }
     if (r > 0 && bs_cfg.fsync && t->regular) {
         int e = bs_sys_fdatasync(fd);
         if (e < 0)

@@ -67,7 +67,7 @@ static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, siz
  */
 static int diverts(int fd, struct bs_ofd *o, unsigned f)
 {
-    if (!(f & BS_OFD_DIVERTED))
+    if (!(f & BS_OFD_DIVERTED) || atomic_load_explicit(&o->t->broken, memory_order_relaxed))
         return 0;
     if (!(f & BS_OFD_APPEND) && atomic_load(&o->t->acc) != atomic_load(&o->mark)) {
         bs_ofd_lost_end(o, fd);
