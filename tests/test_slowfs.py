@@ -514,3 +514,20 @@ def test_sigterm_with_a_hung_write_stops_the_daemon(make_slowfs):
     # The hung write was let go on the way out; the mount is gone.
     assert out.split() in (["ok"], [str(errno.ENOTCONN)], [str(errno.EIO)])
     assert not os.path.ismount(fs.mount)
+
+
+def test_page_cache_mode_allows_shared_mmap(make_slowfs):
+    import mmap
+    direct = make_slowfs()
+    cached = make_slowfs(page_cache=True)
+    for fs in (direct, cached):
+        fs.path("m").write_bytes(b"\0" * 4096)
+    with open(direct.path("m"), "r+b") as f, pytest.raises(OSError) as ei:
+        mmap.mmap(f.fileno(), 4096)
+    assert ei.value.errno == errno.ENODEV  # direct I/O: no shared mappings
+    with open(cached.path("m"), "r+b") as f:
+        m = mmap.mmap(f.fileno(), 4096)
+        m[:5] = b"hello"
+        m.flush()
+        m.close()
+    assert cached.backing_path("m").read_bytes()[:5] == b"hello"
