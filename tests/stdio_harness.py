@@ -9,7 +9,9 @@ which is what the std-stream scenarios need.
 import re
 import subprocess
 
-from conftest import assert_no_sanitizer_report
+import pytest
+
+from conftest import SANITIZER, assert_no_sanitizer_report
 from shim_fixture import SHIM_LIB, STRACE
 from shim_fixture import shim_env as fixture_env
 
@@ -81,6 +83,11 @@ def assert_same(a, b):
         f"files differ: {len(a)} bytes without the shim, {len(b)} with it; first difference at "
         f"byte {n}:\n  without: {a[max(0, n - 60):n + 60]!r}\n  with:    {b[max(0, n - 60):n + 60]!r}")
 
+
+
+# LeakSanitizer cannot run under ptrace: the strace counts are for plain builds.
+needs_strace = pytest.mark.skipif(STRACE is None or SANITIZER != "",
+                                  reason="needs strace and a build without sanitizers")
 
 
 def strace_wrap(directory):

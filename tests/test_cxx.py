@@ -6,7 +6,7 @@ std::wcout. Byte-identical files with and without the shim, and diverted."""
 import pytest
 
 from conftest import BUILD_DIR
-from stdio_harness import STRACE, run_pair, strace_wrap, writes_to
+from stdio_harness import needs_strace, run_pair, strace_wrap, writes_to
 
 CXX = BUILD_DIR / "tests" / "helpers" / "cxx_streams"
 
@@ -18,7 +18,7 @@ def test_cxx_streams(tmp_path, mode):
     run_pair(tmp_path, lambda out: [CXX, mode, out])
 
 
-@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@needs_strace
 @pytest.mark.parametrize("mode", ["ofstream", "cout"])
 def test_cxx_streams_are_diverted(tmp_path, mode):
     plain, shimmed = run_pair(tmp_path, lambda out: [CXX, mode, out], wrap=strace_wrap)

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import SOURCE_DIR, helper_path
-from stdio_harness import (STRACE, run_one, run_pair, shim_env, plain_env, strace_wrap,
+from stdio_harness import (needs_strace, run_one, run_pair, shim_env, plain_env, strace_wrap,
                            writes_to, assert_same, shim_library)
 
 FILE_CALLS = ["fwrite", "fwrite_big", "fwrite_unlocked", "fputs", "fputs_unlocked", "fputc",
@@ -31,7 +31,7 @@ def test_each_call_alone(tmp_path, build, call):
              stderr_to_file=on_std)
 
 
-@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@needs_strace
 @pytest.mark.parametrize("call", ["fwrite", "putc_unlocked", "fprintf", "dprintf", "fputws",
                                   "std_printf", "std_puts", "std_putchar_unlocked", "perror"])
 def test_each_call_is_diverted(tmp_path, call):

@@ -5,7 +5,7 @@ buffers, seed-chosen setvbuf and ending. Byte-identical with and without the shi
 import pytest
 
 from conftest import helper_path
-from stdio_harness import STRACE, run_pair, strace_wrap, writes_to
+from stdio_harness import needs_strace, run_pair, strace_wrap, writes_to
 
 SEEDS = range(50)
 
@@ -22,7 +22,7 @@ def test_mix_plain(tmp_path, seed):
     run_pair(tmp_path, lambda out: [exe, seed, out], stderr_to_file=True)
 
 
-@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@needs_strace
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_mix_must_show_only_batches_reach_the_file(tmp_path, seed):
     """The issue's must-show: an -O2 -D_FORTIFY_SOURCE=2 program mixing printf,
