@@ -59,7 +59,17 @@ static bufshim_writer *incarnation(const char *path, int n, int keep)
  * still open; PATH4 two writers (4, 6 records), both retired. */
 int main(int argc, char **argv)
 {
+    if (argc == 2) { /* no writer at all */
+        bs_engine_shutdown();
+        bs_stats_report(argv[1]);
+        return 0;
+    }
     if (argc != 6) return 2;
+    /* Open and never written: no line. */
+    char idle_path[4096];
+    snprintf(idle_path, sizeof idle_path, "%s.idle", argv[2]);
+    struct bufshim_options oi = {.interval = 3600};
+    if (!bufshim_open_file(idle_path, &oi)) return 1;
     incarnation(argv[4], 5, 0);
     incarnation(argv[5], 4, 0);
     incarnation(argv[4], 3, 0);
@@ -187,6 +197,16 @@ def test_stderr_table(stats_driver, tmp_path):
     assert rows[str(tmp_path / "gone.log")][:5] == ("100 B", "10", "2", "60 B", "60 B")
     starts = {ln.index("  ", 70) for ln in lines[head + 2:]}
     assert len(starts) == 1
+
+
+def test_a_process_without_targets_says_nothing(stats_driver, tmp_path):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    for dest in ("stderr", str(tmp_path / "s.json")):
+        p = subprocess.run([str(stats_driver), dest], capture_output=True, text=True,
+                           timeout=60, env=env)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_unwritable_destination_gives_one_line(stats_driver, tmp_path):

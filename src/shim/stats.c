@@ -374,13 +374,25 @@ static void print_target(struct report *r, const char *name, const struct bs_wri
     out_char(o, '\n');
 }
 
+/* A writer that never took a byte nor failed (a target opened, or inherited by a
+ * child process, and not written): left out of the report. */
+static int idle_writer(bufshim_writer *w, struct bs_writer_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    bs_writer_stats(w, st);
+    return st->records == 0 && st->failure_episodes == 0 && bs_writer_pending(w) == 0;
+}
+
 /* First pass: counts live writers and marks the retired names they continue. */
 static void count_writer(bufshim_writer *w, void *arg)
 {
     struct report *r = arg;
     struct retired *ret = retired_find(bs_writer_name(w));
+    struct bs_writer_stats st;
     if (ret)
         ret->matched = 1;
+    else if (idle_writer(w, &st))
+        return;
     r->count++;
 }
 
@@ -388,9 +400,10 @@ static void report_writer(bufshim_writer *w, void *arg)
 {
     struct report *r = arg;
     struct bs_writer_stats st;
-    memset(&st, 0, sizeof st);
-    bs_writer_stats(w, &st);
-    merge_retired(&st, retired_find(bs_writer_name(w)));
+    struct retired *ret = retired_find(bs_writer_name(w));
+    if (idle_writer(w, &st) && !ret)
+        return;
+    merge_retired(&st, ret);
     print_target(r, bs_writer_name(w), &st, bs_writer_pending(w));
 }
 
@@ -416,17 +429,8 @@ void bs_stats_report(const char *dest)
     }
     struct out o;
     o.len = 0;
+    o.fd = 2;
     struct report r = {.out = &o, .json = strcmp(dest, "stderr") != 0, .pid = (uint64_t)getpid()};
-    if (r.json) {
-        o.fd = bs_sys_open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-        if (o.fd < 0) {
-            bs_log("BUFSHIM_STATS=\"%s\": %s; no statistics written", dest, strerror(-o.fd));
-            errno = saved;
-            return;
-        }
-    } else {
-        o.fd = 2;
-    }
 
     pthread_once(&retired_once, retired_init);
     pthread_mutex_lock(&retired_lock);
@@ -435,17 +439,28 @@ void bs_stats_report(const char *dest)
     bs_engine_foreach_writer(count_writer, &r);
     for (struct retired *ret = retired_head; ret; ret = ret->next)
         r.count += !ret->matched;
+    /* A process that wrote no target says nothing: every child of a shell script
+       inherits BUFSHIM_STATS. */
+    if (r.count == 0) {
+        pthread_mutex_unlock(&retired_lock);
+        errno = saved;
+        return;
+    }
 
-    if (!r.json) {
-        if (r.count == 0) {
-            out_str(&o, "bufshim: statistics: no target was written\n");
-        } else {
-            out_str(&o, "bufshim: statistics of process ");
-            out_u64(&o, r.pid);
-            out_str(&o, " (batch times in ms)\n");
-            out_str(&o, "bufshim:       bytes  records batches    largest       peak"
-                        "      p50      max failures  path\n");
+    if (r.json) {
+        o.fd = bs_sys_open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+        if (o.fd < 0) {
+            pthread_mutex_unlock(&retired_lock);
+            bs_log("BUFSHIM_STATS=\"%s\": %s; no statistics written", dest, strerror(-o.fd));
+            errno = saved;
+            return;
         }
+    } else {
+        out_str(&o, "bufshim: statistics of process ");
+        out_u64(&o, r.pid);
+        out_str(&o, " (batch times in ms)\n");
+        out_str(&o, "bufshim:       bytes  records batches    largest       peak"
+                    "      p50      max failures  path\n");
     }
     bs_engine_foreach_writer(report_writer, &r);
     report_retired(&r);
