@@ -42,8 +42,9 @@ class Run:
 
 
 def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
-            env_extra=None, timeout=60, wrap=None, stdin=None):
-    """Runs argv_of(out_path) with stdout/stderr appended to out_path as asked."""
+            env_extra=None, timeout=60, wrap=None, stdin=None, redirect="ab"):
+    """Runs argv_of(out_path) with stdout/stderr on out_path as asked: appended
+    (a shell's >>) or, with redirect="wb", truncated without O_APPEND (>)."""
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / "out.log"
     env = shim_env(str(directory) + "/*.log", env_extra) if shim else plain_env(env_extra)
@@ -53,7 +54,7 @@ def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
         preload = env.pop("LD_PRELOAD", None)
         argv = wrap(directory) + (["-E", "LD_PRELOAD=" + preload] if preload else []) + argv
     errfile = directory / "stderr.txt"
-    with open(out, "ab") as o, open(errfile, "wb") as e:
+    with open(out, redirect) as o, open(errfile, "wb") as e:
         proc = subprocess.run(argv, env=env, stdout=o if stdout_to_file else subprocess.DEVNULL,
                               stderr=o if stderr_to_file else e, timeout=timeout,
                               stdin=stdin if stdin is not None else subprocess.DEVNULL)

@@ -31,6 +31,14 @@ def test_each_call_alone(tmp_path, build, call):
              stderr_to_file=on_std)
 
 
+@pytest.mark.parametrize("call", ["std_printf", "std_puts", "std_fwrite", "perror"])
+def test_std_calls_on_a_truncating_redirect(tmp_path, call):
+    """stdout and stderr opened by a shell's `>` (O_TRUNC, no O_APPEND): the
+    offset is at the end of the file, so they are appending streams too."""
+    exe = helper_path("stdio_calls")
+    run_pair(tmp_path, lambda out: [exe, call, out], stderr_to_file=True, redirect="wb")
+
+
 @needs_strace
 @pytest.mark.parametrize("call", ["fwrite", "putc_unlocked", "fprintf", "dprintf", "fputws",
                                   "std_printf", "std_puts", "std_putchar_unlocked", "perror"])
@@ -399,3 +407,47 @@ def test_prompt_reaches_the_terminal_before_reading_stdin(tmp_path):
             seen += os.read(master, 1024)
         assert proc.wait(timeout=10) == 0
         os.close(master)
+
+
+UPDATE = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "a+");
+    int fd = open(argv[1], O_WRONLY | O_APPEND);
+    for (int i = 0; i < 3000; i++) {
+        fprintf(f, "line %d\n", i);
+        if (i % 500 == 0) dprintf(fd, "direct %d\n", i);
+    }
+    /* Reading an update stream flushes it first; the read is a barrier. */
+    rewind(f);
+    char buf[100];
+    long lines = 0, sum = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        lines++;
+        sum += (long)strlen(buf) * lines;
+    }
+    printf("read back %ld lines, checksum %ld, ftell %ld\n", lines, sum, ftell(f));
+    fseek(f, 0, SEEK_END);
+    fprintf(f, "after reading\n");
+    printf("ftell after writing %ld\n", ftell(f));
+    FILE *r = fopen(argv[1], "r");
+    fseek(r, -14, SEEK_END);
+    printf("tail through another stream: %s", fgets(buf, sizeof buf, r) ? buf : "(none)\n");
+    fflush(f);
+    fseek(r, -14, SEEK_END);
+    printf("tail after fflush: %s", fgets(buf, sizeof buf, r) ? buf : "(none)\n");
+    return 0;
+}
+"""
+
+
+def test_update_stream_read_back_and_seek(tmp_path):
+    """A "a+" stream: reading flushes pending output and reads what was written
+    (diverted bytes included: reads are barriers); ftell and fseek agree."""
+    exe = _c_program(tmp_path, "update", UPDATE)
+    plain, _ = run_pair(tmp_path, lambda out: [exe, out])
+    assert b"read back 3006 lines" in plain.data
+    assert b"tail after fflush: after reading" in plain.data
