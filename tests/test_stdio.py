@@ -98,7 +98,8 @@ def test_symbols_exported_under_called_names():
     assert [n for n in names if n not in defined] == []
 
 
-@pytest.mark.parametrize("mode", ["return", "exit", "atexit", "dso", "fclose_stdout", "saved"])
+@pytest.mark.parametrize("mode", ["return", "exit", "atexit", "dso", "fclose_stdout", "saved",
+                                  "dso_stream"])
 def test_exit_flush(tmp_path, mode):
     """Buffered stdio data at exit, also data written and flushed after the shim's
     destructor (a library destructor that prints), reaches the file."""
@@ -107,7 +108,7 @@ def test_exit_flush(tmp_path, mode):
     def argv(out):
         return [exe, mode, out]
     extra = {"LD_LIBRARY_PATH": str(exe.parent)}
-    if mode == "dso":
+    if mode in ("dso", "dso_stream"):
         plain = run_one(argv, tmp_path / "plain", False,
                         env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "plain" / "out.log")))
         shimmed = run_one(argv, tmp_path / "shim", True,
@@ -115,6 +116,9 @@ def test_exit_flush(tmp_path, mode):
         assert plain.proc.returncode == shimmed.proc.returncode == 0, shimmed.stderr
         assert b"dso destructor: stdout after" in plain.data
         assert_same(plain.data, shimmed.data)
+        if mode == "dso_stream":
+            assert plain.data.count(b"<direct") == 15
+            return
     else:
         plain, shimmed = run_pair(tmp_path, argv, env_extra=extra)
     if mode == "saved":

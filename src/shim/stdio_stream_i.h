@@ -185,6 +185,10 @@ void bs_stdio_stream_discard(FILE *fp);
  * stdio is left to glibc and not diverted. */
 int bs_stdio_usable(void);
 
+/* 1 once the shim's own constructors have begun (the configuration is loaded
+ * right after): before that, the environment decides. */
+int bs_stdio_started(void);
+
 /* 1 when fp is a diverting stream made by this layer. */
 int bs_stdio_is_ours(FILE *fp);
 

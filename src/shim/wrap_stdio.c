@@ -27,10 +27,22 @@
 
 /* ---- opening ---- */
 
-/* Opening a diverting stream: the shim is active and not running its own code. */
+/*
+ * Whether a new stream should divert. Before the shim's constructors ran
+ * (another library's constructor opening its log), the configuration is not
+ * loaded yet: a stream is made diverting whenever BUFSHIM_PATHS is set, since
+ * the start-up scan registers its descriptor and its later flushes must go
+ * through the shim like every other write to that file. Should the
+ * configuration turn out unusable, such a stream still behaves as glibc's.
+ */
 static int diverting(void)
 {
-    return !bs_in_shim && bs_shim_active() && bs_stdio_usable();
+    if (bs_in_shim || !bs_stdio_usable())
+        return 0;
+    if (bs_stdio_started())
+        return bs_shim_active();
+    const char *paths = getenv("BUFSHIM_PATHS");
+    return paths != NULL && paths[0] != '\0';
 }
 
 /* fopen and fopen64 (identical on LP64): a diverting stream over a descriptor

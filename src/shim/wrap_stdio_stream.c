@@ -549,6 +549,23 @@ int bs_stdio_usable(void)
     return ok;
 }
 
+static int started;
+
+/*
+ * Runs among the shim's own constructors, next to the core's one that loads
+ * the configuration; nothing in this library opens streams in between, so
+ * from here on bs_shim_active() answers for the configuration.
+ */
+__attribute__((constructor)) static void stdio_start(void)
+{
+    __atomic_store_n(&started, 1, __ATOMIC_RELEASE);
+}
+
+int bs_stdio_started(void)
+{
+    return __atomic_load_n(&started, __ATOMIC_ACQUIRE);
+}
+
 void bs_stdio_init(void)
 {
     static int done;

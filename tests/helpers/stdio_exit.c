@@ -11,6 +11,9 @@
  *              constructor (fputs, fwrite, fprintf, putc, inline putc_unlocked,
  *              fflush) mixed with printf on the current stdout and write(1):
  *              both pointers must be one stream.
+ *      dso_stream: records through the stream stdio_exit_dso's constructor
+ *              opened on PATH (before the shim started) mixed with direct
+ *              writes: that stream must divert too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 FILE *stdio_exit_dso_saved_stdout(void);
+FILE *stdio_exit_dso_stream(void);
 
 static FILE *fp;
 
@@ -43,6 +47,18 @@ int main(int argc, char **argv)
         return 1;
     if (!strcmp(mode, "atexit"))
         atexit(handler);
+    if (!strcmp(mode, "dso_stream")) {
+        FILE *early = stdio_exit_dso_stream();
+        int fd = fileno(fp);
+        if (early == NULL)
+            return 1;
+        for (int i = 0; i < 3000; i++) {
+            fprintf(early, "early stream %d%s", i, i % 3 ? " " : "\n");
+            if (i % 211 == 0)
+                dprintf(fd, "<direct %d>\n", i);
+        }
+        return 0;
+    }
     if (!strcmp(mode, "saved")) {
         FILE *old = stdio_exit_dso_saved_stdout();
         char line[64];

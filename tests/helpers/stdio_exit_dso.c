@@ -38,6 +38,13 @@ __attribute__((destructor)) static void dso_fini(void)
         fputs("dso destructor: a stream opened after the shim's destructor\n", late);
 }
 
+/* The stream this library's constructor opened (a logging library's handle). */
+FILE *stdio_exit_dso_stream(void);
+FILE *stdio_exit_dso_stream(void)
+{
+    return dso_fp;
+}
+
 /* The value of stdout when this library's constructor ran. */
 FILE *stdio_exit_dso_saved_stdout(void);
 FILE *stdio_exit_dso_saved_stdout(void)
