@@ -6,6 +6,7 @@ the writes (strace counts them)."""
 import os
 import pty
 import select
+import shutil
 import subprocess
 
 import pytest
@@ -455,3 +456,26 @@ def test_update_stream_read_back_and_seek(tmp_path):
     plain, _ = run_pair(tmp_path, lambda out: [exe, out])
     assert b"read back 3006 lines" in plain.data
     assert b"tail after fflush: after reading" in plain.data
+
+
+STDBUF = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    for (int i = 0; i < 3000; i++) {
+        printf("l%d%s", i, i % 3 ? " " : "\n");
+        fprintf(stderr, "e%d ", i);
+        if (i % 97 == 0) write(1, "<w>", 3);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("stdbuf") is None, reason="no stdbuf")
+@pytest.mark.parametrize("mode", ["-oL", "-o0", "-o4096", "-eL"])
+def test_stdbuf_settings_are_kept(tmp_path, mode):
+    """stdbuf's library calls setvbuf on the original streams from its
+    constructor, before the shim replaces them: the replacements keep that mode."""
+    exe = _c_program(tmp_path, "stdbuf", STDBUF)
+    run_pair(tmp_path, lambda out: ["stdbuf", mode, exe], stderr_to_file=True)

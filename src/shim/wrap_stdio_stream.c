@@ -502,6 +502,13 @@ static void replace_std(int fd)
         set_buffer(s, (orig->_flags & BS_IO_LINE_BUF) ? _IOLBF : _IOFBF,
                    (size_t)(orig->_IO_buf_end - orig->_IO_buf_base));
         s->user_buffer = 1;
+    } else if (orig->_flags & BS_IO_LINE_BUF) {
+        /* setvbuf(stdout, NULL, _IOLBF, 0) before any output (stdbuf -oL):
+         * glibc keeps the flag and allocates its default size later. */
+        size_t size;
+        default_buffering(fd, &size);
+        set_buffer(s, _IOLBF, size);
+        s->user_buffer = 1;
     }
     /* Bytes a constructor left in the original's buffer move to the
      * replacement's buffer: flushing them now would put them in the file
