@@ -66,15 +66,10 @@ static struct bs_ofd *ofd_new(struct bs_target *t)
     if (o)
         ofd_free = o->next_free;
     pthread_mutex_unlock(&ofd_lock);
-    if (!o) {
-        void *mem = NULL;
-        if (posix_memalign(&mem, 16, sizeof *o) != 0)
-            return NULL;
-        o = mem;
-    }
-    memset(o, 0, sizeof *o);
-    o->t = t;
-    atomic_store(&o->refs, 1);
+    /* malloc's alignment (max_align_t, 16 bytes) leaves bit 0 free for BS_FD_SHIM. */
+    if (!o && !(o = malloc(sizeof *o)))
+        return NULL;
+    *o = (struct bs_ofd){.t = t, .refs = 1};
     return o;
 }
 
