@@ -52,6 +52,10 @@ where the bytes land), ``log_path`` (the JSON-lines event log), ``ctl_path``
     ``events("write", ...)`` shorthand.
 ``mark()``
     The log's current end, for ``events(since=...)``.
+``batches(path, tgid=None, since=0, gap_ns=100_000_000)``
+    A writer's batches to path as the filesystem saw them (the writes between one open of
+    the file and the next, or less than gap_ns apart), each a dict with start_ns, end_ns,
+    bytes, results, writes.
 ``wait_for(predicate, timeout=10.0, interval=0.01, what=None)``
     Polls until ``predicate()`` is truthy and returns its value; fails the test on timeout.
 ``wait_hung(n=1, timeout=10.0)``
@@ -249,6 +253,32 @@ class SlowFS:
 
     def writes(self, path=None, tgid=None, since=0):
         return self.events("write", path=path, tgid=tgid, since=since)
+
+    def batches(self, path, tgid=None, since=0, gap_ns=100_000_000):
+        """A writer's batches to path, as the filesystem saw them: the writes between one
+        open of the file and the next (bufshim opens, writes until done and closes for each
+        batch, SPEC §5), or, for a writer that keeps the file open, writes less than gap_ns
+        apart. Each batch is a dict: start_ns (its first write's start), end_ns (its last
+        write's end), bytes (what its writes accepted), results (each write's result),
+        writes (the events)."""
+        out = []
+        cur = None
+        opened = True
+        for e in self.events(("open", "create", "write"), path=path, tgid=tgid, since=since):
+            if e["op"] != "write":
+                opened = True
+                continue
+            if cur is None or opened or e["start_ns"] - cur["end_ns"] > gap_ns:
+                cur = {"start_ns": e["start_ns"], "end_ns": e["end_ns"], "bytes": 0,
+                       "results": [], "writes": []}
+                out.append(cur)
+            opened = False
+            cur["end_ns"] = e["end_ns"]
+            cur["results"].append(e["result"])
+            cur["writes"].append(e)
+            if e["result"] > 0:
+                cur["bytes"] += e["result"]
+        return out
 
     def wait_for(self, predicate, timeout=10.0, interval=0.01, what=None):
         deadline = time.monotonic() + timeout

@@ -45,27 +45,8 @@ def check_records(data, threads, records):
 
 
 def batches(fs, name, tgid):
-    """The driver's batches to name, from the event log: the writes between one open of
-    the file and the next (SPEC §5: each batch opens, writes until done, closes), or, if
-    the engine kept the file open, writes less than 100 ms apart. Each batch is a dict
-    with start_ns (its first write's start), end_ns (its last write's end), bytes (what
-    the writes accepted), results (each write's result)."""
-    out = []
-    cur = None
-    opened = True
-    for e in fs.events(("open", "create", "write"), path=name, tgid=tgid):
-        if e["op"] != "write":
-            opened = True
-            continue
-        if cur is None or opened or e["start_ns"] - cur["end_ns"] > 100 * MS:
-            cur = {"start_ns": e["start_ns"], "end_ns": e["end_ns"], "bytes": 0, "results": []}
-            out.append(cur)
-        opened = False
-        cur["end_ns"] = e["end_ns"]
-        cur["results"].append(e["result"])
-        if e["result"] > 0:
-            cur["bytes"] += e["result"]
-    return out
+    """The driver's batches (SlowFS.batches)."""
+    return fs.batches(name, tgid=tgid)
 
 
 def assert_spaced(bs, interval_ns):
