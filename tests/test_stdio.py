@@ -479,3 +479,34 @@ def test_stdbuf_settings_are_kept(tmp_path, mode):
     constructor, before the shim replaces them: the replacements keep that mode."""
     exe = _c_program(tmp_path, "stdbuf", STDBUF)
     run_pair(tmp_path, lambda out: ["stdbuf", mode, exe], stderr_to_file=True)
+
+
+FDOPEN_APPEND = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    /* O_TRUNC, no O_APPEND: appending by its offset, diverted. */
+    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 300; i++) dprintf(fd, "before fdopen %d\n", i);
+    FILE *f = fdopen(fd, "a"); /* adds O_APPEND */
+    if (!f || !(fcntl(fd, F_GETFL) & O_APPEND)) return 1;
+    int other = open(argv[1], O_WRONLY | O_APPEND);
+    for (int i = 0; i < 3000; i++) {
+        fprintf(f, "stream %d ", i);
+        if (i % 400 == 0) dprintf(other, "<other %d>\n", i);
+        if (i % 700 == 0) dprintf(fd, "<same fd %d>\n", i);
+    }
+    fclose(f);
+    dprintf(other, "after fclose\n");
+    return 0;
+}
+"""
+
+
+def test_fdopen_append_on_a_diverted_descriptor(tmp_path):
+    """fdopen "a" on a descriptor that is already diverted (at end of file, no
+    O_APPEND) sets O_APPEND as glibc does; bytes buffered before stay first."""
+    exe = _c_program(tmp_path, "fdopen_append", FDOPEN_APPEND)
+    plain, _ = run_pair(tmp_path, lambda out: [exe, out], stdout_to_file=False)
+    assert plain.data.startswith(b"before fdopen 0\n")

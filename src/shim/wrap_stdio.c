@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* ---- opening ---- */
@@ -109,7 +108,7 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
         }
     }
     int saved = errno;
-    long fl = syscall(SYS_fcntl, fd, F_GETFL);
+    int fl = BS_REAL(fcntl)(fd, F_GETFL);
     if (fl == -1)
         return NULL;
     if (((fl & O_ACCMODE) == O_RDONLY && writes) || ((fl & O_ACCMODE) == O_WRONLY && reads)) {
@@ -119,7 +118,7 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
     int do_seek = 0;
     if (appending && !(fl & O_APPEND)) {
         do_seek = 1;
-        if (syscall(SYS_fcntl, fd, F_SETFL, fl | O_APPEND) == -1)
+        if (BS_REAL(fcntl)(fd, F_SETFL, fl | O_APPEND) == -1)
             return NULL;
     }
     bs_fd_rescan(fd);

@@ -25,10 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <termios.h>
 #include <unistd.h>
 
 FILE *bs_stdio_orig[3];
@@ -55,10 +52,12 @@ void bs_stdio_real_init(void)
     if (__atomic_load_n(&bs_stdio_real_ready, __ATOMIC_ACQUIRE))
         return;
     int saved = errno;
+    bs_in_shim++;
 #define BS_STDIO_REAL_RESOLVE(name)                                                                \
     __atomic_store_n((void **)&bs_stdio_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
     BS_STDIO_REAL_FUNCTIONS(BS_STDIO_REAL_RESOLVE)
 #undef BS_STDIO_REAL_RESOLVE
+    bs_in_shim--;
     __atomic_store_n(&bs_stdio_real_ready, 1, __ATOMIC_RELEASE);
     errno = saved;
 }
@@ -76,11 +75,6 @@ static void reg_acquire(void)
 }
 
 static void reg_release(void)
-{
-    __atomic_store_n(&reg_lock, 0, __ATOMIC_RELEASE);
-}
-
-static void reg_child_reset(void)
 {
     __atomic_store_n(&reg_lock, 0, __ATOMIC_RELEASE);
 }
@@ -192,12 +186,6 @@ static const cookie_io_functions_t cookie_functions = {
 
 /* ---- buffering exactly as glibc's _IO_file_doallocate decides it ---- */
 
-static int fd_is_tty(int fd)
-{
-    struct termios t;
-    return syscall(SYS_ioctl, fd, TCGETS, &t) == 0;
-}
-
 /* glibc's default for a stream on fd: BUFSIZ unless 0 < st_blksize < BUFSIZ;
  * line buffered on a terminal. Returns _IOFBF or _IOLBF. */
 static int default_buffering(int fd, size_t *size)
@@ -206,8 +194,8 @@ static int default_buffering(int fd, size_t *size)
     int mode = _IOFBF;
     int saved = errno;
     *size = BUFSIZ;
-    if (fd >= 0 && syscall(SYS_fstat, fd, &st) == 0) {
-        if (S_ISCHR(st.st_mode) && fd_is_tty(fd))
+    if (fd >= 0 && BS_REAL(fstat)(fd, &st) == 0) {
+        if (S_ISCHR(st.st_mode) && isatty(fd))
             mode = _IOLBF;
         if (st.st_blksize > 0 && st.st_blksize < BUFSIZ)
             *size = (size_t)st.st_blksize;
@@ -436,9 +424,10 @@ int bs_stdio_stream_close(FILE *fp)
          * variable still points at a closed stream and printf fails with
          * EBADF. Give the program back the original, closed the same way
          * (its descriptor is already closed by cookie_close). */
-        FILE *o = __atomic_load_n(&bs_stdio_orig[k], __ATOMIC_ACQUIRE);
-        __atomic_store_n(&bs_stdio_orig[k], NULL, __ATOMIC_RELEASE);
+        FILE *o = __atomic_exchange_n(&bs_stdio_orig[k], NULL, __ATOMIC_ACQ_REL);
         __atomic_store_n(&bs_stdio_repl[k], NULL, __ATOMIC_RELEASE);
+        if (o == NULL)
+            return r;
         int saved = errno;
         o->_fileno = -1;
         o->_flags |= BS_IO_NO_READS | BS_IO_NO_WRITES;
@@ -581,7 +570,7 @@ void bs_stdio_init(void)
     if (!bs_shim_active() || !bs_stdio_usable())
         return;
     int saved = errno;
-    pthread_atfork(atfork_prepare, reg_release, reg_child_reset);
+    pthread_atfork(atfork_prepare, reg_release, reg_release);
     replace_std(1);
     replace_std(2);
     errno = saved;
