@@ -250,26 +250,41 @@ class Bench:
 
     # ---- rows
 
-    def add_row(self, scen, system, r=None, reason=None, **cols):
+    @staticmethod
+    def metrics(r):
+        """The figures of one producer run."""
+        o = r.out or {}
+        lat = o.get("lat", {})
+        mb = o.get("bytes", 0) / 1e6
+        wall = o.get("wall_ns", 0) / 1e9
+        return {
+            "p50": lat.get("p50"), "p99": lat.get("p99"), "p999": lat.get("p999"),
+            "max": lat.get("max"), "mean": lat.get("mean"), "records": o.get("records"),
+            "rec_s": o.get("records", 0) / wall if wall > 0 else None,
+            "mb_s": mb / wall if wall > 0 else None,
+            # Write system calls of the whole process, less the one that prints the JSON.
+            "writes": max(r.io.get("syscw", 1) - 1, 0) if r.io else None,
+            "cpu_per_mb": r.cpu_s / mb if mb > 0 else None,
+            # VmHWM from the program itself: wait4's ru_maxrss also counts the forking
+            # Python before the exec.
+            "rss_mb": o.get("peak_rss_kb", 0) / 1024,
+            "proc_wall_s": r.wall_s,
+            "timer_floor": o.get("timer_floor_ns"),
+        }
+
+    def add_row(self, scen, system, r=None, reason=None, runs=None, **cols):
+        """Adds a table row from one run r, or from several (runs: the median of each
+        figure, and the list of p99.9 values)."""
         row = {"scenario": scen, "system": system, "reason": reason}
-        if r is not None:
-            o = r.out or {}
-            lat = o.get("lat", {})
-            mb = o.get("bytes", 0) / 1e6
-            wall = o.get("wall_ns", 0) / 1e9
-            row.update({
-                "p50": lat.get("p50"), "p99": lat.get("p99"), "p999": lat.get("p999"),
-                "max": lat.get("max"), "records": o.get("records"),
-                "rec_s": o.get("records", 0) / wall if wall > 0 else None,
-                "mb_s": mb / wall if wall > 0 else None,
-                "writes": max(r.io.get("syscw", 1) - 1, 0) if r.io else None,
-                "cpu_per_mb": r.cpu_s / mb if mb > 0 else None,
-                # VmHWM from the program itself: wait4's ru_maxrss also counts the
-                # forking Python before the exec.
-                "rss_mb": o.get("peak_rss_kb", 0) / 1024,
-                "proc_wall_s": r.wall_s,
-                "timer_floor": o.get("timer_floor_ns"),
-            })
+        if runs:
+            ms = [self.metrics(x) for x in runs]
+            for k in ms[0]:
+                vals = [m[k] for m in ms if m[k] is not None]
+                row[k] = statistics.median(vals) if vals else None
+            row["runs"] = len(runs)
+            row["p999_runs"] = [m["p999"] for m in ms]
+        elif r is not None:
+            row.update(self.metrics(r))
         row.update(cols)
         self.rows.append(row)
         return row
@@ -280,36 +295,52 @@ class Bench:
         except FileNotFoundError:
             pass
 
-    def produce_rows(self, scen, systems, size, count, curve_key=None, rundir=None, **o):
-        """Runs each system once with the same options; checks the file size."""
+    def produce_rows(self, scen, systems, size, count, curve_key=None, reps=1, **o):
+        """Runs every system reps times with the same options, interleaved (a burst of load
+        from elsewhere then hits all of them alike), checks each file's size, and adds one
+        row per system with the median of each figure."""
+        runs = {s: [] for s in systems}
+        for _ in range(reps):
+            for system in systems:
+                if not self.available(system):
+                    continue
+                path = os.path.join(self.datadir, f"{scen}-{system}.log".replace(" ", "_"))
+                self.rm(path)
+                cmd, env = self.producer(system, path, size=size, count=count,
+                                         curve=60 if curve_key else 0, **o)
+                r = run(cmd, env)
+                expect = r.out["records"] * size
+                got = os.path.getsize(path)
+                r.file_ok = got == expect
+                if got != expect:
+                    self.notes.append(f"{scen} {system}: file has {got} bytes, expected {expect}")
+                runs[system].append(r)
+                self.rm(path)
         out = {}
         for system in systems:
-            if not self.available(system):
+            if not runs[system]:
                 self.add_row(scen, system, reason=self.unavailable_reason(system))
                 continue
-            path = os.path.join(rundir or self.datadir, f"{scen}-{system}.log".replace(" ", "_"))
-            self.rm(path)
-            cmd, env = self.producer(system, path, size=size, count=count,
-                                     curve=60 if curve_key else 0, **o)
-            r = run(cmd, env)
-            expect = r.out["records"] * size
-            got = os.path.getsize(path)
-            row = self.add_row(scen, system, r, file_ok=(got == expect))
-            if got != expect:
-                self.notes.append(f"{scen} {system}: file has {got} bytes, expected {expect}")
+            rs = runs[system]
+            row = self.add_row(scen, system, runs=rs, file_ok=all(x.file_ok for x in rs))
             if curve_key:
-                self.curves.setdefault(curve_key, {})[system] = r.out["lat"].get("curve", [])
+                # The curve of the run whose p99.9 is the median one.
+                mid = sorted(rs, key=lambda x: x.out["lat"]["p999"])[len(rs) // 2]
+                self.curves.setdefault(curve_key, {})[system] = mid.out["lat"].get("curve", [])
             out[system] = row
-            self.rm(path)
         return out
 
     # ---- scenarios
 
     def scen_a(self):
         q = self.args.quick
+        # Long enough for two swaps of the double buffer (N = 1 s): the steady state, not
+        # only the first interval, whose memory is new.
+        secs = 2.5 if q else 10.0
         self.extra["a"] = self.produce_rows("(a) 1 thread paced", SYSTEMS, 128,
-                                            200000 if q else 1000000, curve_key="a",
-                                            work=self.args.work)
+                                            int(secs * 400000), curve_key="a",
+                                            reps=self.args.reps, work=self.args.work,
+                                            max_seconds=secs)
 
     def scen_b(self):
         q = self.args.quick
@@ -318,7 +349,7 @@ class Bench:
         for t in (2, 4, 8):
             self.extra["b"][t] = self.produce_rows(
                 f"(b) {t} threads saturated", SYSTEMS, 128, total // t,
-                curve_key="b8" if t == 8 else None, threads=t)
+                curve_key="b8" if t == 8 else None, reps=self.args.reps, threads=t)
 
     def scen_c(self):
         q = self.args.quick
@@ -670,6 +701,9 @@ def row_extra(row):
     if row.get("rss_steady_mb") is not None:
         parts.append(f"RSS steady {row['rss_steady_mb']:.1f} MB, peak "
                      f"{row['rss_peak_mb']:.1f} MB, 3N after {row['rss_after_mb']:.1f} MB")
+    if row.get("runs", 1) > 1:
+        parts.append(f"median of {row['runs']} runs (p99.9 of each: "
+                     + ", ".join(fmt_ns(v) for v in row["p999_runs"]) + ")")
     if row.get("p50_runs"):
         parts.append("p50 of runs: " + ", ".join(fmt_ns(v) for v in row["p50_runs"]))
     if row.get("startup_ms") is not None:
@@ -859,8 +893,11 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use what is built")
     ap.add_argument("--out", default=os.path.join(SRC, "bench", "results"))
     ap.add_argument("--only", default="abcdefg", help="scenario letters to run (default all)")
-    ap.add_argument("--work", type=int, default=300,
-                    help="busy-work iterations between records in (a) (default 300)")
+    ap.add_argument("--work", type=int, default=5000,
+                    help="busy-work iterations between records in (a) (default 5000, "
+                         "about 8 µs here)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="runs of (a) and (b) per system, medians reported (default 3)")
     ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.quick = not args.full
