@@ -12,7 +12,8 @@ Running
     sanitizer runtime first under ``BUFSHIM_TEST_SANITIZER``) and the given settings.
     ``paths`` is a string or a list of entries (joined with ``:``); ``interval``, ``fsync``,
     ``debug``, ``stats`` are written as given (``str()``). Values in ``env`` override, and a
-    value of ``None`` there removes the variable.
+    value of ``None`` there removes the variable. Under ASan, programs outside the build
+    directory (bash, python3, ...) run with ``detect_leaks=0``: their leaks are not ours.
 ``run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, stdout=None,
 preexec_fn=None)``
     Runs argv without the shim (``LD_PRELOAD`` and ``BUFSHIM_*`` removed); returns the
@@ -53,7 +54,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, assert_no_sanitizer_report, sanitizer_runtime
+from conftest import BUILD_DIR, SANITIZER, assert_no_sanitizer_report, sanitizer_runtime
 
 SHIM_LIB = BUILD_DIR / "src" / "libbufshim.so"
 STRACE = shutil.which("strace")
@@ -94,6 +95,14 @@ def shim_env(paths=None, interval=None, fsync=None, debug=None, stats=None, env=
     return e
 
 
+def _third_party_leaks_off(argv, env):
+    """Under ASan the runtime is preloaded into bash, python3, perl...: their own
+    leaks are not ours to report. Our helpers (under the build directory) keep
+    leak detection."""
+    if SANITIZER == "address" and not str(argv[0]).startswith(str(BUILD_DIR)):
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+
+
 def _run(argv, env, cwd, timeout, input, check, stdout=None, preexec_fn=None):
     p = subprocess.run([str(a) for a in argv], env=env, cwd=cwd, timeout=timeout,
                        input=input, stdout=stdout if stdout is not None else subprocess.PIPE,
@@ -110,18 +119,23 @@ def _run(argv, env, cwd, timeout, input, check, stdout=None, preexec_fn=None):
 
 def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, stdout=None,
               preexec_fn=None):
-    return _run(argv, _clean_env(env), cwd, timeout, input, check, stdout, preexec_fn)
+    e = _clean_env(env)
+    _third_party_leaks_off(argv, e)
+    return _run(argv, e, cwd, timeout, input, check, stdout, preexec_fn)
 
 
 def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
                 cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None,
                 preexec_fn=None):
     e = shim_env(paths, interval, fsync, debug, stats, env)
+    _third_party_leaks_off(argv, e)
     if strace is not None:
         if STRACE is None:
             pytest.fail("strace is not installed")
         # strace itself must not run under the shim: hand LD_PRELOAD to the tracee only.
         preload = e.pop("LD_PRELOAD")
+        if SANITIZER == "address":  # LeakSanitizer cannot run under ptrace
+            e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
         argv = [STRACE, "-f", "-y", "-ttt", "-e", "trace=write,writev,pwrite64,openat,open",
                 "-o", str(strace), "-E", f"LD_PRELOAD={preload}", *argv]
     return _run(argv, e, cwd, timeout, input, check, stdout, preexec_fn)
