@@ -47,8 +47,8 @@ static void *worker(void *arg)
     for (long i = 0; i < lines_per_thread; i++) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        log_line("thread %ld line %ld: request served at %lld.%09ld", t, i,
-                 (long long)ts.tv_sec, ts.tv_nsec);
+        log_line("thread %ld line %ld: request served at %lld.%09ld", t, i, (long long)ts.tv_sec,
+                 ts.tv_nsec);
     }
     return NULL;
 }

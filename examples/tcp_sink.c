@@ -82,8 +82,7 @@ static int connect_local(int port)
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 6) {
-        fprintf(stderr, "usage: %s PORT [THREADS [RECORDS [INTERVAL [MAX_CHUNK]]]]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s PORT [THREADS [RECORDS [INTERVAL [MAX_CHUNK]]]]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]);
