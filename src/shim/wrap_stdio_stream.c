@@ -260,11 +260,12 @@ int bs_stdio_parse_mode(const char *mode, struct bs_stdio_mode *m)
         case 'e':
             m->oflags |= O_CLOEXEC;
             break;
-        default: /* 'b', 'm' (mmap reads), 'c' (no cancellation), others */
+        default: /* 'b', 'm' (mmap reads: plain reads here, each a barrier), 'c' */
             break;
         }
     }
     m->oflags |= omode;
+    /* Wide streams stay glibc's. */
     if (strstr(mode + 1, ",ccs=") != NULL)
         return 1;
     if (m->reads && m->writes)
