@@ -169,3 +169,28 @@ def test_program_against_installed_header_links_with_lbufshim(installed, tmp_pat
     assert len(log.read_text().splitlines()) == 3000
     ldd = subprocess.run(["ldd", str(exe)], capture_output=True, text=True, env=run_env).stdout
     assert os.path.join(libdir, "libbufshim.so") in ldd
+
+
+def test_other_prefix_bindir_and_libdir(tmp_path):
+    """The launcher's way to its library follows the configured directories."""
+    if os.environ.get("BUFSHIM_TEST_SANITIZER"):
+        pytest.skip("builds a plain library, which a sanitizer run cannot load")
+    build = tmp_path / "build"
+    dest = tmp_path / "dest"
+    setup = subprocess.run(["meson", "setup", str(build), str(SOURCE_DIR), "--prefix=/opt/bs",
+                            "--bindir=tools/bin", "--libdir=lib64", "-Dtests=false"],
+                           capture_output=True, text=True, timeout=300)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    inst = subprocess.run(["meson", "install", "-C", str(build), "--destdir", str(dest)],
+                          capture_output=True, text=True, timeout=600)
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    launcher = dest / "opt/bs/tools/bin/bufshim"
+    lib = dest / "opt/bs/lib64/libbufshim.so"
+    assert lib.is_file()
+    text = launcher.read_text()
+    assert "BUFSHIM_LIBDIR_ABS='/opt/bs/lib64'" in text
+    assert "BUFSHIM_LIBDIR_REL='../../lib64'" in text
+    p = subprocess.run([str(launcher), "-p", "/x", "--", "printenv", "LD_PRELOAD"],
+                       capture_output=True, text=True, env=launcher_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(lib.resolve())
