@@ -11,6 +11,7 @@
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
+#include "stats_i.h"
 
 /*
  * Locks: reg_lock guards the registry list and each target's w/refs transitions;
@@ -271,6 +272,9 @@ static void reap(void)
         pthread_mutex_unlock(&reg_lock);
         if (!w)
             return;
+        /* Keep the retired writer's counters for the exit report. */
+        if (bs_cfg.stats)
+            bs_stats_retire(w);
         bufshim_close(w);
     }
 }
@@ -439,7 +443,6 @@ void bs_shim_flush_all(void)
 }
 
 /* Implemented in src/shim/stats.c (another part); absent, no report is written. */
-void bs_stats_report(const char *dest) __attribute__((weak));
 
 void bs_shim_final_flush(void)
 {
@@ -455,7 +458,7 @@ void bs_shim_final_flush(void)
         if (o)
             atomic_fetch_and(&o->flags, ~(BS_OFD_DIVERTED | BS_OFD_STALEPOS));
     }
-    if (bs_cfg.stats && bs_stats_report)
+    if (bs_cfg.stats)
         bs_stats_report(bs_cfg.stats);
     errno = saved;
 }
