@@ -380,3 +380,10 @@ void bs_fd_recheck(struct bs_target *t)
     }
     errno = saved;
 }
+
+void bs_fd_recheck_one(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (o && !bs_engine_is_shut_down() && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
+        decide(o, fd);
+}

@@ -188,6 +188,9 @@ void bs_fd_sync_offsets(struct bs_target *t);
    (after a truncate, a moving seek, a read). */
 void bs_fd_recheck(struct bs_target *t);
 
+/* Re-decides fd's description only (after a read or a seek moved its offset). */
+void bs_fd_recheck_one(int fd);
+
 /* Flushes every target and syncs offsets: before fork, exec, spawn. */
 void bs_shim_flush_all(void);
 

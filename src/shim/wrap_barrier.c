@@ -32,7 +32,31 @@ static struct bs_target *barrier_fd(int fd)
     return t;
 }
 
-/* After a call that may have moved fd's offset or changed the size: re-decide. */
+/*
+ * For calls that change the file under every description (positional writes,
+ * kernel copies into it): all of the target's descriptors get their kernel
+ * offsets first, so that they can be re-decided after.
+ */
+static struct bs_target *barrier_fd_all(int fd)
+{
+    struct bs_target *t = barrier_fd(fd);
+    if (t) {
+        int saved = errno;
+        bs_fd_sync_offsets(t);
+        errno = saved;
+    }
+    return t;
+}
+
+/* After a read moved fd's own offset: re-decide that description only. */
+static void after_read(int fd)
+{
+    int saved = errno;
+    bs_fd_recheck_one(fd);
+    errno = saved;
+}
+
+/* After a call that changed the size (offsets synced before): re-decide them all. */
 static void after_move(struct bs_target *t)
 {
     if (t) {
@@ -106,7 +130,7 @@ ssize_t bs_fd_read(int fd, void *buf, size_t len)
     struct bs_target *t = barrier_fd(fd);
     ssize_t r = BS_REAL(read)(fd, buf, len);
     if (t && r > 0)
-        after_move(t);
+        after_read(fd);
     return r;
 }
 
@@ -120,7 +144,7 @@ BS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
     struct bs_target *t = barrier_fd(fd);
     ssize_t r = BS_REAL(__read_chk)(fd, buf, len, buflen);
     if (t && r > 0)
-        after_move(t);
+        after_read(fd);
     return r;
 }
 
@@ -129,7 +153,7 @@ BS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
     struct bs_target *t = barrier_fd(fd);
     ssize_t r = BS_REAL(readv)(fd, iov, n);
     if (t && r > 0)
-        after_move(t);
+        after_read(fd);
     return r;
 }
 
@@ -176,7 +200,7 @@ BS_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int
     struct bs_target *t = barrier_fd(fd);
     ssize_t r = BS_REAL(preadv2)(fd, iov, n, off, flags);
     if (t && r > 0 && off == -1)
-        after_move(t);
+        after_read(fd);
     return r;
 }
 
@@ -185,7 +209,7 @@ BS_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off64_t off
     struct bs_target *t = barrier_fd(fd);
     ssize_t r = BS_REAL(preadv64v2)(fd, iov, n, off, flags);
     if (t && r > 0 && off == -1)
-        after_move(t);
+        after_read(fd);
     return r;
 }
 
@@ -193,7 +217,7 @@ BS_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off64_t off
 
 BS_EXPORT ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwrite)(fd, buf, len, off);
     if (t && r > 0)
         after_move(t);
@@ -202,7 +226,7 @@ BS_EXPORT ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 
 BS_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwrite64)(fd, buf, len, off);
     if (t && r > 0)
         after_move(t);
@@ -211,7 +235,7 @@ BS_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off)
 
 BS_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwritev)(fd, iov, n, off);
     if (t && r > 0)
         after_move(t);
@@ -220,7 +244,7 @@ BS_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 
 BS_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwritev64)(fd, iov, n, off);
     if (t && r > 0)
         after_move(t);
@@ -229,7 +253,7 @@ BS_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
 
 BS_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwritev2)(fd, iov, n, off, flags);
     if (t && r > 0)
         after_move(t);
@@ -238,7 +262,7 @@ BS_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, in
 
 BS_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off64_t off, int flags)
 {
-    struct bs_target *t = barrier_fd(fd);
+    struct bs_target *t = barrier_fd_all(fd);
     ssize_t r = BS_REAL(pwritev64v2)(fd, iov, n, off, flags);
     if (t && r > 0)
         after_move(t);
@@ -372,7 +396,7 @@ BS_EXPORT int linkat(int fromdir, const char *from, int todir, const char *to, i
 BS_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
     barrier_fd(in);
-    struct bs_target *t = barrier_fd(out);
+    struct bs_target *t = barrier_fd_all(out);
     ssize_t r = BS_REAL(sendfile)(out, in, off, n);
     if (t && r > 0)
         after_move(t);
@@ -382,7 +406,7 @@ BS_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 BS_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
 {
     barrier_fd(in);
-    struct bs_target *t = barrier_fd(out);
+    struct bs_target *t = barrier_fd_all(out);
     ssize_t r = BS_REAL(sendfile64)(out, in, off, n);
     if (t && r > 0)
         after_move(t);
@@ -393,7 +417,7 @@ BS_EXPORT ssize_t splice(int in, off64_t *inoff, int out, off64_t *outoff, size_
                          unsigned int flags)
 {
     barrier_fd(in);
-    struct bs_target *t = barrier_fd(out);
+    struct bs_target *t = barrier_fd_all(out);
     ssize_t r = BS_REAL(splice)(in, inoff, out, outoff, n, flags);
     if (t && r > 0)
         after_move(t);
@@ -404,7 +428,7 @@ BS_EXPORT ssize_t copy_file_range(int in, off64_t *inoff, int out, off64_t *outo
                                   unsigned int flags)
 {
     barrier_fd(in);
-    struct bs_target *t = barrier_fd(out);
+    struct bs_target *t = barrier_fd_all(out);
     ssize_t r = BS_REAL(copy_file_range)(in, inoff, out, outoff, n, flags);
     if (t && r > 0)
         after_move(t);

@@ -77,23 +77,25 @@ static int diverts(int fd, struct bs_ofd *o, unsigned f)
 }
 
 /*
- * A writable description of a target that is not diverted (moved offset): the
- * target's queued bytes go first, then the call. An O_APPEND description is at
- * the end after its write, so it is diverted again.
+ * A writable description of a target that is not diverted (its offset is not
+ * at the end): the target's queued bytes go first and every description's
+ * kernel offset is put right, then the call; after it, which descriptions are
+ * at the end is decided afresh (an O_APPEND one is, and is diverted again).
  */
 static void before_pass(struct bs_ofd *o)
 {
     int saved = errno;
     bs_target_flush(o->t);
+    bs_fd_sync_offsets(o->t);
     errno = saved;
 }
 
-static void after_pass(struct bs_ofd *o, unsigned f, ssize_t r)
+static void after_pass(struct bs_ofd *o, ssize_t r)
 {
-    if (r >= 0 && (f & BS_OFD_APPEND) && (f & BS_OFD_WRITABLE) && !bs_engine_is_shut_down()) {
-        atomic_store(&o->mark, atomic_load(&o->t->acc));
-        atomic_fetch_or(&o->flags, BS_OFD_DIVERTED);
-        atomic_fetch_and(&o->flags, ~BS_OFD_STALEPOS);
+    if (r >= 0) {
+        int saved = errno;
+        bs_fd_recheck(o->t);
+        errno = saved;
     }
 }
 
@@ -110,7 +112,7 @@ ssize_t bs_fd_write(int fd, const void *buf, size_t len)
         return BS_REAL(write)(fd, buf, len);
     before_pass(o);
     ssize_t r = BS_REAL(write)(fd, buf, len);
-    after_pass(o, atomic_load(&o->flags), r);
+    after_pass(o, r);
     return r;
 }
 
@@ -144,7 +146,7 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
             return BS_REAL(writev)(fd, iov, iovcnt);
         before_pass(o);
         ssize_t r = BS_REAL(writev)(fd, iov, iovcnt);
-        after_pass(o, atomic_load(&o->flags), r);
+        after_pass(o, r);
         return r;
     }
     char small[4096];
