@@ -51,3 +51,15 @@ def test_bytes_stay_in_memory_until_the_interval(tmp_path):
                         "sleep", "1500", "rawsize", "a.log"),
                     paths=[f"{tmp_path}/*.log"], interval="0.2", cwd=tmp_path)
     assert r.stdout == "rawsize 0\nrawsize 3\n"
+
+
+def test_wrappers_called_before_the_shim_initialised(tmp_path):
+    # A linked library's constructor opens and writes before the shim's
+    # constructor ran: those calls pass through, and the descriptor is then
+    # found by the start-up scan and diverted like an inherited one.
+    def scenario(d, run):
+        run([helper_path("shim_early")], env={"SHIM_EARLY_FILE": d / "early.log"})
+    assert_same_files(scenario, tmp_path, paths=["*.log"])
+    r = run_shimmed([helper_path("shim_early")], paths=[f"{tmp_path}/*.log"], debug=1,
+                    env={"SHIM_EARLY_FILE": tmp_path / "again.log"})
+    assert "diverted" in r.stderr
