@@ -50,8 +50,26 @@ static int diverting(void)
 static FILE *open_stream(const char *path, const char *mode, __typeof__(fopen) *real)
 {
     struct bs_stdio_mode m;
-    if (path == NULL || mode == NULL || !diverting() || bs_stdio_parse_mode(mode, &m) != 0)
+    if (path == NULL || mode == NULL || !diverting())
         return real(path, mode);
+    int pm = bs_stdio_parse_mode(mode, &m);
+    if (pm < 0)
+        return real(path, mode);
+    if (pm > 0) {
+        /* A wide ",ccs=" stream stays glibc's and bypasses the shim. Made
+         * known to the shim, a zero-length read on its descriptor is a
+         * barrier: what was written to the file before this open is there. */
+        FILE *fp = real(path, mode);
+        if (fp != NULL) {
+            int saved = errno;
+            char none;
+            int fd = BS_STDIO_REAL(fileno)(fp);
+            bs_fd_rescan(fd);
+            bs_fd_read(fd, &none, 0);
+            errno = saved;
+        }
+        return fp;
+    }
     int saved = errno;
     int fd = bs_fd_openat(AT_FDCWD, path, m.oflags, 0666);
     if (fd < 0)

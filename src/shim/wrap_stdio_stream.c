@@ -415,7 +415,21 @@ int bs_stdio_stream_close(FILE *fp)
         /* A failed freopen left fileno -1: glibc will not call cookie_close. */
         reg_remove(s);
     }
+    /* A glibc stream (a wide one, or opened while the shim was off) closes
+     * its descriptor where the shim cannot see it: look at the number again
+     * afterwards so that the shim forgets it. */
+    int glibc_fd = -1;
+    if (s == NULL && fp != NULL && !bs_in_shim && bs_shim_active()) {
+        int saved = errno;
+        glibc_fd = BS_STDIO_REAL(fileno)(fp); /* EBADF for memory streams */
+        errno = saved;
+    }
     int r = BS_STDIO_REAL(fclose)(fp);
+    if (glibc_fd >= 0) {
+        int saved = errno;
+        bs_fd_rescan(glibc_fd);
+        errno = saved;
+    }
     if (detached) {
         free(s->buf);
         free(s);

@@ -89,16 +89,18 @@ int main(int argc, char **argv)
     note("freopen returns same FILE", h == fp);
     note("freopen keeps fd", h != NULL && fileno(h) == fd);
     fputs("after freopen\n", h);
-    note("freopen bad mode", freopen(path, "q", fopen(path, "a")) == NULL ? errno : 0);
-    note("fopen bad mode", fopen(path, "z") == NULL ? errno : 0);
-    note("fopen missing dir", fopen("/nonexistent/dir/x", "a") == NULL ? errno : 0);
+    FILE *victim = fopen(path, "a");
+    note("freopen bad mode", freopen(path, "q", victim) == NULL ? errno : 0);
+    fclose(victim); /* glibc leaves a failed freopen's FILE closed but allocated */
+    FILE *none = fopen(path, "z");
+    note("fopen bad mode", none == NULL ? errno : 0);
+    none = fopen("/nonexistent/dir/x", "a");
+    note("fopen missing dir", none == NULL ? errno : 0);
     note("fclose", fclose(h));
     note("final size", file_size_read(path));
     note("stdout fileno", fileno(stdout));
     note("stderr fileno", fileno(stderr));
     note("stdout isatty", isatty(fileno(stdout)));
-    note("dprintf bad fd", dprintf(987, "x"));
-    note("dprintf bad fd errno", errno);
     fclose(out);
     return failed;
 }
