@@ -8,9 +8,7 @@
 #include <unistd.h>
 
 #include "engine_i.h"
-#include "shim_i.h"
 #include "stats_i.h"
-
 
 /* Per-incarnation medians kept for one name; older ones are overwritten. */
 #define RETIRED_SAMPLES 128
