@@ -1,6 +1,7 @@
 /* signals.c - SIGTERM, SIGINT, SIGHUP, SIGQUIT at their default action: flush, then die of it. */
 #include "real_i.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +28,35 @@
  */
 
 static const int flushing[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+/*
+ * Sanitizer runtimes preloaded ahead of the shim call sigaction() while they
+ * initialise, before anything else runs: the wrappers' way to the real functions
+ * must then work without instrumentation and without the shim's table.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define BS_EARLY __attribute__((no_sanitize_thread))
+#else
+#define BS_EARLY
+#endif
+
+static int shim_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+static int ready; /* set once the shim is active and bs_signals_init ran */
+
+BS_EARLY static void *early_real(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+/* Resolved once per function (a benign race: every thread finds the same address). */
+#define EARLY_REAL(name)                                                                           \
+    ({                                                                                             \
+        static __typeof__(&name) real_;                                                            \
+        if (!real_)                                                                                \
+            real_ = (__typeof__(&name))early_real(#name);                                          \
+        real_;                                                                                     \
+    })
 
 static atomic_int standing_in[NSIG];   /* 1: our handler is installed for the program's SIG_DFL */
 static struct sigaction program_view[NSIG]; /* what the program believes is installed */
@@ -84,6 +114,7 @@ static int install_stand_in(int sig)
 
 void bs_signals_init(void)
 {
+    ready = 1;
     if (!bs_shim_active())
         return;
     for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++) {
@@ -98,7 +129,14 @@ void bs_signals_init(void)
     }
 }
 
-BS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+BS_EXPORT BS_EARLY int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!ready)
+        return EARLY_REAL(sigaction)(sig, act, old);
+    return shim_sigaction(sig, act, old);
+}
+
+static int shim_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(sigaction)(sig, act, old);
@@ -143,22 +181,28 @@ static sighandler_t bsd_signal_impl(int sig, sighandler_t handler)
     return old.sa_handler;
 }
 
-BS_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+BS_EXPORT BS_EARLY sighandler_t signal(int sig, sighandler_t handler)
 {
+    if (!ready)
+        return EARLY_REAL(signal)(sig, handler);
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(signal)(sig, handler);
     return bsd_signal_impl(sig, handler);
 }
 
-BS_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+BS_EXPORT BS_EARLY sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
+    if (!ready)
+        return EARLY_REAL(bsd_signal)(sig, handler);
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(bsd_signal)(sig, handler);
     return bsd_signal_impl(sig, handler);
 }
 
-BS_EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+BS_EXPORT BS_EARLY sighandler_t ssignal(int sig, sighandler_t handler)
 {
+    if (!ready)
+        return EARLY_REAL(ssignal)(sig, handler);
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(ssignal)(sig, handler);
     return bsd_signal_impl(sig, handler);
@@ -179,15 +223,19 @@ static sighandler_t sysv_signal_impl(int sig, sighandler_t handler)
     return old.sa_handler;
 }
 
-BS_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+BS_EXPORT BS_EARLY sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
+    if (!ready)
+        return EARLY_REAL(sysv_signal)(sig, handler);
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(sysv_signal)(sig, handler);
     return sysv_signal_impl(sig, handler);
 }
 
-BS_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+BS_EXPORT BS_EARLY sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
+    if (!ready)
+        return EARLY_REAL(__sysv_signal)(sig, handler);
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(__sysv_signal)(sig, handler);
     return sysv_signal_impl(sig, handler);
