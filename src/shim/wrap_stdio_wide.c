@@ -129,24 +129,41 @@ BS_WRAPPER(int, fputws_unlocked, (const wchar_t *ws, FILE *fp))
     return put_wide(fp, ws, wcslen(ws), 1) == 0 ? 1 : EOF;
 }
 
-/* Formats with glibc's own wide printf into memory, then writes the bytes.
- * FLAG >= 0: FORTIFY's checks as __vfwprintf_chk. */
+int __vswprintf_chk(wchar_t *s, size_t maxlen, int flag, size_t slen, const wchar_t *fmt,
+                    va_list ap);
+
+/* Formats with glibc's own wide printf into a growing buffer, then writes the
+ * bytes. FLAG >= 0: FORTIFY's checks as __vfwprintf_chk. (Not open_wmemstream:
+ * a sanitizer's stream bookkeeping would see it opened but never closed.) */
 static int wide_vprintf(FILE *fp, int flag, const wchar_t *fmt, va_list ap)
 {
-    wchar_t *out = NULL;
-    size_t outlen = 0;
-    FILE *mem = open_wmemstream(&out, &outlen);
-    if (mem == NULL)
-        return -1;
-    int n = flag < 0 ? BS_STDIO_REAL(vfwprintf)(mem, fmt, ap)
-                     : BS_STDIO_REAL(__vfwprintf_chk)(mem, flag, fmt, ap);
-    if (BS_STDIO_REAL(fclose)(mem) != 0)
+    wchar_t stackbuf[256];
+    wchar_t *buf = stackbuf;
+    size_t cap = sizeof stackbuf / sizeof stackbuf[0];
+    int n;
+    for (;;) {
+        va_list again;
+        va_copy(again, ap);
+        n = flag < 0 ? vswprintf(buf, cap, fmt, again)
+                     : __vswprintf_chk(buf, cap, flag, cap, fmt, again);
+        va_end(again);
+        /* -1 means too small, or a character that cannot be converted:
+         * retry larger a bounded number of times. */
+        if (n >= 0 || cap >= ((size_t)1 << 26))
+            break;
+        cap *= 4;
+        wchar_t *nb = buf == stackbuf ? malloc(cap * sizeof *nb) : realloc(buf, cap * sizeof *nb);
+        if (nb == NULL)
+            break;
+        buf = nb;
+    }
+    if (n >= 0 && put_wide(fp, buf, (size_t)n, 0) != 0)
         n = -1;
-    if (n >= 0 && put_wide(fp, out, outlen, 0) != 0)
-        n = -1;
-    int e = errno;
-    free(out);
-    errno = e;
+    if (buf != stackbuf) {
+        int e = errno;
+        free(buf);
+        errno = e;
+    }
     return n;
 }
 
