@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, SANITIZER, assert_no_sanitizer_report
+from conftest import BUILD_DIR, SANITIZER, assert_no_sanitizer_report, sanitizer_runtime
 from shim_fixture import SHIM_LIB, STRACE
 from shim_fixture import shim_env as fixture_env
 
@@ -26,7 +26,14 @@ def shim_env(paths, extra=None):
 
 
 def plain_env(extra=None):
-    return fixture_env(preload=False, env=extra)
+    """Environment without the shim. Under a sanitizer setup its runtime is
+    preloaded here too: it changes stdio's behaviour at fork and exit (TSan
+    flushes streams itself), and both runs must see the same libc."""
+    env = fixture_env(preload=False, env=extra)
+    rt = sanitizer_runtime()
+    if rt:
+        env["LD_PRELOAD"] = rt
+    return env
 
 
 class Run:
