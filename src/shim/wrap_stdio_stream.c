@@ -490,8 +490,10 @@ static void take_place_of(FILE *fp, FILE *orig)
 static void replace_std(int fd)
 {
     FILE *orig = fd == 1 ? stdout : stderr;
-    if (orig == NULL || BS_STDIO_REAL(fwide)(orig, 0) > 0)
-        return; /* a wide std stream stays glibc's: see README */
+    /* A wide std stream stays glibc's (see README), and so does a stream a
+     * constructor assigned to the variable that is not over fd 1/2. */
+    if (orig == NULL || orig->_fileno != fd || BS_STDIO_REAL(fwide)(orig, 0) > 0)
+        return;
     bs_fd_rescan(fd);
     FILE *fp = bs_stdio_stream_new(fd, "w");
     if (fp == NULL)
