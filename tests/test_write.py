@@ -63,3 +63,13 @@ def test_wrappers_called_before_the_shim_initialised(tmp_path):
     r = run_shimmed([helper_path("shim_early")], paths=[f"{tmp_path}/*.log"], debug=1,
                     env={"SHIM_EARLY_FILE": tmp_path / "again.log"})
     assert "diverted" in r.stderr
+
+
+def test_write_from_a_signal_handler_never_deadlocks(tmp_path):
+    # A handler interrupting a diverted write writes to the same descriptor.
+    r = run_shimmed(ops("open", "1", "a.log", "a", "sigwrite", "1", "200000"),
+                    paths=[f"{tmp_path}/*.log"], interval="0.05", cwd=tmp_path, timeout=120)
+    sigs = int(r.stdout.split()[1])
+    lines = (tmp_path / "a.log").read_text().splitlines()
+    assert [x for x in lines if x != "sig"] == [f"main {i}" for i in range(200000)]
+    assert lines.count("sig") == sigs and sigs > 0

@@ -387,3 +387,19 @@ void bs_fd_recheck_one(int fd)
     if (o && !bs_engine_is_shut_down() && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
         decide(o, fd);
 }
+
+/* pthread_atfork hooks for the description free list (called by target.c's handlers). */
+void bs_fdtab_fork_prepare(void)
+{
+    pthread_mutex_lock(&ofd_lock);
+}
+
+void bs_fdtab_fork_parent(void)
+{
+    pthread_mutex_unlock(&ofd_lock);
+}
+
+void bs_fdtab_fork_child(void)
+{
+    pthread_mutex_init(&ofd_lock, NULL);
+}

@@ -139,6 +139,11 @@ void bs_fd_shim_moved(struct bs_target *locked);
 /* Fills out (sorted, up to max) with the shim's descriptors in [lo, hi]; returns the count. */
 int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max);
 
+/* Fork handlers of the table's own lock (run inside target.c's pthread_atfork handlers). */
+void bs_fdtab_fork_prepare(void);
+void bs_fdtab_fork_parent(void);
+void bs_fdtab_fork_child(void);
+
 /* --- targets (target.c) --- */
 
 /* Starts the target registry (constructor): pthread_atfork, the high-fd floor. */

@@ -425,10 +425,12 @@ void bs_target_flush(struct bs_target *t)
     if (!w || bs_target_pending(t) == 0)
         return;
     int saved = errno;
+    bs_in_shim++; /* a signal handler's write meanwhile passes through, never deadlocks */
     /* Keep going while the sink makes progress: a barrier wants every byte out. */
     for (int i = 0; i < 64 && bs_target_pending(t) > 0; i++)
         if (bufshim_flush(w) <= 0)
             break;
+    bs_in_shim--;
     errno = saved;
 }
 
@@ -437,7 +439,9 @@ void bs_shim_flush_all(void)
     if (!bs_cfg.active)
         return;
     int saved = errno;
+    bs_in_shim++;
     bs_engine_flush_all();
+    bs_in_shim--;
     bs_fd_sync_offsets(NULL);
     errno = saved;
 }
@@ -450,7 +454,9 @@ void bs_shim_final_flush(void)
     if (!bs_cfg.active || atomic_exchange(&done, 1))
         return;
     int saved = errno;
+    bs_in_shim++;
     bs_engine_shutdown();
+    bs_in_shim--;
     bs_fd_sync_offsets(NULL);
     /* From now on every write goes straight to the kernel at the right offset. */
     for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
@@ -466,10 +472,12 @@ void bs_shim_final_flush(void)
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&reg_lock);
+    bs_fdtab_fork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    bs_fdtab_fork_parent();
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -481,6 +489,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     bs_owner_pid = (pid_t)syscall(SYS_getpid);
+    bs_fdtab_fork_child();
     pthread_mutex_init(&create_lock, NULL);
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);

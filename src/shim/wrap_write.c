@@ -44,7 +44,14 @@ static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, siz
     struct bs_target *t = o->t;
     bufshim_writer *w = t->w;
     int saved = errno;
+    /*
+     * The guard makes a write from a signal handler that interrupted this very
+     * append (the engine's lock is held) pass straight through instead of
+     * deadlocking: write(2) is async-signal-safe and must stay so.
+     */
+    bs_in_shim++;
     int r = w ? bufshim_append(w, buf, n) : -ESHUTDOWN;
+    bs_in_shim--;
     if (r == 0) {
         /* The description's offset is now the end, as after a real write. */
         atomic_store(&o->mark, bs_target_accepted(t, n));

@@ -25,6 +25,8 @@
  *   closerange LO           close_range(LO, ~0U, 0): every descriptor from LO up
  *   tryclose NUM            close(NUM) on a raw number; prints the result and errno
  *   nextfd                  prints the descriptor number the next open(2) gets
+ *   sigwrite K N            N writes of "main <i>\n" while a 50 us SIGALRM timer's handler
+ *                           writes "sig\n" to the same descriptor; prints "sigs <count>"
  *   sleep MS | exit CODE | _exit CODE
  *
  * Exit status: 0 when every operation ran, 1 when one failed unexpectedly.
@@ -38,13 +40,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 static int slot[64];
+static int sig_fd;
+static volatile sig_atomic_t sig_count;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (write(sig_fd, "sig\n", 4) == 4)
+        sig_count++;
+    errno = e;
+}
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
@@ -332,6 +347,22 @@ int main(int argc, char **argv)
             int fd = open("/dev/null", O_RDONLY);
             out("nextfd %d\n", fd);
             close(fd);
+        } else if (!strcmp(op, "sigwrite")) {
+            sig_fd = slot[K(ARG(1))];
+            struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+            sigaction(SIGALRM, &sa, NULL);
+            struct itimerval it = {{0, 50}, {0, 50}};
+            setitimer(ITIMER_REAL, &it, NULL);
+            int n = atoi(ARG(2));
+            for (int j = 0; j < n; j++) {
+                char b[64];
+                int m = snprintf(b, sizeof b, "main %d\n", j);
+                writeall(sig_fd, b, (size_t)m, op);
+            }
+            struct itimerval off = {{0, 0}, {0, 0}};
+            setitimer(ITIMER_REAL, &off, NULL);
+            out("sigs %d\n", (int)sig_count);
+            i += 2;
         } else if (!strcmp(op, "sleep")) {
             struct timespec ts = {atol(ARG(1)) / 1000, atol(ARG(1)) % 1000 * 1000000L};
             nanosleep(&ts, NULL);
