@@ -10,13 +10,13 @@ struct bs_glob {
 };
 
 struct bs_config {
-    int active;          /* valid and something to divert: the shim does its work */
-    double interval;     /* seconds */
-    int fsync;           /* fdatasync each batch */
-    int debug;           /* one stderr line per batch and per decision */
-    const char *stats;   /* BUFSHIM_STATS path, or NULL */
-    int word_stdout;     /* "stdout" listed: fd 1 is a target whatever it is */
-    int word_stderr;     /* "stderr" listed: fd 2 */
+    int active;        /* valid and something to divert: the shim does its work */
+    double interval;   /* seconds */
+    int fsync;         /* fdatasync each batch */
+    int debug;         /* one stderr line per batch and per decision */
+    const char *stats; /* BUFSHIM_STATS path, or NULL */
+    int word_stdout;   /* "stdout" listed: fd 1 is a target whatever it is */
+    int word_stderr;   /* "stderr" listed: fd 2 */
     size_t nglobs;
     struct bs_glob *globs;
 };

@@ -1,4 +1,5 @@
-/* fdtable.c - the descriptor table: fd -> open file description -> target, and which are diverted. */
+/* fdtable.c - the descriptor table: fd -> open file description -> target, and which are diverted.
+ */
 #include "real_i.h"
 
 #include <errno.h>

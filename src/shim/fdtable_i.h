@@ -18,9 +18,9 @@
 struct bs_target {
     _Alignas(32) dev_t dev;
     ino_t ino;
-    int regular;         /* S_ISREG: batches open the path; otherwise the held fd */
-    int word;            /* created for the stdout/stderr word: always the held fd */
-    char *path;          /* canonical path at creation (NULL for words) */
+    int regular; /* S_ISREG: batches open the path; otherwise the held fd */
+    int word;    /* created for the stdout/stderr word: always the held fd */
+    char *path;  /* canonical path at creation (NULL for words) */
 
     pthread_mutex_t held_lock; /* guards held against a move while the sink uses it */
     int held;                  /* the shim's own descriptor to the file, high, CLOEXEC */
@@ -49,7 +49,7 @@ struct bs_target {
  */
 struct bs_ofd {
     _Alignas(16) struct bs_target *t; /* holds one reference */
-    atomic_uint flags;                 /* BS_OFD_* */
+    atomic_uint flags;                /* BS_OFD_* */
     /*
      * t->acc right after this description's last diverted write (or when it was
      * last known to be at the end): its virtual offset is the virtual end of
@@ -160,7 +160,8 @@ struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, co
 /* Drops a reference; a target nobody refers to is retired once its bytes are written. */
 void bs_target_release(struct bs_target *t);
 
-/* The target for a path (stat'ed, following symlinks unless nofollow), with a reference, or NULL. */
+/* The target for a path (stat'ed, following symlinks unless nofollow), with a reference, or NULL.
+ */
 struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow);
 
 /* 1 when there is at least one live target (cheap pre-check for path wrappers). */

@@ -175,7 +175,7 @@ void bs_real_init(void);
  * another library's constructor calls before ours ran still works.
  */
 #define BS_REAL(name)                                                                              \
-    (*(__atomic_load_n(&bs_real_ready, __ATOMIC_ACQUIRE) ? (void)0 : bs_real_init(),              \
+    (*(__atomic_load_n(&bs_real_ready, __ATOMIC_ACQUIRE) ? (void)0 : bs_real_init(),               \
        bs_real_fns.name))
 
 /*

@@ -90,8 +90,24 @@ BS_EXPORT off64_t lseek64(int fd, off64_t offset, int whence)
  * run twice) and st_size then gets the target's queued bytes added. On LP64
  * glibc, struct stat and struct stat64 have the same layout.
  */
-enum stat_kind { K_FSTAT, K_FSTAT64, K_STAT, K_STAT64, K_LSTAT, K_LSTAT64, K_AT, K_AT64,
-                 K_FX, K_FX64, K_X, K_X64, K_LX, K_LX64, K_FXAT, K_FXAT64 };
+enum stat_kind {
+    K_FSTAT,
+    K_FSTAT64,
+    K_STAT,
+    K_STAT64,
+    K_LSTAT,
+    K_LSTAT64,
+    K_AT,
+    K_AT64,
+    K_FX,
+    K_FX64,
+    K_X,
+    K_X64,
+    K_LX,
+    K_LX64,
+    K_FXAT,
+    K_FXAT64
+};
 
 struct stat_call {
     enum stat_kind kind;
@@ -105,21 +121,51 @@ static int64_t stat_once(void *arg)
 {
     struct stat_call *c = arg;
     switch (c->kind) {
-    case K_FSTAT: c->ret = BS_REAL(fstat)(c->fd, c->buf); break;
-    case K_FSTAT64: c->ret = BS_REAL(fstat64)(c->fd, c->buf); break;
-    case K_STAT: c->ret = BS_REAL(stat)(c->path, c->buf); break;
-    case K_STAT64: c->ret = BS_REAL(stat64)(c->path, c->buf); break;
-    case K_LSTAT: c->ret = BS_REAL(lstat)(c->path, c->buf); break;
-    case K_LSTAT64: c->ret = BS_REAL(lstat64)(c->path, c->buf); break;
-    case K_AT: c->ret = BS_REAL(fstatat)(c->fd, c->path, c->buf, c->flags); break;
-    case K_AT64: c->ret = BS_REAL(fstatat64)(c->fd, c->path, c->buf, c->flags); break;
-    case K_FX: c->ret = BS_REAL(__fxstat)(c->ver, c->fd, c->buf); break;
-    case K_FX64: c->ret = BS_REAL(__fxstat64)(c->ver, c->fd, c->buf); break;
-    case K_X: c->ret = BS_REAL(__xstat)(c->ver, c->path, c->buf); break;
-    case K_X64: c->ret = BS_REAL(__xstat64)(c->ver, c->path, c->buf); break;
-    case K_LX: c->ret = BS_REAL(__lxstat)(c->ver, c->path, c->buf); break;
-    case K_LX64: c->ret = BS_REAL(__lxstat64)(c->ver, c->path, c->buf); break;
-    case K_FXAT: c->ret = BS_REAL(__fxstatat)(c->ver, c->fd, c->path, c->buf, c->flags); break;
+    case K_FSTAT:
+        c->ret = BS_REAL(fstat)(c->fd, c->buf);
+        break;
+    case K_FSTAT64:
+        c->ret = BS_REAL(fstat64)(c->fd, c->buf);
+        break;
+    case K_STAT:
+        c->ret = BS_REAL(stat)(c->path, c->buf);
+        break;
+    case K_STAT64:
+        c->ret = BS_REAL(stat64)(c->path, c->buf);
+        break;
+    case K_LSTAT:
+        c->ret = BS_REAL(lstat)(c->path, c->buf);
+        break;
+    case K_LSTAT64:
+        c->ret = BS_REAL(lstat64)(c->path, c->buf);
+        break;
+    case K_AT:
+        c->ret = BS_REAL(fstatat)(c->fd, c->path, c->buf, c->flags);
+        break;
+    case K_AT64:
+        c->ret = BS_REAL(fstatat64)(c->fd, c->path, c->buf, c->flags);
+        break;
+    case K_FX:
+        c->ret = BS_REAL(__fxstat)(c->ver, c->fd, c->buf);
+        break;
+    case K_FX64:
+        c->ret = BS_REAL(__fxstat64)(c->ver, c->fd, c->buf);
+        break;
+    case K_X:
+        c->ret = BS_REAL(__xstat)(c->ver, c->path, c->buf);
+        break;
+    case K_X64:
+        c->ret = BS_REAL(__xstat64)(c->ver, c->path, c->buf);
+        break;
+    case K_LX:
+        c->ret = BS_REAL(__lxstat)(c->ver, c->path, c->buf);
+        break;
+    case K_LX64:
+        c->ret = BS_REAL(__lxstat64)(c->ver, c->path, c->buf);
+        break;
+    case K_FXAT:
+        c->ret = BS_REAL(__fxstatat)(c->ver, c->fd, c->path, c->buf, c->flags);
+        break;
     case K_FXAT64:
         c->ret = BS_REAL(__fxstatat64)(c->ver, c->fd, c->path, c->buf, c->flags);
         break;
@@ -175,41 +221,41 @@ static int stat_call(struct stat_call *c)
     return c->ret;
 }
 
-#define STAT_FD(name, k, type)                                                                  \
+#define STAT_FD(name, k, type)                                                                     \
     BS_EXPORT int name(int fd, type *buf)                                                          \
     {                                                                                              \
-        struct stat_call c = {.kind = k, .fd = fd, .buf = buf};                                 \
+        struct stat_call c = {.kind = k, .fd = fd, .buf = buf};                                    \
         return stat_call(&c);                                                                      \
     }
-#define STAT_PATH(name, k, type)                                                                \
+#define STAT_PATH(name, k, type)                                                                   \
     BS_EXPORT int name(const char *path, type *buf)                                                \
     {                                                                                              \
-        struct stat_call c = {.kind = k, .fd = AT_FDCWD, .path = path, .buf = buf};             \
+        struct stat_call c = {.kind = k, .fd = AT_FDCWD, .path = path, .buf = buf};                \
         return stat_call(&c);                                                                      \
     }
-#define STAT_AT(name, k, type)                                                                  \
+#define STAT_AT(name, k, type)                                                                     \
     BS_EXPORT int name(int fd, const char *path, type *buf, int flags)                             \
     {                                                                                              \
-        struct stat_call c = {.kind = k, .fd = fd, .path = path, .buf = buf, .flags = flags};   \
+        struct stat_call c = {.kind = k, .fd = fd, .path = path, .buf = buf, .flags = flags};      \
         return stat_call(&c);                                                                      \
     }
-#define XSTAT_FD(name, k, type)                                                                 \
+#define XSTAT_FD(name, k, type)                                                                    \
     BS_EXPORT int name(int ver, int fd, type *buf)                                                 \
     {                                                                                              \
-        struct stat_call c = {.kind = k, .ver = ver, .fd = fd, .buf = buf};                     \
+        struct stat_call c = {.kind = k, .ver = ver, .fd = fd, .buf = buf};                        \
         return stat_call(&c);                                                                      \
     }
-#define XSTAT_PATH(name, k, type)                                                               \
+#define XSTAT_PATH(name, k, type)                                                                  \
     BS_EXPORT int name(int ver, const char *path, type *buf)                                       \
     {                                                                                              \
-        struct stat_call c = {.kind = k, .ver = ver, .fd = AT_FDCWD, .path = path, .buf = buf}; \
+        struct stat_call c = {.kind = k, .ver = ver, .fd = AT_FDCWD, .path = path, .buf = buf};    \
         return stat_call(&c);                                                                      \
     }
-#define XSTAT_AT(name, k, type)                                                                 \
+#define XSTAT_AT(name, k, type)                                                                    \
     BS_EXPORT int name(int ver, int fd, const char *path, type *buf, int flags)                    \
     {                                                                                              \
         struct stat_call c = {                                                                     \
-            .kind = k, .ver = ver, .fd = fd, .path = path, .buf = buf, .flags = flags};         \
+            .kind = k, .ver = ver, .fd = fd, .path = path, .buf = buf, .flags = flags};            \
         return stat_call(&c);                                                                      \
     }
 
@@ -254,9 +300,8 @@ BS_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, s
         !S_ISREG(buf->stx_mode))
         return c.ret;
     int saved = errno;
-    struct bs_target *t =
-        bs_target_acquire(makedev(buf->stx_dev_major, buf->stx_dev_minor), buf->stx_ino, 0, -1,
-                          NULL, 0);
+    struct bs_target *t = bs_target_acquire(makedev(buf->stx_dev_major, buf->stx_dev_minor),
+                                            buf->stx_ino, 0, -1, NULL, 0);
     if (t) {
         if (bs_target_pending(t) > 0) {
             int64_t v = bs_target_vsize(t, statx_once, &c);

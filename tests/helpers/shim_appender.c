@@ -34,7 +34,8 @@ int main(int argc, char **argv)
     long count = atol(argv[2]);
     double secs = atof(argv[3]);
     const long steps = 100;
-    struct timespec pause = {(time_t)(secs / steps), (long)((secs / steps - (long)(secs / steps)) * 1e9)};
+    struct timespec pause = {(time_t)(secs / steps),
+                             (long)((secs / steps - (long)(secs / steps)) * 1e9)};
     for (long i = 0; i < count; i++) {
         char rec[128];
         int n = snprintf(rec, sizeof rec, "record %ld of %ld\n", i, count);
