@@ -2,10 +2,13 @@
 several descriptors and FILE streams, stdout and stderr redirected to the same
 file, inline putc_unlocked, fflush, partial lines, fwrites larger than the
 buffers, seed-chosen setvbuf and ending. Byte-identical with and without the shim."""
+import subprocess
+
 import pytest
 
 from conftest import helper_path
-from stdio_harness import needs_strace, run_pair, strace_wrap, writes_to
+from stdio_harness import (assert_same, needs_strace, plain_env, run_pair, shim_env, strace_wrap,
+                           writes_to)
 
 SEEDS = range(50)
 
@@ -40,3 +43,23 @@ def test_mix_must_show_only_batches_reach_the_file(tmp_path, seed):
     # Batches come from the shim's own descriptor (opened O_APPEND by the
     # writer); everything else is the exit-time stdio flush: one per stream.
     assert len(after) <= 8, "\n".join(after)
+
+
+@pytest.mark.parametrize("seed", range(200, 210))
+def test_mix_with_stdout_on_a_pipe(tmp_path, seed):
+    """stdout is a pipe (BUFSHIM_PATHS has the word stdout): glibc gives it the
+    pipe's block size; what comes out of the pipe and the file are the same."""
+    exe = helper_path("stdio_mix")
+    got = {}
+    for variant, shim in (("plain", False), ("shim", True)):
+        d = tmp_path / variant
+        d.mkdir()
+        out = d / "out.log"
+        env = shim_env(f"stdout:{d}/*.log") if shim else plain_env()
+        p = subprocess.run([str(exe), str(seed), str(out), "2000"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        assert p.returncode == 0
+        got[variant] = (p.stdout, out.read_bytes())
+    assert got["plain"][0] and got["plain"][1]
+    assert_same(got["plain"][0], got["shim"][0])
+    assert_same(got["plain"][1], got["shim"][1])
