@@ -58,10 +58,15 @@ static void *producer(void *arg)
     struct bench_thread *t = (struct bench_thread *)arg;
     struct run *r = (struct run *)t->arg;
     const struct bench_opts *o = r->o;
-    enum { DIRECT, STDIO, OPEN, API } kind = !strcmp(o->mode, "stdio") ? STDIO
-                                             : !strcmp(o->mode, "open") ? OPEN
-                                             : !strcmp(o->mode, "api")  ? API
-                                                                        : DIRECT;
+    enum {
+        DIRECT,
+        STDIO,
+        OPEN,
+        API
+    } kind = !strcmp(o->mode, "stdio")  ? STDIO
+             : !strcmp(o->mode, "open") ? OPEN
+             : !strcmp(o->mode, "api")  ? API
+                                        : DIRECT;
     uint64_t x = 88172645463325252ull + (uint64_t)t->index;
     long i = 0;
     uint64_t end = 0;
@@ -117,8 +122,8 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o = &o;
     r.fd = -1;
-    r.limit_ticks = o.max_seconds > 0 ? (uint64_t)(o.max_seconds * 1e9 / bench_ns_per_tick)
-                                      : UINT64_MAX;
+    r.limit_ticks =
+        o.max_seconds > 0 ? (uint64_t)(o.max_seconds * 1e9 / bench_ns_per_tick) : UINT64_MAX;
     char *stdio_buffer = NULL;
     if (!strcmp(o.mode, "direct")) {
         r.fd = open(o.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -144,8 +149,7 @@ int main(int argc, char **argv)
         bench_die("unknown mode %s", o.mode);
     }
 
-    struct bench_thread *ts = (struct bench_thread *)bench_xmalloc(
-        (size_t)o.threads * sizeof *ts);
+    struct bench_thread *ts = (struct bench_thread *)bench_xmalloc((size_t)o.threads * sizeof *ts);
     pthread_t *tids = (pthread_t *)bench_xmalloc((size_t)o.threads * sizeof *tids);
     pthread_barrier_init(&r.barrier, NULL, (unsigned)o.threads);
     for (int i = 0; i < o.threads; i++) {

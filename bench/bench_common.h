@@ -155,12 +155,18 @@ static inline void bench_usage(const char *prog)
 static inline void bench_parse(int argc, char **argv, struct bench_opts *o)
 {
     static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},     {"path", required_argument, NULL, 'p'},
-        {"threads", required_argument, NULL, 't'},  {"size", required_argument, NULL, 's'},
-        {"count", required_argument, NULL, 'n'},    {"work", required_argument, NULL, 'w'},
-        {"sleep-us", required_argument, NULL, 'u'}, {"max-seconds", required_argument, NULL, 'x'},
-        {"window-file", required_argument, NULL, 'f'}, {"curve", required_argument, NULL, 'c'},
-        {"stdio-buf", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
+        {"mode", required_argument, NULL, 'm'},
+        {"path", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"size", required_argument, NULL, 's'},
+        {"count", required_argument, NULL, 'n'},
+        {"work", required_argument, NULL, 'w'},
+        {"sleep-us", required_argument, NULL, 'u'},
+        {"max-seconds", required_argument, NULL, 'x'},
+        {"window-file", required_argument, NULL, 'f'},
+        {"curve", required_argument, NULL, 'c'},
+        {"stdio-buf", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     o->mode = "direct";
@@ -177,18 +183,41 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o)
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': o->mode = optarg; break;
-        case 'p': o->path = optarg; break;
-        case 't': o->threads = atoi(optarg); break;
-        case 's': o->size = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'n': o->count = atol(optarg); break;
-        case 'w': o->work = atol(optarg); break;
-        case 'u': o->sleep_us = atol(optarg); break;
-        case 'x': o->max_seconds = atof(optarg); break;
-        case 'f': o->window_file = optarg; break;
-        case 'c': o->curve = atoi(optarg); break;
-        case 'b': o->stdio_buf = (size_t)strtoul(optarg, NULL, 10); break;
-        default: bench_usage(argv[0]);
+        case 'm':
+            o->mode = optarg;
+            break;
+        case 'p':
+            o->path = optarg;
+            break;
+        case 't':
+            o->threads = atoi(optarg);
+            break;
+        case 's':
+            o->size = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'n':
+            o->count = atol(optarg);
+            break;
+        case 'w':
+            o->work = atol(optarg);
+            break;
+        case 'u':
+            o->sleep_us = atol(optarg);
+            break;
+        case 'x':
+            o->max_seconds = atof(optarg);
+            break;
+        case 'f':
+            o->window_file = optarg;
+            break;
+        case 'c':
+            o->curve = atoi(optarg);
+            break;
+        case 'b':
+            o->stdio_buf = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            bench_usage(argv[0]);
         }
     }
     if (!o->path || o->threads < 1 || o->size < 1 || o->count < 1)
@@ -265,13 +294,12 @@ static inline void bench_json_lat(FILE *out, const char *key, uint64_t *v, size_
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += (double)v[i];
-    fprintf(out,
-            "\"%s\": {\"n\": %zu, \"mean\": %.1f, \"p50\": %" PRIu64 ", \"p90\": %" PRIu64
-            ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"p9999\": %" PRIu64
-            ", \"max\": %" PRIu64,
-            key, n, n ? sum / (double)n : 0.0, bench_pct(v, n, 0.5), bench_pct(v, n, 0.9),
-            bench_pct(v, n, 0.99), bench_pct(v, n, 0.999), bench_pct(v, n, 0.9999),
-            n ? v[n - 1] : 0);
+    fprintf(
+        out,
+        "\"%s\": {\"n\": %zu, \"mean\": %.1f, \"p50\": %" PRIu64 ", \"p90\": %" PRIu64
+        ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 ", \"p9999\": %" PRIu64 ", \"max\": %" PRIu64,
+        key, n, n ? sum / (double)n : 0.0, bench_pct(v, n, 0.5), bench_pct(v, n, 0.9),
+        bench_pct(v, n, 0.99), bench_pct(v, n, 0.999), bench_pct(v, n, 0.9999), n ? v[n - 1] : 0);
     if (curve > 1 && n > 0) {
         /* Points evenly spaced in log10(1 / (1 - q)), from the median to the maximum. */
         double top = 0;
@@ -323,7 +351,8 @@ static inline int bench_read_window(const char *path, uint64_t *from, uint64_t *
  * (first call of any thread to last return of any thread), latency percentiles of every call
  * and, with a window file, of the calls that started inside the window.
  */
-static inline void bench_report(const struct bench_opts *o, struct bench_thread *ts, uint64_t wall_ns)
+static inline void bench_report(const struct bench_opts *o, struct bench_thread *ts,
+                                uint64_t wall_ns)
 {
     size_t n = 0;
     for (int i = 0; i < o->threads; i++)

@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 
     run r;
     r.o = &o;
-    r.limit_ticks = o.max_seconds > 0 ? (uint64_t)(o.max_seconds * 1e9 / bench_ns_per_tick)
-                                      : UINT64_MAX;
+    r.limit_ticks =
+        o.max_seconds > 0 ? (uint64_t)(o.max_seconds * 1e9 / bench_ns_per_tick) : UINT64_MAX;
     spdlog::init_thread_pool(8192, 1);
     std::shared_ptr<spdlog::logger> logger;
     try {
