@@ -138,15 +138,15 @@ static int word_fd(int fd)
     return (fd == 1 && bs_cfg.word_stdout) || (fd == 2 && bs_cfg.word_stderr);
 }
 
-/* The description fd shares with an already registered lower descriptor, if any. */
+/* The description fd shares with another registered descriptor, if any. */
 static struct bs_ofd *shared_description(int fd, struct bs_target *t)
 {
     static int kcmp_works = 1;
     pid_t pid = (pid_t)syscall(SYS_getpid);
     int top = atomic_load(&bs_fdtab_max);
-    for (int other = 0; other <= top && other < fd; other++) {
+    for (int other = 0; other <= top; other++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(other));
-        if (!o || o->t != t)
+        if (other == fd || !o || o->t != t)
             continue;
         if (kcmp_works) {
             long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, other);
@@ -156,8 +156,10 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
                 continue;
             kcmp_works = 0; /* e.g. forbidden by a seccomp filter */
         }
-        /* Without kcmp: same flags and same offset (`> log 2>&1`) is taken as shared. */
-        if (BS_REAL(fcntl)(fd, F_GETFL) == BS_REAL(fcntl)(other, F_GETFL) &&
+        /* Without kcmp, for the standard descriptors only (`> log 2>&1`): same flags
+           and same offset is taken as one description. */
+        if (fd <= 2 && other <= 2 &&
+            BS_REAL(fcntl)(fd, F_GETFL) == BS_REAL(fcntl)(other, F_GETFL) &&
             BS_REAL(lseek)(fd, 0, SEEK_CUR) == BS_REAL(lseek)(other, 0, SEEK_CUR))
             return o;
     }
@@ -180,6 +182,12 @@ static void register_fd(int fd, int matched, const char *path, int inherited)
         int create = (matched || word) && writable;
         struct bs_target *t = bs_target_acquire(st.st_dev, st.st_ino, create, fd,
                                                 matched ? path : NULL, word && !matched);
+        struct bs_ofd *cur = bs_slot_ofd(bs_fd_slot(fd));
+        if (t && inherited && cur && cur->t == t) {
+            /* Already known (fdopen of a registered descriptor): keep its state. */
+            bs_target_release(t);
+            return;
+        }
         if (t) {
             struct bs_ofd *o = inherited ? shared_description(fd, t) : NULL;
             if (o) {
