@@ -21,10 +21,11 @@ preexec_fn=None)``
     hand the program as its fd 1, then ``.stdout`` is ``""``). ``check`` fails the test on a
     non-zero exit, showing stderr. The sanitizer-report check applies to every run.
 ``run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
-cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None, preexec_fn=None)``
+cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None, preexec_fn=None,
+strace_calls="write,writev,pwrite64,openat,open")``
     The same under the shim. ``strace`` (a path) runs the program under
-    ``strace -f -y -ttt -e trace=write,writev,pwrite64,openat,open -o PATH`` (the shim is
-    preloaded into the traced program only, not into strace).
+    ``strace -f -y -ttt -e trace=<strace_calls> -o PATH`` (the shim is preloaded into the
+    traced program only, not into strace).
 ``strace_writes(log_path, file_path)``
     Parses such a log: a list of ``(time, pid, syscall, nbytes)`` for each write-type call
     whose descriptor resolved to ``file_path`` (``-y`` annotation), in log order; calls
@@ -126,7 +127,7 @@ def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, std
 
 def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
                 cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None,
-                preexec_fn=None):
+                preexec_fn=None, strace_calls="write,writev,pwrite64,openat,open"):
     e = shim_env(paths, interval, fsync, debug, stats, env)
     _third_party_leaks_off(argv, e)
     if strace is not None:
@@ -136,7 +137,7 @@ def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=N
         preload = e.pop("LD_PRELOAD")
         if SANITIZER == "address":  # LeakSanitizer cannot run under ptrace
             e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-        argv = [STRACE, "-f", "-y", "-ttt", "-e", "trace=write,writev,pwrite64,openat,open",
+        argv = [STRACE, "-f", "-y", "-ttt", "-e", f"trace={strace_calls}",
                 "-o", str(strace), "-E", f"LD_PRELOAD={preload}", *argv]
     return _run(argv, e, cwd, timeout, input, check, stdout, preexec_fn)
 

@@ -143,3 +143,15 @@ def test_debug_prints_decisions_and_batches(tmp_path):
     assert "bufshim: fd 3 -> " in r.stderr and "diverted" in r.stderr
     assert "bufshim: batch " in r.stderr
     assert all(line.startswith("bufshim: ") for line in r.stderr.splitlines())
+
+
+def test_fsync_setting_syncs_each_batch(tmp_path):
+    def fdatasyncs(fsync):
+        trace = tmp_path / f"strace{fsync}.out"
+        run_shimmed(ops("open", "1", "a.log", "a", "write", "1", "x\\n", "sleep", "400",
+                        "write", "1", "y\\n"), paths=[f"{tmp_path}/*.log"], interval="0.1",
+                    fsync=fsync, cwd=tmp_path, strace=trace, strace_calls="fdatasync")
+        return sum(1 for line in trace.read_text().splitlines()
+                   if "fdatasync(" in line and "a.log" in line)
+    assert fdatasyncs(1) >= 2  # one per batch: the scheduled one and the final one
+    assert fdatasyncs(0) == 0
