@@ -46,7 +46,7 @@ def build(args):
                 log(f"meson compile -C {bdir} failed (continuing with what exists):\n"
                     f"{r.stdout[-3000:]}{r.stderr[-2000:]}")
     paths = {
-        "shim": os.path.join(bdir, "src", "libbufshim.so"),
+        "shim": args.shim_lib or os.path.join(bdir, "src", "libbufshim.so"),
         "slowfs": os.path.join(bdir, "tools", "slowfs", "slowfs"),
     }
     for k in list(paths):
@@ -945,6 +945,8 @@ def main():
     ap.add_argument("--full", action="store_true", help="longer runs (several minutes)")
     ap.add_argument("--build-dir", default=os.path.join(SRC, "build"))
     ap.add_argument("--no-build", action="store_true", help="use what is built")
+    ap.add_argument("--shim-lib", default=None,
+                    help="measure this libbufshim.so instead of the build's (A/B of a patch)")
     ap.add_argument("--out", default=os.path.join(SRC, "bench", "results"))
     ap.add_argument("--only", default="abcdefg", help="scenario letters to run (default all)")
     ap.add_argument("--work", type=int, default=5000,
@@ -956,6 +958,8 @@ def main():
     args = ap.parse_args()
     args.quick = not args.full
     args.build_dir = os.path.abspath(args.build_dir)
+    if args.shim_lib:
+        args.shim_lib = os.path.abspath(args.shim_lib)
     started = time.monotonic()
 
     paths = build(args)
@@ -1010,6 +1014,8 @@ def main():
               f", {mach['cc']}; load average at start "
               f"{', '.join(f'{v:.2f}' for v in mach['loadavg'])} (shared machine: other builds "
               "and tests may run at the same time, so tails are noisy).\n")
+    if args.shim_lib:
+        md.append(f"bufshim library measured: `{args.shim_lib}`.\n")
     md.append("Systems: **direct** = `write(2)` per record; **stdio** = `fwrite` with a 64 KiB "
               "`setvbuf` buffer; **bufshim** = the direct program under "
               f"`LD_PRELOAD=libbufshim.so` (BUFSHIM_INTERVAL={INTERVAL:g}); **spdlog async** = "
