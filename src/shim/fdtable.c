@@ -62,11 +62,13 @@ uintptr_t bs_fdtab_swap(int fd, uintptr_t slot)
 
 static struct bs_ofd *ofd_new(struct bs_target *t)
 {
+    bs_busy_enter(); /* see bs_target_acquire: no flush from a handler while locked */
     pthread_mutex_lock(&ofd_lock);
     struct bs_ofd *o = ofd_free;
     if (o)
         ofd_free = o->next_free;
     pthread_mutex_unlock(&ofd_lock);
+    bs_busy_leave();
     /* malloc's alignment (max_align_t, 16 bytes) leaves bit 0 free for BS_FD_SHIM. */
     if (!o && !(o = malloc(sizeof *o)))
         return NULL;
@@ -80,10 +82,12 @@ static void ofd_put(struct bs_ofd *o)
     if (!o || atomic_fetch_sub(&o->refs, 1) != 1)
         return;
     struct bs_target *t = o->t;
+    bs_busy_enter();
     pthread_mutex_lock(&ofd_lock);
     o->next_free = ofd_free;
     ofd_free = o;
     pthread_mutex_unlock(&ofd_lock);
+    bs_busy_leave();
     bs_target_release(t);
 }
 
@@ -308,6 +312,7 @@ void bs_fd_shim_move(int fd, struct bs_target **locked)
     struct bs_target *t = bs_slot_shim_target(bs_fd_slot(fd));
     if (!t)
         return;
+    bs_busy_enter(); /* until bs_fd_shim_moved: the sink needs held_lock */
     pthread_mutex_lock(&t->held_lock);
     *locked = t;
     if (t->held != fd)
@@ -327,8 +332,10 @@ void bs_fd_shim_move(int fd, struct bs_target **locked)
 
 void bs_fd_shim_moved(struct bs_target *locked)
 {
-    if (locked)
+    if (locked) {
         pthread_mutex_unlock(&locked->held_lock);
+        bs_busy_leave();
+    }
 }
 
 int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max)
@@ -410,5 +417,5 @@ void bs_fdtab_fork_parent(void)
 
 void bs_fdtab_fork_child(void)
 {
-    pthread_mutex_init(&ofd_lock, NULL);
+    pthread_mutex_unlock(&ofd_lock); /* the forking thread took it in prepare */
 }

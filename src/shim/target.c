@@ -309,8 +309,8 @@ static struct bs_target *new_target(dev_t dev, ino_t ino, int regular, const cha
     return t;
 }
 
-struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
-                                    int word)
+static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
+                                 int word)
 {
     pthread_mutex_lock(&reg_lock);
     struct bs_target *t = find_locked(dev, ino);
@@ -388,10 +388,33 @@ struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, co
     return t;
 }
 
+/*
+ * The registry's entry points run inside the engine's async-signal guard: a
+ * flushing signal handler (signals.c) that interrupts them while they hold a
+ * shim lock defers its flush until they are done.
+ */
+struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
+                                    int word)
+{
+    bs_busy_enter();
+    struct bs_target *t = acquire(dev, ino, create, fd, path, word);
+    bs_busy_leave();
+    return t;
+}
+
+static void release(struct bs_target *t);
+
 void bs_target_release(struct bs_target *t)
 {
     if (!t)
         return;
+    bs_busy_enter();
+    release(t);
+    bs_busy_leave();
+}
+
+static void release(struct bs_target *t)
+{
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
     /* The last reference: retire now when nothing is pending, else after its batch. */

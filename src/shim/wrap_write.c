@@ -47,7 +47,10 @@ static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, siz
     /*
      * The guard makes a write from a signal handler that interrupted this very
      * append (the engine's lock is held) pass straight through instead of
-     * deadlocking: write(2) is async-signal-safe and must stay so.
+     * deadlocking. Known limit: a handler that interrupts the program's own
+     * malloc and then writes to a diverted descriptor appends, and an append
+     * may allocate; write(2) itself is async-signal-safe, a diverted one only
+     * as far as the allocator is.
      */
     bs_in_shim++;
     int r = w ? bufshim_append(w, buf, n) : -ESHUTDOWN;
