@@ -1047,6 +1047,29 @@ def main():
     print(text)
     with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
         f.write(text)
+    # The Performance section of the top-level README, from the same numbers.
+    rel = os.path.relpath(args.out, SRC)
+    sec = ["## Performance\n",
+           "`tools/bench` runs every scenario of issue 6 in one go and compares, side by side, "
+           "a program's own `write(2)` per record (**direct**), `fwrite` with a 64 KiB buffer "
+           "(**stdio**), the direct program under bufshim (**bufshim**) and spdlog's async "
+           "logger (**spdlog async**, what a user who can change the code would pick). Every "
+           "call is timed; see the full table for throughput, write calls reaching the file, "
+           "CPU per MB and memory.\n",
+           f"Measured with `{command}` ({'full' if args.full else 'quick'} mode) at commit "
+           f"{mach['commit']} on {mach['nproc']} CPUs ({mach['cpu']}, Linux {mach['kernel']}"
+           f"{', virtualised' if mach['virt'] and mach['virt'] != 'none' else ''}), a machine "
+           "shared with other builds: tails are noisy, rerun to compare.\n",
+           targets_table(res) + "\n"]
+    if why:
+        sec.append("Why the misses:\n")
+        sec.extend(why)
+        sec.append("")
+    sec.append(f"![latency of every call, by percentile]({rel}/latency.png)\n")
+    sec.append(f"All figures: [{rel}/RESULTS.md]({rel}/RESULTS.md). "
+               "Reproduce: `tools/bench` (about 2 minutes), `tools/bench --full` (longer runs).\n")
+    with open(os.path.join(args.out, "README-section.md"), "w") as f:
+        f.write("\n".join(sec))
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": mach, "command": command, "rows": b.rows,
                    "targets": res, "notes": b.notes, "curves": b.curves,
