@@ -1025,6 +1025,26 @@ def main():
               "about 20 ns, is included). write calls = write system calls of the whole "
               "process (/proc/PID/io). CPU s/MB from wait4 (all threads, exit included); "
               "peak RSS = VmHWM at the end of main. records/s and MB/s = producer time (first call to last return).\n")
+    q = args.quick
+    md.append(
+        "Scenarios (this mode): **(a)** 1 thread, 128 B records, "
+        f"{args.work} busy-work iterations between records (about 8 µs here), "
+        f"{2.5 if q else 10.0:g} s; **(b)** 2, 4, 8 threads, saturated, "
+        f"{400000 if q else 2000000} records in all; (a) and (b) median of {args.reps} "
+        "interleaved runs. **(c)** 1 thread saturated, "
+        f"{500000 if q else 2000000} x 128 B and {16000 if q else 64000} x 4 KiB; end-to-end = "
+        "process start to exit, when the last byte is in the file (page cache, no fsync). "
+        f"**(d)** slowfs with `--latency {SLOWFS_LATENCY}`: saturated for up to "
+        f"{2.0 if q else 5.0:g} s (or {100000 if q else 400000} records), and bufshim paced at "
+        "one record per 2 ms over 3.2 s for the writes-per-target bound, whose T is the time "
+        "from the file's first to its last operation in the slowfs log. **(e)** on slowfs: "
+        f"`bash` `echo >>` {200 if q else 10000} lines, python3 `logging` {2000 if q else 10000} "
+        "lines. **(f)** slowfs without latency, all four producers at once (one record, then "
+        "sleep 100 µs), every slowfs write hung from 3 s to 13 s (`hang write`, then `clear`), "
+        "and the same run without the hang; p99 over the calls that started inside the hang "
+        "window; RSS sampled every 50 ms. **(g)** write and open of a file outside "
+        f"BUFSHIM_PATHS, {5 if q else 9} alternating runs (median p50), and `bash -c true` "
+        "500 times alternating with and without the shim (median per process).\n")
     md.append("## Targets\n")
     md.append(targets_table(res) + "\n")
     why = miss_notes(res)
