@@ -1036,7 +1036,7 @@ def main():
         "process start to exit, when the last byte is in the file (page cache, no fsync). "
         f"**(d)** slowfs with `--latency {SLOWFS_LATENCY}`: saturated for up to "
         f"{2.0 if q else 5.0:g} s (or {100000 if q else 400000} records), and bufshim paced at "
-        "one record per 2 ms over 3.2 s for the writes-per-target bound, whose T is the time "
+        f"one record per 2 ms over {3.2 if q else 10.2:g} s for the writes-per-target bound, whose T is the time "
         "from the file's first to its last operation in the slowfs log. **(e)** on slowfs: "
         f"`bash` `echo >>` {200 if q else 10000} lines, python3 `logging` {2000 if q else 10000} "
         "lines. **(f)** slowfs without latency, all four producers at once (one record, then "
