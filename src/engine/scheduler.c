@@ -166,7 +166,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     for (struct bufshim_writer *w = sched.head; w; w = w->next) {
-        w->in.len = w->in.off = 0;
+        bs_stage_reset(&w->in);
         w->out.len = w->out.off = 0;
         w->in_flight = 0;
         w->pins = 0;

@@ -24,12 +24,22 @@ bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
         errno = EINVAL;
         return NULL;
     }
-    struct bufshim_writer *w = calloc(1, sizeof *w);
-    if (!w)
+    /* The stage's reservation word sits on a cache line of its own (_Alignas(64)). */
+    struct bufshim_writer *w = NULL;
+    if (posix_memalign((void **)&w, _Alignof(struct bufshim_writer), sizeof *w) != 0) {
+        errno = ENOMEM;
         return NULL;
+    }
+    memset(w, 0, sizeof *w);
     w->name = strdup(name ? name : "sink");
     if (!w->name) {
         free(w);
+        return NULL;
+    }
+    if (bs_stage_init(&w->in, 0) < 0) {
+        free(w->name);
+        free(w);
+        errno = ENOMEM;
         return NULL;
     }
     w->sink = sink;
@@ -50,10 +60,21 @@ bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
     if (r < 0) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->idle);
+        bs_stage_free(&w->in);
         free(w->name);
         free(w);
         errno = -r;
         return NULL;
+    }
+    /* Opened after the final flush began (which seals every registered writer
+       closed): close this one too, so that appends write through rather than wait
+       for a flush that will never come. The flag is read after registration, so a
+       writer is either found by the final flush or sees the flag. */
+    if (atomic_load(&bs_engine_shutdown_flag)) {
+        pthread_mutex_lock(&w->lock);
+        w->in_flight = 1;
+        pthread_mutex_unlock(&w->lock);
+        bs_writer_run_batch(w);
     }
     return w;
 }
@@ -71,27 +92,35 @@ static int append(bufshim_writer *w, const void *data, size_t len)
         return -EINVAL;
     if (len == 0)
         return 0;
-    pthread_mutex_lock(&w->lock);
-    /* Checked under the lock: the final flush takes this lock after setting the
-       flag, so no byte can slip in behind it. */
-    if (atomic_load_explicit(&bs_engine_shutdown_flag, memory_order_relaxed)) {
+    for (;;) {
+        int first = 0;
+        unsigned full = 0;
+        int r = bs_stage_try_append(&w->in, data, len, &first, &full);
+        if (r > 0) {
+            /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
+            if (first)
+                bs_sched_wake(w);
+            return 0;
+        }
+        if (r < 0)
+            return r; /* -ESHUTDOWN: the final flush has sealed this writer */
+        /* The chunk is full: add a larger one (once per chunk, under the lock). */
+        pthread_mutex_lock(&w->lock);
+        r = bs_stage_grow(&w->in, full, len);
         pthread_mutex_unlock(&w->lock);
-        return -ESHUTDOWN;
+        if (r < 0)
+            return r;
     }
-    int was_empty = w->in.len == w->in.off && w->out.len == w->out.off;
-    int r = bs_buf_append(&w->in, data, len);
-    if (r == 0) {
-        w->bytes += len;
-        w->records++;
-        uint64_t held = (w->in.len - w->in.off) + (w->out.len - w->out.off);
-        if (held > w->peak_buffered)
-            w->peak_buffered = held;
-        atomic_fetch_add_explicit(&w->accepted, len, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&w->lock);
-    if (r == 0 && was_empty)
-        bs_sched_wake(w);
-    return r;
+}
+
+/* Bytes and calls held now (staged and unwritten). Caller holds w->lock. */
+static uint64_t held_now(struct bufshim_writer *w, uint64_t *records)
+{
+    uint64_t b, r;
+    bs_stage_live(&w->in, &b, &r);
+    if (records)
+        *records = r;
+    return b + (w->out.len - w->out.off);
 }
 
 static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
@@ -106,13 +135,22 @@ static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
 ssize_t bs_writer_run_batch(struct bufshim_writer *w)
 {
     pthread_mutex_lock(&w->lock);
-    if (w->out.len == w->out.off) {
-        /* The common case: a pointer swap; the old output buffer's capacity is reused. */
-        bs_buf_swap(&w->in, &w->out);
-    } else if (w->in.len > w->in.off) {
-        /* Leftovers of a failed batch stay first; newer bytes queue behind them. */
-        if (bs_buf_append(&w->out, w->in.data + w->in.off, w->in.len - w->in.off) == 0)
-            w->in.off = w->in.len = 0;
+    /* After the flag the seal installs the closed state: later appends write through. */
+    int last = bs_stage_seal(&w->in, &w->out, atomic_load(&bs_engine_shutdown_flag));
+    pthread_mutex_unlock(&w->lock);
+    if (last >= 0) {
+        /* Copies into the sealed chunks that are still running: no lock held. */
+        bs_stage_wait(&w->in, (unsigned)last);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (last >= 0) {
+        uint64_t before = w->bytes;
+        /* On -ENOMEM the rest stays staged and is taken next time. */
+        bs_stage_take(&w->in, (unsigned)last, &w->out, &w->bytes, &w->records);
+        atomic_fetch_add_explicit(&w->accepted, w->bytes - before, memory_order_relaxed);
+        uint64_t held = held_now(w, NULL);
+        if (held > w->peak_buffered)
+            w->peak_buffered = held;
     }
     size_t n = w->out.len - w->out.off;
     const char *data = w->out.data + w->out.off;
@@ -154,7 +192,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
             w->episode_attempts = 0;
         }
         err = (int)-r;
-        held = (w->in.len - w->in.off) + (w->out.len - w->out.off);
+        held = held_now(w, NULL);
         /* No realloc once the final flush has begun: it may run from a signal handler. */
         if (w->out.len == w->out.off && !atomic_load(&bs_engine_shutdown_flag))
             bs_buf_trim(&w->out, n);
@@ -186,10 +224,23 @@ static ssize_t flush(bufshim_writer *w)
 {
     if (!w)
         return -EINVAL;
-    pthread_mutex_lock(&w->lock);
-    claim(w);
-    pthread_mutex_unlock(&w->lock);
-    return bs_writer_run_batch(w);
+    ssize_t total = 0;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        claim(w);
+        pthread_mutex_unlock(&w->lock);
+        ssize_t r = bs_writer_run_batch(w);
+        if (r < 0)
+            return total > 0 ? total : r;
+        total += r;
+        /* Out of memory, a batch takes one staged chunk at a time: go on until all
+           that was appended before the call is written. */
+        pthread_mutex_lock(&w->lock);
+        int more = r > 0 && w->out.len == w->out.off && bs_stage_untaken(&w->in);
+        pthread_mutex_unlock(&w->lock);
+        if (!more)
+            return total;
+    }
 }
 
 static int close_writer(bufshim_writer *w)
@@ -208,7 +259,7 @@ static int close_writer(bufshim_writer *w)
     for (;;) {
         pthread_mutex_lock(&w->lock);
         claim(w);
-        size_t pending = (w->in.len - w->in.off) + (w->out.len - w->out.off);
+        size_t pending = held_now(w, NULL);
         if (pending == 0) {
             w->in_flight = 0;
             pthread_mutex_unlock(&w->lock);
@@ -234,7 +285,7 @@ static int close_writer(bufshim_writer *w)
     bs_sched_unregister(w);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->idle);
-    bs_buf_free(&w->in);
+    bs_stage_free(&w->in);
     bs_buf_free(&w->out);
     if (w->ctx_free)
         w->ctx_free(w->ctx);
@@ -270,9 +321,10 @@ int bufshim_close(bufshim_writer *w)
 
 uint64_t bs_writer_pending(bufshim_writer *w)
 {
-    uint64_t c = atomic_load_explicit(&w->consumed, memory_order_acquire);
-    uint64_t a = atomic_load_explicit(&w->accepted, memory_order_acquire);
-    return a > c ? a - c : 0;
+    pthread_mutex_lock(&w->lock);
+    uint64_t n = held_now(w, NULL);
+    pthread_mutex_unlock(&w->lock);
+    return n;
 }
 
 const char *bs_writer_name(bufshim_writer *w)
@@ -290,11 +342,14 @@ void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out)
 {
     uint32_t samples[BS_BATCH_SAMPLES];
     pthread_mutex_lock(&w->lock);
-    out->bytes = w->bytes;
-    out->records = w->records;
+    uint64_t live_bytes, live_records;
+    bs_stage_live(&w->in, &live_bytes, &live_records);
+    uint64_t held = held_now(w, NULL);
+    out->bytes = w->bytes + live_bytes;
+    out->records = w->records + live_records;
     out->batches = w->batches;
     out->largest_batch = w->largest_batch;
-    out->peak_buffered = w->peak_buffered;
+    out->peak_buffered = held > w->peak_buffered ? held : w->peak_buffered;
     out->failure_episodes = w->failure_episodes;
     out->batch_ns_max = w->batch_ns_max;
     uint32_t n = w->batch_ns_count < BS_BATCH_SAMPLES ? w->batch_ns_count : BS_BATCH_SAMPLES;

@@ -8,6 +8,7 @@
 
 #include "buffer_i.h"
 #include "engine_i.h"
+#include "stage_i.h"
 
 #define BS_BATCH_SAMPLES 256
 
@@ -19,10 +20,12 @@ struct bufshim_writer {
     uint64_t interval_ns;
     char *name;
 
-    /* lock guards everything below; it is held only for memory copies. */
+    /* Appends reserve and copy without a lock (stage.c); the batch seals and takes the
+       staged chunks under lock, which guards everything below. */
+    struct bs_stage in;
+
     pthread_mutex_t lock;
     pthread_cond_t idle;  /* broadcast when in_flight drops to 0 or pins to 0 */
-    struct bs_buf in;     /* appends go here */
     struct bs_buf out;    /* owned by the batch in flight; leftovers stay first */
     int in_flight;        /* a batch (scheduler thread or flush) owns out */
     int closing;          /* bufshim_close has started: the scheduler leaves it alone */
@@ -50,7 +53,7 @@ struct bufshim_writer {
 /* True when w holds bytes and no batch is in flight. Caller holds w->lock. */
 static inline int bs_writer_has_work(const struct bufshim_writer *w)
 {
-    return !w->in_flight && !w->closing && (w->in.len > w->in.off || w->out.len > w->out.off);
+    return !w->in_flight && !w->closing && (bs_stage_has_input(&w->in) || w->out.len > w->out.off);
 }
 
 /*

@@ -201,6 +201,14 @@ static int test_shutdown_refuses_appends(void)
     CHECK(bufshim_append(w, "after", 5) == -ESHUTDOWN);
     CHECK(bs_engine_is_shut_down());
     CHECK(bufshim_close(w) == 0);
+    /* A writer opened after the final flush refuses appends too (the caller writes
+       through): nothing could flush it any more. */
+    struct script s2 = {0};
+    bufshim_writer *late = bufshim_open(script_sink, &s2, &slow);
+    CHECK(late);
+    CHECK(bufshim_append(late, "late", 4) == -ESHUTDOWN);
+    CHECK(bufshim_close(late) == 0);
+    CHECK(s2.calls == 0);
     return 0;
 }
 
