@@ -207,7 +207,12 @@ static int stat_call(struct stat_call *c)
         ref = 1;
     }
     int saved = errno;
-    if (t->regular && bs_target_pending(t) > 0) {
+    /*
+     * By path the first stat only found the target: its size may predate bytes
+     * the sink wrote since, so the answer always comes from the snapshot. By
+     * descriptor nothing queued means nothing to add.
+     */
+    if (t->regular && (ref || bs_target_pending(t) > 0)) {
         int64_t v = bs_target_vsize(t, stat_once, c);
         if (v >= 0)
             ((struct stat *)c->buf)->st_size = (off_t)v;
@@ -303,11 +308,9 @@ BS_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, s
     struct bs_target *t = bs_target_acquire(makedev(buf->stx_dev_major, buf->stx_dev_minor),
                                             buf->stx_ino, 0, -1, NULL, 0);
     if (t) {
-        if (bs_target_pending(t) > 0) {
-            int64_t v = bs_target_vsize(t, statx_once, &c);
-            if (v >= 0)
-                buf->stx_size = (uint64_t)v;
-        }
+        int64_t v = bs_target_vsize(t, statx_once, &c); /* see stat_call */
+        if (v >= 0)
+            buf->stx_size = (uint64_t)v;
         bs_target_release(t);
     }
     errno = saved;
