@@ -90,3 +90,15 @@ def test_renamed_file_written_by_the_batch_not_the_new_name(tmp_path):
     assert p.wait(timeout=30) == 0
     assert (d / "old.log").read_bytes() == b"queued\nlater\n"
     assert (d / "a.log").read_bytes() == b""
+
+
+def test_file_renamed_while_closed_is_written_by_its_new_name(tmp_path):
+    from shim_fixture import run_shimmed
+    r = run_shimmed(ops("open", "1", "a.log", "a", "write", "1", "x\\n", "fsync", "1",
+                        "close", "1", "rename", "a.log", "b.log", "open", "2", "b.log", "a",
+                        "write", "2", "y\\n", "open", "3", "a.log", "a", "write", "3", "new\\n"),
+                    paths=[f"{tmp_path}/*.log"], interval=30, debug=1, cwd=tmp_path)
+    assert (tmp_path / "b.log").read_bytes() == b"x\ny\n"
+    assert (tmp_path / "a.log").read_bytes() == b"new\n"
+    batches = [line for line in r.stderr.splitlines() if line.startswith("bufshim: batch ")]
+    assert f"bufshim: batch {tmp_path}/b.log: 2 of 2 bytes via path" in batches, r.stderr

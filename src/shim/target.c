@@ -353,6 +353,14 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
             return NULL;
         }
         fresh = 1;
+    } else if (path && !word && (!t->path || strcmp(t->path, path) != 0)) {
+        /* Revived under another name (it was renamed while retired): batches open
+           the current one. No sink runs for a retired target. */
+        char *p = strdup(path);
+        if (p) {
+            free(t->path);
+            t->path = p;
+        }
     }
     /* A revived target starts from a clean slate: its old bytes are all written. */
     atomic_store(&t->acc, 0);
