@@ -825,31 +825,34 @@ def targets(b):
 # the time of writing (bench/proposed/README.md has the measurements). Printed only for a
 # target that the run measured as missed.
 MISS_WHY = {
-    "(a) bufshim append p50 <= 1/10": "by callgrind, of about 290 instructions per diverted "
-    "write(2) the shim's wrapper (descriptor lookup, an atomic add on the target's byte count) "
-    "takes about 40% and the engine's mutex lock/unlock about 20%; the lock-free append of "
-    "bench/proposed removes the mutex.",
+    "(a) bufshim append p50 <= 1/10": "by callgrind (at f02077b) a diverted write(2) is about "
+    "270 instructions: the shim's wrapper (descriptor lookup, errno kept, an atomic add on the "
+    "target's byte count, a store of the description's mark) about 40%, the engine's "
+    "lock-free append (two atomic adds and the copy) about 55%.",
     "(a) bufshim append p50 <= 100": "see the line above.",
-    "(b) 8 threads": "a single mutex per writer: a preempted lock holder stalls every appender "
-    "(8 threads on 2 cores); bench/proposed/append-path.patch reserves space with one atomic "
-    "add and copies without a lock.",
+    "(b) 8 threads": "8 threads on 2 cores: calls preempted in the middle. Since 61d9fb2 no "
+    "lock is held across an append, so only the preempted call itself is slow; the median "
+    "of the runs is the figure, the runs' own values are in the table.",
     "(b) 2 threads 128 B: bufshim throughput": "a run of 400k records is shorter than one "
-    "interval: every byte goes to fresh memory, so page faults (about 1.5 µs each on this "
-    "KVM guest, one per 32 records) dominate; the steady state reuses the swapped buffers. "
-    "Prefaulting ahead of the appenders (bench/proposed) removes most of it.",
+    "interval: every byte goes to memory touched for the first time (page faults are kernel "
+    "time in the producers, prefaulted or not); and every call writes four cache lines that "
+    "the threads share (the engine's reservation word and chunk counter, the shim's t->acc "
+    "and o->mark). The direct figure itself varies by a third between runs here.",
     "(b) 2 threads 128 B: bufshim CPU/MB": "as above: first-touch page faults of a buffer that "
-    "holds the whole run, plus the final write; the direct figure is noisy on a shared machine.",
-    "(a) 1 thread paced: bufshim p99.9": "page faults of a growing buffer and preemption on a "
-    "shared 2-core machine; compare the medians of the runs in the table.",
+    "holds the whole run, plus its final write; direct's figure varies between runs on this "
+    "shared machine.",
+    "(a) 1 thread paced: bufshim p99.9": "preemption on a shared 2-core machine; compare the "
+    "runs' own values in the table.",
     "(b) 8 threads: bufshim p99.9 <= spdlog": "see (b) 8 threads above.",
-    "(f) during the hang": "while the batch hangs the input buffer grows by realloc into new "
-    "pages under the writer's lock (one fault per 32 records); the unhung run reuses its "
-    "pages. The patch in bench/proposed (prefaulted chunks, no lock) meets the target.",
+    "(f) during the hang": "not expected since the lock-free engine (61d9fb2, measured 0.56x "
+    "in bench/proposed/RESULTS-patched.md): check the unhung window's p99 in the table.",
     "(f) RSS": "buffers come from malloc; memory freed by a trim stays in the heap. mmap-backed "
     "buffers above 1 MiB would give it back.",
     "(g) non-diverted open": "every open of any file costs the shim a readlink of "
-    "/proc/self/fd/N (canonical-path matching) and a getpid(); a cheap fstat filter (device "
-    "not under any configured folder) would skip the readlink.",
+    "/proc/self/fd/N (canonical-path matching): about 3 µs here, more than the open and "
+    "close themselves (2.5 µs), while an fstat costs about 0.2 µs. Filtering on st_dev first "
+    "(a file on a device that holds no configured folder, nor a mount below one, cannot "
+    "match) would skip the readlink for almost every file.",
     "(g) start-up": "at start the shim scans /proc/self/fd and readlinks every inherited "
     "descriptor (with a getpid each) and installs 4 signal handlers; measured on /bin/true "
     "(medians of 400): +0.10 ms for the preload alone, +0.32 ms with BUFSHIM_PATHS set.",
@@ -1036,8 +1039,9 @@ def main():
         "process start to exit, when the last byte is in the file (page cache, no fsync). "
         f"**(d)** slowfs with `--latency {SLOWFS_LATENCY}`: saturated for up to "
         f"{2.0 if q else 5.0:g} s (or {100000 if q else 400000} records), and bufshim paced at "
-        f"one record per 2 ms over {3.2 if q else 10.2:g} s for the writes-per-target bound, whose T is the time "
-        "from the file's first to its last operation in the slowfs log. **(e)** on slowfs: "
+        f"one record per 2 ms over {3.2 if q else 10.2:g} s for the writes-per-target bound, "
+        "whose T is the time from the file's first to its last operation in the slowfs log. "
+        "**(e)** on slowfs: "
         f"`bash` `echo >>` {200 if q else 10000} lines, python3 `logging` {2000 if q else 10000} "
         "lines. **(f)** slowfs without latency, all four producers at once (one record, then "
         "sleep 100 µs), every slowfs write hung from 3 s to 13 s (`hang write`, then `clear`), "
