@@ -40,9 +40,10 @@ same_stdout=True)``
     ``paths`` entries are made absolute under that workdir (``"*.log"`` becomes
     ``"<workdir>/*.log"``; absolute entries and the words ``stdout``/``stderr`` are kept).
     ``run(argv, **kw)`` takes the keyword arguments of ``run_plain`` (``cwd`` defaults to
-    the workdir). Then every file under both workdirs must exist in both and be equal byte
-    for byte, or satisfy ``compare(relpath, plain_bytes, shim_bytes)`` (return True), and,
-    with ``same_stdout``, each run's stdout must be identical. Returns
+    the workdir; ``env`` is merged over the ``env`` given here). Then the two workdirs
+    must hold the same (non-empty) set of files, each equal byte for byte or satisfying
+    ``compare(relpath, plain_bytes, shim_bytes)`` (return True); symlinks compare by their
+    text; and, with ``same_stdout``, each run's stdout must be identical. Returns
     ``(plain_dir, shim_dir, plain_results, shim_results)`` (the lists of CompletedProcess).
 ``sorted_lines(data)``
     The lines of ``data`` (bytes), sorted: a ``compare`` helper for multi-threaded writers.
