@@ -102,3 +102,18 @@ def test_file_renamed_while_closed_is_written_by_its_new_name(tmp_path):
     assert (tmp_path / "a.log").read_bytes() == b"new\n"
     batches = [line for line in r.stderr.splitlines() if line.startswith("bufshim: batch ")]
     assert f"bufshim: batch {tmp_path}/b.log: 2 of 2 bytes via path" in batches, r.stderr
+
+
+def test_batches_land_when_the_program_used_up_its_descriptors(tmp_path):
+    # The path cannot be opened (EMFILE): the batch goes through the shim's own descriptor.
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    def scenario(d, run):
+        run(ops("open", "1", "a.log", "a", "write", "1", "before\\n", "fillfds",
+                "write", "1", "after\\n", "many", "1", "100", "rec", "sleep", "400",
+                "write", "1", "last\\n"), preexec_fn=limit)
+    assert_same_files(scenario, tmp_path, paths=["*.log"], interval="0.1")

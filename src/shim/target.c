@@ -64,8 +64,12 @@ static void compute_floor(void)
 static int dup_high(int fd)
 {
     int r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, high_floor);
-    if (r < 0 && errno == EINVAL) /* the floor is above the (lowered) limit */
-        r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
+    if (r < 0 && errno == EINVAL) {
+        /* The floor is above a limit the program lowered: 3/4 of the current one. */
+        struct rlimit rl;
+        long f = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)(rl.rlim_cur / 4 * 3) : 3;
+        r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)(f > 3 ? f : 3));
+    }
     return r < 0 ? -errno : r;
 }
 

@@ -25,6 +25,7 @@
  *   closerange LO           close_range(LO, ~0U, 0): every descriptor from LO up
  *   tryclose NUM            close(NUM) on a raw number; prints the result and errno
  *   nextfd                  prints the descriptor number the next open(2) gets
+ *   fillfds                 opens /dev/null until EMFILE (prints nothing: the count differs)
  *   sigwrite K N            N writes of "main <i>\n" while a 50 us SIGALRM timer's handler
  *                           writes "sig\n" to the same descriptor; prints "sigs <count>"
  *   sleep MS | exit CODE | _exit CODE
@@ -363,6 +364,11 @@ int main(int argc, char **argv)
             setitimer(ITIMER_REAL, &off, NULL);
             out("sigs %d\n", (int)sig_count);
             i += 2;
+        } else if (!strcmp(op, "fillfds")) {
+            while (open("/dev/null", O_RDONLY) >= 0)
+                ;
+            if (errno != EMFILE)
+                die(op, NULL);
         } else if (!strcmp(op, "sleep")) {
             struct timespec ts = {atol(ARG(1)) / 1000, atol(ARG(1)) % 1000 * 1000000L};
             nanosleep(&ts, NULL);
