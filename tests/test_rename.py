@@ -79,11 +79,11 @@ def test_renamed_file_written_by_the_batch_not_the_new_name(tmp_path):
     # while bytes are queued, so the batch itself must notice the path now
     # names another file and use the shim's own descriptor.
     d = tmp_path
-    argv = ops("open", "1", "a.log", "a", "write", "1", "queued\\n", "sleep", "800",
+    argv = ops("open", "1", "a.log", "a", "write", "1", "queued\\n", "sleep", "3000",
                "write", "1", "later\\n")
     p = subprocess.Popen([str(a) for a in argv], cwd=d,
-                         env=shim_env(paths=[f"{d}/*.log"], interval="0.5"))
-    time.sleep(0.2)
+                         env=shim_env(paths=[f"{d}/*.log"], interval="2"))
+    time.sleep(0.3)
     assert (d / "a.log").read_bytes() == b""  # still queued
     os.rename(d / "a.log", d / "old.log")
     (d / "a.log").write_bytes(b"")

@@ -50,8 +50,8 @@ def test_non_matching_file_is_written_directly(tmp_path):
 def test_bytes_stay_in_memory_until_the_interval(tmp_path):
     # The control for every "rawsize 0" assertion: without the shim the bytes are on disk.
     r = run_shimmed(ops("open", "1", "a.log", "a", "write", "1", "abc", "rawsize", "a.log",
-                        "sleep", "1500", "rawsize", "a.log"),
-                    paths=[f"{tmp_path}/*.log"], interval="0.2", cwd=tmp_path)
+                        "sleep", "2500", "rawsize", "a.log"),
+                    paths=[f"{tmp_path}/*.log"], interval="1", cwd=tmp_path)
     assert r.stdout == "rawsize 0\nrawsize 3\n"
 
 
