@@ -846,8 +846,8 @@ MISS_WHY = {
     "(b) 8 threads: bufshim p99.9 <= spdlog": "see (b) 8 threads above.",
     "(b) 8 threads: bufshim p50 <= spdlog": "with 8 saturating threads on 2 cores every call "
     "moves the cache lines the threads share (the engine's reservation word and chunk "
-    "counter, the shim's t->acc and o->mark) from the other core; spdlog's enqueue takes "
-    "its queue's mutex and ring in the same way. Fewer shared lines (an internal append that "
+    "counter, the shim's t->acc and o->mark) from the other core; spdlog's enqueue locks "
+    "its queue's mutex and writes its ring, shared the same way. Fewer shared lines (an internal append that "
     "returns the reserved offset, per-thread commit flags) is the next step.",
     "(f) during the hang": "not expected since the lock-free engine (61d9fb2, measured 0.56x "
     "in bench/proposed/RESULTS-patched.md): check the unhung window's p99 in the table.",
