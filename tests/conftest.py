@@ -22,6 +22,35 @@ if SANITIZER == "address":
     # memory-error checks and UBSan stay on everywhere.
     os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
 
+# The TSan run (tools/test's third) covers the tests that exercise the engine's
+# and the shim's own concurrency: writer threads, appending threads, fork from
+# threaded programs, signals, hung and failing batches. The other behaviour tests
+# drive uninstrumented programs (bash, python3, perl, coreutils, the launcher
+# script, meson install) whose every instruction TSan would slow down without
+# checking anything of ours; they run in the plain and ASan runs. Without this
+# selection the TSan run alone takes about 12 minutes on 2 cores.
+TSAN_MODULES = {
+    "test_engine", "test_engine_slowfs", "test_public_api", "test_examples", "test_write",
+    "test_fork", "test_signals", "test_lifecycle", "test_hostile", "test_faults",
+    "test_stats", "test_pipes", "test_barriers", "test_stdio", "test_cxx", "test_exports",
+}
+TSAN_SKIP_TESTS = {
+    # 100 exec'd /bin/sh children, each under the TSan runtime: 140 s.
+    "test_fork_and_exec_100_children_with_8_threads_on_3_targets",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if SANITIZER != "thread":
+        return
+    skip = pytest.mark.skip(
+        reason="not in the TSan selection (tests/conftest.py: it drives uninstrumented "
+               "programs or only single-threaded paths; the plain and ASan runs cover it)")
+    for item in items:
+        if item.module.__name__ not in TSAN_MODULES or item.originalname in TSAN_SKIP_TESTS:
+            item.add_marker(skip)
+
+
 pytest_plugins = [p for p in ("slowfs_fixture", "shim_fixture")
                   if (pathlib.Path(__file__).parent / f"{p}.py").exists()]
 
