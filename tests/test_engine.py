@@ -1,12 +1,12 @@
 """The engine through its public API (tests/helpers/engine_driver.c): timing rules
 (SPEC §5), exactness under threads, failure episodes (SPEC §7), close, file sink."""
 import json
-import re
 import subprocess
 
 import pytest
 
 from conftest import assert_no_sanitizer_report, helper_path
+from engine_records import check_records
 
 # Clock granularity and the gap between the sink's own timestamps and the engine's:
 # a batch may appear this much earlier than the interval without being early.
@@ -25,21 +25,6 @@ def drive(mode, path, *args, events=None, timeout=120):
 def load_events(path, writer=0):
     evs = [json.loads(line) for line in path.read_text().splitlines()]
     return [e for e in evs if e["w"] == writer]
-
-
-def check_records(data, threads, records):
-    """Every record once, whole, each thread's records in order."""
-    lines = data.split(b"\n")
-    assert lines[-1] == b"", "output does not end with a whole record"
-    next_seq = [0] * threads
-    pat = re.compile(rb"^T(\d+) (\d+) [a-z]*$")
-    for line in lines[:-1]:
-        m = pat.match(line)
-        assert m, f"torn or foreign record: {line[:80]!r}"
-        t, seq = int(m.group(1)), int(m.group(2))
-        assert seq == next_seq[t], f"thread {t}: record {seq} where {next_seq[t]} was due"
-        next_seq[t] += 1
-    assert next_seq == [records] * threads
 
 
 def test_interval_is_measured_from_the_end_of_a_slow_batch(tmp_path):

@@ -1,11 +1,11 @@
 """The engine's file sink against slowfs, a slow and faulty drive that records when each
 batch reached it (SPEC §5 timing, §7 failures): tests/helpers/engine_driver writes through
 bufshim_open_file into the mount, and slowfs's event log is the observer."""
-import re
 import subprocess
 import time
 
 from conftest import assert_no_sanitizer_report, helper_path
+from engine_records import check_records
 
 MS = 1_000_000
 # Clock granularity and the gap between slowfs's timestamps and the engine's own: a batch
@@ -27,21 +27,6 @@ def finish(p, timeout=120):
             p.wait()
     assert_no_sanitizer_report(err)
     return err
-
-
-def check_records(data, threads, records):
-    """Every record once, whole, each thread's records in order."""
-    lines = data.split(b"\n")
-    assert lines[-1] == b"", "output does not end with a whole record"
-    next_seq = [0] * threads
-    pat = re.compile(rb"^T(\d+) (\d+) [a-z]*$")
-    for line in lines[:-1]:
-        m = pat.match(line)
-        assert m, f"torn or foreign record: {line[:80]!r}"
-        t, seq = int(m.group(1)), int(m.group(2))
-        assert seq == next_seq[t], f"thread {t}: record {seq} where {next_seq[t]} was due"
-        next_seq[t] += 1
-    assert next_seq == [records] * threads
 
 
 def batches(fs, name, tgid):

@@ -8,13 +8,7 @@
 #include "engine_i.h"
 #include "writer_i.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* A scriptable sink: consumes at most `limit` bytes per call, fails while fail > 0. */
 struct script {
