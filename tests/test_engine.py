@@ -2,8 +2,7 @@
 (SPEC §5), exactness under threads, failure episodes (SPEC §7), close, file sink."""
 import json
 import subprocess
-
-import pytest
+import time
 
 from conftest import assert_no_sanitizer_report, helper_path
 from engine_records import check_records
@@ -124,7 +123,6 @@ def test_file_sink_open_failure_is_loud_and_retried(tmp_path):
     argv = [str(helper_path("engine_driver")), "file", str(path), "-i", "0.2", "-n", "300",
             "-d", "1.5"]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    import time
     time.sleep(0.8)
     path.parent.mkdir()
     _, err = proc.communicate(timeout=60)
