@@ -106,3 +106,23 @@ def test_kill_term_of_a_bash_loop(tmp_path):
     _, err = p.communicate(timeout=30)
     assert p.returncode == -signal.SIGTERM, (p.returncode, err)
     assert contiguous(parse_records(path.read_bytes())) >= 1000
+
+
+def test_second_signal_kills_when_the_flush_is_stuck(slowfs):
+    """The program waits in fsync (a barrier) for a batch hung on a dead mount: the
+    first SIGTERM's flush waits for it; a second SIGTERM kills at once, as the first
+    would have without the shim."""
+    slowfs.ctl("hang write path=a.log")
+    argv = [str(helper_path("lifecycle_writer")), str(slowfs.path("a.log")), "fsync", "100"]
+    p = subprocess.Popen(argv, env=shim_env([str(slowfs.mount / "*.log")], "0.1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slowfs.wait_hung(1, timeout=20)
+    assert p.stdout.readline() == "ready\n"
+    time.sleep(0.3)  # in fsync now, waiting for the hung batch
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert p.poll() is None, "the first SIGTERM did not wait for the flush"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert_no_sanitizer_report(err)
+    assert p.returncode == -signal.SIGTERM

@@ -69,32 +69,54 @@ static int is_flushing(int sig)
     return 0;
 }
 
+static void die_now(int sig);
+
 /* Flushes everything, then lets sig take its default action on this process. */
 static void die_of(int sig)
 {
     bs_shim_final_flush();
+    atomic_store(&standing_in[sig], 0);
+    die_now(sig);
+}
+
+/* A deferred flush is waiting (see on_signal). */
+static volatile sig_atomic_t flush_deferred;
+
+/* Dies of sig at once, without the flush. */
+static void die_now(int sig)
+{
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     BS_REAL(sigaction)(sig, &dfl, NULL);
-    atomic_store(&standing_in[sig], 0);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     raise(sig);
-    /* Not reached for these signals; keep the status a shell would show. */
     BS_REAL(_exit)(128 + sig);
 }
 
+/*
+ * When the interrupted thread is inside the engine, the flush waits until it
+ * leaves. That thread may be stuck (a barrier waiting for a batch hung on a dead
+ * mount): then a second termination signal kills at once, without the flush, as
+ * the first would have without the shim.
+ */
 static void on_signal(int sig, siginfo_t *info, void *uc)
 {
     (void)info;
     (void)uc;
     int saved = errno;
-    if (!bs_busy_defer(die_of, sig))
-        die_of(sig);
+    if (flush_deferred)
+        die_now(sig);
+    if (bs_busy_defer(die_of, sig)) {
+        flush_deferred = sig;
+        errno = saved;
+        return;
+    }
+    die_of(sig);
     errno = saved;
 }
 

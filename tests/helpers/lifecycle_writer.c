@@ -17,6 +17,8 @@
  *                     calls exit(3)
  *     dfl-query       as loop, after checking that sigaction(SIGTERM) reports SIG_DFL
  *                     and that re-setting SIG_DFL keeps the flush-on-signal behaviour
+ *     fsync           after the N records, wait 0.5 s, print "ready\n", then fsync(PATH)
+ *                     (a barrier: it waits for a batch in flight)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,6 +113,12 @@ int main(int argc, char **argv)
         _Exit(0);
     if (!strcmp(mode, "quick_exit"))
         quick_exit(0);
+    if (!strcmp(mode, "fsync")) {
+        usleep(500000);
+        printf("ready\n");
+        fflush(stdout);
+        return fsync(fd) == 0 ? 0 : 9;
+    }
     if (!strcmp(mode, "exec")) {
         execv("/bin/true", true_argv);
         return 6;
