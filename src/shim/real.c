@@ -23,6 +23,10 @@ void bs_real_init(void)
     __atomic_store_n((void **)&bs_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
     BS_REAL_FUNCTIONS(BS_REAL_RESOLVE)
 #undef BS_REAL_RESOLVE
+#define BS_REAL_RESOLVE_TYPED(name)                                                                \
+    __atomic_store_n((void **)&bs_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
+    BS_REAL_STDIO_FUNCTIONS(BS_REAL_RESOLVE_TYPED)
+#undef BS_REAL_RESOLVE_TYPED
     bs_in_shim--;
     __atomic_store_n(&bs_real_ready, 1, __ATOMIC_RELEASE);
     errno = saved;

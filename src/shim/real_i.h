@@ -15,13 +15,16 @@
 #endif
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <wchar.h>
 
 /* Definitions of wrapped libc names: exported (the default visibility is hidden). */
 #define BS_EXPORT __attribute__((visibility("default")))
@@ -157,11 +160,95 @@ sighandler_t bsd_signal(int sig, sighandler_t handler);
 sighandler_t ssignal(int sig, sighandler_t handler);
 sighandler_t __sysv_signal(int sig, sighandler_t handler);
 
+
+/*
+ * The stdio functions the stdio layer (wrap_stdio*.c) calls past its own
+ * wrappers: X(name), typed by the declaration in <stdio.h>/<wchar.h>.
+ */
+#define BS_REAL_STDIO_FUNCTIONS(X)                                                                 \
+    X(fopen)                                                                                       \
+    X(fopen64)                                                                                     \
+    X(fdopen)                                                                                      \
+    X(freopen)                                                                                     \
+    X(freopen64)                                                                                   \
+    X(fwrite)                                                                                      \
+    X(fwrite_unlocked)                                                                             \
+    X(fputs)                                                                                       \
+    X(fputs_unlocked)                                                                              \
+    X(fputc)                                                                                       \
+    X(fputc_unlocked)                                                                              \
+    X(putc)                                                                                        \
+    X(putc_unlocked)                                                                               \
+    X(putw)                                                                                        \
+    X(vfprintf)                                                                                    \
+    X(__vfprintf_chk)                                                                              \
+    X(__overflow)                                                                                  \
+    X(vdprintf)                                                                                    \
+    X(__vdprintf_chk)                                                                              \
+    X(fflush)                                                                                      \
+    X(fflush_unlocked)                                                                             \
+    X(setvbuf)                                                                                     \
+    X(setbuf)                                                                                      \
+    X(setbuffer)                                                                                   \
+    X(setlinebuf)                                                                                  \
+    X(fileno)                                                                                      \
+    X(fileno_unlocked)                                                                             \
+    X(ferror)                                                                                      \
+    X(ferror_unlocked)                                                                             \
+    X(feof)                                                                                        \
+    X(feof_unlocked)                                                                               \
+    X(clearerr)                                                                                    \
+    X(clearerr_unlocked)                                                                           \
+    X(__fpending)                                                                                  \
+    X(__fbufsize)                                                                                  \
+    X(__flbf)                                                                                      \
+    X(__fpurge)                                                                                    \
+    X(__fwriting)                                                                                  \
+    X(fseek)                                                                                       \
+    X(fseeko)                                                                                      \
+    X(fseeko64)                                                                                    \
+    X(ftell)                                                                                       \
+    X(ftello)                                                                                      \
+    X(ftello64)                                                                                    \
+    X(rewind)                                                                                      \
+    X(fgetpos)                                                                                     \
+    X(fgetpos64)                                                                                   \
+    X(fsetpos)                                                                                     \
+    X(fsetpos64)                                                                                   \
+    X(flockfile)                                                                                   \
+    X(funlockfile)                                                                                 \
+    X(ftrylockfile)                                                                                \
+    X(fopencookie)                                                                                 \
+    X(fclose)                                                                                      \
+    X(fwide)                                                                                       \
+    X(fputwc)                                                                                      \
+    X(fputwc_unlocked)                                                                             \
+    X(putwc)                                                                                       \
+    X(putwc_unlocked)                                                                              \
+    X(fputws)                                                                                      \
+    X(fputws_unlocked)                                                                             \
+    X(vfwprintf)                                                                                   \
+    X(__vfwprintf_chk)
+
+/* glibc's FORTIFY entry points, declared by <stdio.h> only under FORTIFY. */
+int __fprintf_chk(FILE *fp, int flag, const char *fmt, ...);
+int __vfprintf_chk(FILE *fp, int flag, const char *fmt, va_list ap);
+int __dprintf_chk(int fd, int flag, const char *fmt, ...);
+int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap);
+int __vsnprintf_chk(char *s, size_t maxlen, int flag, size_t slen, const char *fmt, va_list ap);
+int __fwprintf_chk(FILE *fp, int flag, const wchar_t *fmt, ...);
+int __vfwprintf_chk(FILE *fp, int flag, const wchar_t *fmt, va_list ap);
+int __wprintf_chk(int flag, const wchar_t *fmt, ...);
+int __vwprintf_chk(int flag, const wchar_t *fmt, va_list ap);
+
 #define BS_REAL_MEMBER(name, ret, params) ret(*name) params;
+#define BS_REAL_TYPED_MEMBER(name) __typeof__(name) *name;
 struct bs_real_table {
     BS_REAL_FUNCTIONS(BS_REAL_MEMBER)
+    BS_REAL_STDIO_FUNCTIONS(BS_REAL_TYPED_MEMBER)
 };
 #undef BS_REAL_MEMBER
+#undef BS_REAL_TYPED_MEMBER
 
 extern struct bs_real_table bs_real_fns;
 extern int bs_real_ready;

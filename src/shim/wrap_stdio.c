@@ -63,7 +63,7 @@ static FILE *open_stream(const char *path, const char *mode, __typeof__(fopen) *
         if (fp != NULL) {
             int saved = errno;
             char none;
-            int fd = BS_STDIO_REAL(fileno)(fp);
+            int fd = BS_REAL(fileno)(fp);
             bs_fd_rescan(fd);
             bs_fd_read(fd, &none, 0);
             errno = saved;
@@ -90,12 +90,12 @@ fail:;
 
 BS_WRAPPER(FILE *, fopen, (const char *path, const char *mode))
 {
-    return open_stream(path, mode, BS_STDIO_REAL(fopen));
+    return open_stream(path, mode, BS_REAL(fopen));
 }
 
 BS_WRAPPER(FILE *, fopen64, (const char *path, const char *mode))
 {
-    return open_stream(path, mode, BS_STDIO_REAL(fopen64));
+    return open_stream(path, mode, BS_REAL(fopen64));
 }
 
 /* As glibc's fdopen: access checked against F_GETFL, "a" adds O_APPEND (and
@@ -104,7 +104,7 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
 {
     int reads = 0, writes = 0, appending = 0;
     if (mode == NULL || !diverting())
-        return BS_STDIO_REAL(fdopen)(fd, mode);
+        return BS_REAL(fdopen)(fd, mode);
     switch (mode[0]) {
     case 'r':
         reads = 1;
@@ -171,12 +171,12 @@ static FILE *reopen_stream(const char *path, const char *mode, FILE *fp, __typeo
 
 BS_WRAPPER(FILE *, freopen, (const char *path, const char *mode, FILE *fp))
 {
-    return reopen_stream(path, mode, fp, BS_STDIO_REAL(freopen));
+    return reopen_stream(path, mode, fp, BS_REAL(freopen));
 }
 
 BS_WRAPPER(FILE *, freopen64, (const char *path, const char *mode, FILE *fp))
 {
-    return reopen_stream(path, mode, fp, BS_STDIO_REAL(freopen64));
+    return reopen_stream(path, mode, fp, BS_REAL(freopen64));
 }
 
 BS_WRAPPER(int, fclose, (FILE * fp))
@@ -188,82 +188,82 @@ BS_WRAPPER(int, fclose, (FILE * fp))
 
 BS_WRAPPER(size_t, fwrite, (const void *p, size_t size, size_t n, FILE *fp))
 {
-    return BS_STDIO_REAL(fwrite)(p, size, n, bs_stdio_map(fp));
+    return BS_REAL(fwrite)(p, size, n, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(size_t, fwrite_unlocked, (const void *p, size_t size, size_t n, FILE *fp))
 {
-    return BS_STDIO_REAL(fwrite_unlocked)(p, size, n, bs_stdio_map(fp));
+    return BS_REAL(fwrite_unlocked)(p, size, n, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fputs, (const char *s, FILE *fp))
 {
-    return BS_STDIO_REAL(fputs)(s, bs_stdio_map(fp));
+    return BS_REAL(fputs)(s, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fputs_unlocked, (const char *s, FILE *fp))
 {
-    return BS_STDIO_REAL(fputs_unlocked)(s, bs_stdio_map(fp));
+    return BS_REAL(fputs_unlocked)(s, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fputc, (int c, FILE *fp))
 {
-    return BS_STDIO_REAL(fputc)(c, bs_stdio_map(fp));
+    return BS_REAL(fputc)(c, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fputc_unlocked, (int c, FILE *fp))
 {
-    return BS_STDIO_REAL(fputc_unlocked)(c, bs_stdio_map(fp));
+    return BS_REAL(fputc_unlocked)(c, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, putc, (int c, FILE *fp))
 {
-    return BS_STDIO_REAL(putc)(c, bs_stdio_map(fp));
+    return BS_REAL(putc)(c, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, putc_unlocked, (int c, FILE *fp))
 {
-    return BS_STDIO_REAL(putc_unlocked)(c, bs_stdio_map(fp));
+    return BS_REAL(putc_unlocked)(c, bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, putw, (int w, FILE *fp))
 {
-    return BS_STDIO_REAL(putw)(w, bs_stdio_map(fp));
+    return BS_REAL(putw)(w, bs_stdio_map(fp));
 }
 
 /* Called by the inline putc_unlocked/fputc_unlocked of compiled programs when
  * the stream's buffer is full. */
 BS_WRAPPER(int, __overflow, (FILE * fp, int ch))
 {
-    return BS_STDIO_REAL(__overflow)(bs_stdio_map(fp), ch);
+    return BS_REAL(__overflow)(bs_stdio_map(fp), ch);
 }
 
 BS_WRAPPER(int, fprintf, (FILE * fp, const char *fmt, ...))
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = BS_STDIO_REAL(vfprintf)(bs_stdio_map(fp), fmt, ap);
+    int r = BS_REAL(vfprintf)(bs_stdio_map(fp), fmt, ap);
     va_end(ap);
     return r;
 }
 
 BS_WRAPPER(int, vfprintf, (FILE * fp, const char *fmt, va_list ap))
 {
-    return BS_STDIO_REAL(vfprintf)(bs_stdio_map(fp), fmt, ap);
+    return BS_REAL(vfprintf)(bs_stdio_map(fp), fmt, ap);
 }
 
 BS_WRAPPER(int, __fprintf_chk, (FILE * fp, int flag, const char *fmt, ...))
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = BS_STDIO_REAL(__vfprintf_chk)(bs_stdio_map(fp), flag, fmt, ap);
+    int r = BS_REAL(__vfprintf_chk)(bs_stdio_map(fp), flag, fmt, ap);
     va_end(ap);
     return r;
 }
 
 BS_WRAPPER(int, __vfprintf_chk, (FILE * fp, int flag, const char *fmt, va_list ap))
 {
-    return BS_STDIO_REAL(__vfprintf_chk)(bs_stdio_map(fp), flag, fmt, ap);
+    return BS_REAL(__vfprintf_chk)(bs_stdio_map(fp), flag, fmt, ap);
 }
 
 /* ---- dprintf: format, then one write through the shim ---- */
@@ -314,7 +314,7 @@ static int fd_vprintf(int fd, int flag, const char *fmt, va_list ap)
 BS_WRAPPER(int, vdprintf, (int fd, const char *fmt, va_list ap))
 {
     if (bs_in_shim || !bs_shim_active())
-        return BS_STDIO_REAL(vdprintf)(fd, fmt, ap);
+        return BS_REAL(vdprintf)(fd, fmt, ap);
     return fd_vprintf(fd, -1, fmt, ap);
 }
 
@@ -323,7 +323,7 @@ BS_WRAPPER(int, dprintf, (int fd, const char *fmt, ...))
     va_list ap;
     va_start(ap, fmt);
     int r = !bs_in_shim && bs_shim_active() ? fd_vprintf(fd, -1, fmt, ap)
-                                            : BS_STDIO_REAL(vdprintf)(fd, fmt, ap);
+                                            : BS_REAL(vdprintf)(fd, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -331,7 +331,7 @@ BS_WRAPPER(int, dprintf, (int fd, const char *fmt, ...))
 BS_WRAPPER(int, __vdprintf_chk, (int fd, int flag, const char *fmt, va_list ap))
 {
     if (bs_in_shim || !bs_shim_active())
-        return BS_STDIO_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
+        return BS_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
     return fd_vprintf(fd, flag, fmt, ap);
 }
 
@@ -340,7 +340,7 @@ BS_WRAPPER(int, __dprintf_chk, (int fd, int flag, const char *fmt, ...))
     va_list ap;
     va_start(ap, fmt);
     int r = !bs_in_shim && bs_shim_active() ? fd_vprintf(fd, flag, fmt, ap)
-                                            : BS_STDIO_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
+                                            : BS_REAL(__vdprintf_chk)(fd, flag, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -349,18 +349,18 @@ BS_WRAPPER(int, __dprintf_chk, (int fd, int flag, const char *fmt, ...))
 
 BS_WRAPPER(int, fflush, (FILE * fp))
 {
-    return BS_STDIO_REAL(fflush)(fp == NULL ? NULL : bs_stdio_map(fp));
+    return BS_REAL(fflush)(fp == NULL ? NULL : bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fflush_unlocked, (FILE * fp))
 {
-    return BS_STDIO_REAL(fflush_unlocked)(fp == NULL ? NULL : bs_stdio_map(fp));
+    return BS_REAL(fflush_unlocked)(fp == NULL ? NULL : bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, setvbuf, (FILE * fp, char *buf, int mode, size_t size))
 {
     fp = bs_stdio_map(fp);
-    int r = BS_STDIO_REAL(setvbuf)(fp, buf, mode, size);
+    int r = BS_REAL(setvbuf)(fp, buf, mode, size);
     if (r == 0)
         bs_stdio_note_user_buffer(fp);
     return r;
@@ -369,28 +369,28 @@ BS_WRAPPER(int, setvbuf, (FILE * fp, char *buf, int mode, size_t size))
 BS_WRAPPER(void, setbuf, (FILE * fp, char *buf))
 {
     fp = bs_stdio_map(fp);
-    BS_STDIO_REAL(setbuf)(fp, buf);
+    BS_REAL(setbuf)(fp, buf);
     bs_stdio_note_user_buffer(fp);
 }
 
 BS_WRAPPER(void, setbuffer, (FILE * fp, char *buf, size_t size))
 {
     fp = bs_stdio_map(fp);
-    BS_STDIO_REAL(setbuffer)(fp, buf, size);
+    BS_REAL(setbuffer)(fp, buf, size);
     bs_stdio_note_user_buffer(fp);
 }
 
 BS_WRAPPER(void, setlinebuf, (FILE * fp))
 {
     fp = bs_stdio_map(fp);
-    BS_STDIO_REAL(setlinebuf)(fp);
+    BS_REAL(setlinebuf)(fp);
     bs_stdio_note_user_buffer(fp);
 }
 
 #define BS_MAP1(ret, name)                                                                         \
     BS_WRAPPER(ret, name, (FILE * fp))                                                             \
     {                                                                                              \
-        return BS_STDIO_REAL(name)(bs_stdio_map(fp));                                              \
+        return BS_REAL(name)(bs_stdio_map(fp));                                              \
     }
 
 BS_MAP1(int, fileno)
@@ -410,65 +410,65 @@ BS_MAP1(int, ftrylockfile)
 
 BS_WRAPPER(void, clearerr, (FILE * fp))
 {
-    BS_STDIO_REAL(clearerr)(bs_stdio_map(fp));
+    BS_REAL(clearerr)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(void, clearerr_unlocked, (FILE * fp))
 {
-    BS_STDIO_REAL(clearerr_unlocked)(bs_stdio_map(fp));
+    BS_REAL(clearerr_unlocked)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(void, __fpurge, (FILE * fp))
 {
-    BS_STDIO_REAL(__fpurge)(bs_stdio_map(fp));
+    BS_REAL(__fpurge)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(void, rewind, (FILE * fp))
 {
-    BS_STDIO_REAL(rewind)(bs_stdio_map(fp));
+    BS_REAL(rewind)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(void, flockfile, (FILE * fp))
 {
-    BS_STDIO_REAL(flockfile)(bs_stdio_map(fp));
+    BS_REAL(flockfile)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(void, funlockfile, (FILE * fp))
 {
-    BS_STDIO_REAL(funlockfile)(bs_stdio_map(fp));
+    BS_REAL(funlockfile)(bs_stdio_map(fp));
 }
 
 BS_WRAPPER(int, fseek, (FILE * fp, long off, int whence))
 {
-    return BS_STDIO_REAL(fseek)(bs_stdio_map(fp), off, whence);
+    return BS_REAL(fseek)(bs_stdio_map(fp), off, whence);
 }
 
 BS_WRAPPER(int, fseeko, (FILE * fp, off_t off, int whence))
 {
-    return BS_STDIO_REAL(fseeko)(bs_stdio_map(fp), off, whence);
+    return BS_REAL(fseeko)(bs_stdio_map(fp), off, whence);
 }
 
 BS_WRAPPER(int, fseeko64, (FILE * fp, off64_t off, int whence))
 {
-    return BS_STDIO_REAL(fseeko64)(bs_stdio_map(fp), off, whence);
+    return BS_REAL(fseeko64)(bs_stdio_map(fp), off, whence);
 }
 
 BS_WRAPPER(int, fgetpos, (FILE * fp, fpos_t *pos))
 {
-    return BS_STDIO_REAL(fgetpos)(bs_stdio_map(fp), pos);
+    return BS_REAL(fgetpos)(bs_stdio_map(fp), pos);
 }
 
 BS_WRAPPER(int, fgetpos64, (FILE * fp, fpos64_t *pos))
 {
-    return BS_STDIO_REAL(fgetpos64)(bs_stdio_map(fp), pos);
+    return BS_REAL(fgetpos64)(bs_stdio_map(fp), pos);
 }
 
 BS_WRAPPER(int, fsetpos, (FILE * fp, const fpos_t *pos))
 {
-    return BS_STDIO_REAL(fsetpos)(bs_stdio_map(fp), pos);
+    return BS_REAL(fsetpos)(bs_stdio_map(fp), pos);
 }
 
 BS_WRAPPER(int, fsetpos64, (FILE * fp, const fpos64_t *pos))
 {
-    return BS_STDIO_REAL(fsetpos64)(bs_stdio_map(fp), pos);
+    return BS_REAL(fsetpos64)(bs_stdio_map(fp), pos);
 }

@@ -44,24 +44,6 @@ struct bs_stream {
 /* 0 when glibc's FILE does not look as expected: stdio is then left alone. */
 static int layout_ok = -1;
 
-struct bs_stdio_real_table bs_stdio_real_fns;
-int bs_stdio_real_ready;
-
-void bs_stdio_real_init(void)
-{
-    if (__atomic_load_n(&bs_stdio_real_ready, __ATOMIC_ACQUIRE))
-        return;
-    int saved = errno;
-    bs_in_shim++;
-#define BS_STDIO_REAL_RESOLVE(name)                                                                \
-    __atomic_store_n((void **)&bs_stdio_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
-    BS_STDIO_REAL_FUNCTIONS(BS_STDIO_REAL_RESOLVE)
-#undef BS_STDIO_REAL_RESOLVE
-    bs_in_shim--;
-    __atomic_store_n(&bs_stdio_real_ready, 1, __ATOMIC_RELEASE);
-    errno = saved;
-}
-
 /* ---- registry of our streams (a spinlock never held across I/O) ---- */
 
 #define REG_BUCKETS 64
@@ -210,11 +192,11 @@ static void set_buffer(struct bs_stream *s, int mode, size_t size)
 {
     int saved = errno;
     if (mode == _IONBF) {
-        BS_STDIO_REAL(setvbuf)(s->fp, NULL, _IONBF, 0);
+        BS_REAL(setvbuf)(s->fp, NULL, _IONBF, 0);
     } else {
         char *buf = malloc(size);
         if (buf != NULL) {
-            BS_STDIO_REAL(setvbuf)(s->fp, buf, mode, size);
+            BS_REAL(setvbuf)(s->fp, buf, mode, size);
             free(s->buf);
             s->buf = buf;
         }
@@ -281,7 +263,7 @@ FILE *bs_stdio_stream_new(int fd, const char *cookie_mode)
     if (s == NULL)
         return NULL;
     s->fd = fd;
-    FILE *fp = BS_STDIO_REAL(fopencookie)(s, cookie_mode, cookie_functions);
+    FILE *fp = BS_REAL(fopencookie)(s, cookie_mode, cookie_functions);
     if (fp == NULL) {
         int e = errno;
         free(s);
@@ -306,7 +288,7 @@ void bs_stdio_stream_discard(FILE *fp)
     int saved = errno;
     if (s != NULL)
         s->fd = -1;
-    BS_STDIO_REAL(fclose)(fp);
+    BS_REAL(fclose)(fp);
     errno = saved;
 }
 
@@ -341,8 +323,8 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     FILE *result = NULL;
     int saved = errno;
 
-    BS_STDIO_REAL(flockfile)(fp);
-    BS_STDIO_REAL(fflush_unlocked)(fp);
+    BS_REAL(flockfile)(fp);
+    BS_REAL(fflush_unlocked)(fp);
     errno = saved;
     int fd = s->fd;
     if (path == NULL) {
@@ -399,7 +381,7 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     errno = saved;
     result = fp;
 out:
-    BS_STDIO_REAL(funlockfile)(fp);
+    BS_REAL(funlockfile)(fp);
     return result;
 }
 
@@ -421,10 +403,10 @@ int bs_stdio_stream_close(FILE *fp)
     int glibc_fd = -1;
     if (s == NULL && fp != NULL && !bs_in_shim && bs_shim_active()) {
         int saved = errno;
-        glibc_fd = BS_STDIO_REAL(fileno)(fp); /* EBADF for memory streams */
+        glibc_fd = BS_REAL(fileno)(fp); /* EBADF for memory streams */
         errno = saved;
     }
-    int r = BS_STDIO_REAL(fclose)(fp);
+    int r = BS_REAL(fclose)(fp);
     if (glibc_fd >= 0) {
         int saved = errno;
         bs_fd_rescan(glibc_fd);
@@ -446,7 +428,7 @@ int bs_stdio_stream_close(FILE *fp)
         int saved = errno;
         o->_fileno = -1;
         o->_flags |= BS_IO_NO_READS | BS_IO_NO_WRITES;
-        BS_STDIO_REAL(fclose)(o);
+        BS_REAL(fclose)(o);
         errno = saved;
         if (k == 1 && stdout == fp)
             stdout = o;
@@ -492,7 +474,7 @@ static void replace_std(int fd)
     FILE *orig = fd == 1 ? stdout : stderr;
     /* A wide std stream stays glibc's (see README), and so does a stream a
      * constructor assigned to the variable that is not over fd 1/2. */
-    if (orig == NULL || orig->_fileno != fd || BS_STDIO_REAL(fwide)(orig, 0) > 0)
+    if (orig == NULL || orig->_fileno != fd || BS_REAL(fwide)(orig, 0) > 0)
         return;
     bs_fd_rescan(fd);
     FILE *fp = bs_stdio_stream_new(fd, "w");
@@ -519,13 +501,13 @@ static void replace_std(int fd)
     /* Bytes a constructor left in the original's buffer move to the
      * replacement's buffer: flushing them now would put them in the file
      * before writes that, without the shim, come first. */
-    BS_STDIO_REAL(flockfile)(orig);
+    BS_REAL(flockfile)(orig);
     if (orig->_IO_write_ptr > orig->_IO_write_base) {
         size_t n = (size_t)(orig->_IO_write_ptr - orig->_IO_write_base);
-        BS_STDIO_REAL(fwrite_unlocked)(orig->_IO_write_base, 1, n, fp);
+        BS_REAL(fwrite_unlocked)(orig->_IO_write_base, 1, n, fp);
         orig->_IO_write_ptr = orig->_IO_write_base;
     }
-    BS_STDIO_REAL(funlockfile)(orig);
+    BS_REAL(funlockfile)(orig);
     take_place_of(fp, orig);
     __atomic_store_n(&bs_stdio_repl[fd], fp, __ATOMIC_RELEASE);
     __atomic_store_n(&bs_stdio_orig[fd], orig, __ATOMIC_RELEASE);
@@ -535,7 +517,7 @@ static void replace_std(int fd)
         stderr = fp;
     /* Unbuffered, the original's inline putc_unlocked always calls
      * __overflow, whose wrapper maps it to the replacement. */
-    BS_STDIO_REAL(setvbuf)(orig, NULL, _IONBF, 0);
+    BS_REAL(setvbuf)(orig, NULL, _IONBF, 0);
 }
 
 static void atfork_prepare(void)
@@ -551,12 +533,12 @@ int bs_stdio_usable(void)
     /* Probe the FILE layout once on a throwaway stream. */
     int saved = errno;
     struct bs_stream probe_cookie = {.fd = -1};
-    FILE *probe = BS_STDIO_REAL(fopencookie)(&probe_cookie, "r", (cookie_io_functions_t){0});
+    FILE *probe = BS_REAL(fopencookie)(&probe_cookie, "r", (cookie_io_functions_t){0});
     ok = probe != NULL && probe->_fileno == -2 &&
          (probe->_flags & BS_IO_MAGIC_MASK) == BS_IO_MAGIC &&
          (probe->_flags & BS_IO_NO_READS) == 0 && (probe->_flags & BS_IO_NO_WRITES) != 0;
     if (probe != NULL)
-        BS_STDIO_REAL(fclose)(probe);
+        BS_REAL(fclose)(probe);
     __atomic_store_n(&layout_ok, ok, __ATOMIC_RELAXED);
     errno = saved;
     return ok;
@@ -603,7 +585,7 @@ void bs_stdio_fd_changed(int fd)
     struct bs_stream *s = reg_find(fp);
     if (s == NULL)
         return;
-    BS_STDIO_REAL(flockfile)(fp);
+    BS_REAL(flockfile)(fp);
     /* glibc picks the buffering at the first output; until then a new file
      * under the descriptor decides it. */
     if (!s->user_buffer && !(fp->_flags & (BS_IO_CURRENTLY_PUTTING | BS_IO_UNBUFFERED))) {
@@ -611,5 +593,5 @@ void bs_stdio_fd_changed(int fd)
         int mode = default_buffering(fd, &size);
         set_buffer(s, mode, size);
     }
-    BS_STDIO_REAL(funlockfile)(fp);
+    BS_REAL(funlockfile)(fp);
 }

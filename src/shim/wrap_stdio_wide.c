@@ -53,8 +53,8 @@ static int put_wide(FILE *fp, const wchar_t *ws, size_t n, int locked)
         len += k;
     }
     size_t w = len == 0 ? 0
-               : locked ? BS_STDIO_REAL(fwrite_unlocked)(buf, 1, len, fp)
-                        : BS_STDIO_REAL(fwrite)(buf, 1, len, fp);
+               : locked ? BS_REAL(fwrite_unlocked)(buf, 1, len, fp)
+                        : BS_REAL(fwrite)(buf, 1, len, fp);
     if (buf != stackbuf)
         free(buf);
     return w == len ? 0 : -1;
@@ -76,31 +76,31 @@ BS_WRAPPER(int, fwide, (FILE * fp, int mode))
     fp = bs_stdio_map(fp);
     if (bs_stdio_is_ours(fp))
         return bs_stdio_orientation(fp, mode);
-    return BS_STDIO_REAL(fwide)(fp, mode);
+    return BS_REAL(fwide)(fp, mode);
 }
 
 BS_WRAPPER(wint_t, fputwc, (wchar_t wc, FILE *fp))
 {
     fp = bs_stdio_map(fp);
-    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 0) : BS_STDIO_REAL(fputwc)(wc, fp);
+    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 0) : BS_REAL(fputwc)(wc, fp);
 }
 
 BS_WRAPPER(wint_t, fputwc_unlocked, (wchar_t wc, FILE *fp))
 {
     fp = bs_stdio_map(fp);
-    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 1) : BS_STDIO_REAL(fputwc_unlocked)(wc, fp);
+    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 1) : BS_REAL(fputwc_unlocked)(wc, fp);
 }
 
 BS_WRAPPER(wint_t, putwc, (wchar_t wc, FILE *fp))
 {
     fp = bs_stdio_map(fp);
-    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 0) : BS_STDIO_REAL(putwc)(wc, fp);
+    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 0) : BS_REAL(putwc)(wc, fp);
 }
 
 BS_WRAPPER(wint_t, putwc_unlocked, (wchar_t wc, FILE *fp))
 {
     fp = bs_stdio_map(fp);
-    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 1) : BS_STDIO_REAL(putwc_unlocked)(wc, fp);
+    return bs_stdio_is_ours(fp) ? put_wc(wc, fp, 1) : BS_REAL(putwc_unlocked)(wc, fp);
 }
 
 BS_WRAPPER(wint_t, putwchar, (wchar_t wc))
@@ -117,7 +117,7 @@ BS_WRAPPER(int, fputws, (const wchar_t *ws, FILE *fp))
 {
     fp = bs_stdio_map(fp);
     if (!bs_stdio_is_ours(fp))
-        return BS_STDIO_REAL(fputws)(ws, fp);
+        return BS_REAL(fputws)(ws, fp);
     return put_wide(fp, ws, wcslen(ws), 0) == 0 ? 1 : EOF;
 }
 
@@ -125,7 +125,7 @@ BS_WRAPPER(int, fputws_unlocked, (const wchar_t *ws, FILE *fp))
 {
     fp = bs_stdio_map(fp);
     if (!bs_stdio_is_ours(fp))
-        return BS_STDIO_REAL(fputws_unlocked)(ws, fp);
+        return BS_REAL(fputws_unlocked)(ws, fp);
     return put_wide(fp, ws, wcslen(ws), 1) == 0 ? 1 : EOF;
 }
 
@@ -171,7 +171,7 @@ BS_WRAPPER(int, vfwprintf, (FILE * fp, const wchar_t *fmt, va_list ap))
 {
     fp = bs_stdio_map(fp);
     if (!bs_stdio_is_ours(fp))
-        return BS_STDIO_REAL(vfwprintf)(fp, fmt, ap);
+        return BS_REAL(vfwprintf)(fp, fmt, ap);
     return wide_vprintf(fp, -1, fmt, ap);
 }
 
@@ -179,7 +179,7 @@ BS_WRAPPER(int, __vfwprintf_chk, (FILE * fp, int flag, const wchar_t *fmt, va_li
 {
     fp = bs_stdio_map(fp);
     if (!bs_stdio_is_ours(fp))
-        return BS_STDIO_REAL(__vfwprintf_chk)(fp, flag, fmt, ap);
+        return BS_REAL(__vfwprintf_chk)(fp, flag, fmt, ap);
     return wide_vprintf(fp, flag, fmt, ap);
 }
 
