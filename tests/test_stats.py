@@ -13,6 +13,7 @@ import pytest
 
 from conftest import (BUILD_DIR, SANITIZER, SOURCE_DIR, assert_no_sanitizer_report,
                       sanitizer_runtime)
+from shim_fixture import run_shimmed
 
 LAUNCHER = SOURCE_DIR / "tools" / "bufshim"
 PYTHON = "/usr/bin/python3"
@@ -313,3 +314,18 @@ def test_a_file_reopened_for_every_record_counts_whole(tmp_path):
     assert rec["bytes"] == log.stat().st_size
     assert 6 <= rec["batches"] < 300  # the pauses give at least one batch each
     assert rec["unwritten"] == 0
+
+
+def test_relative_stats_file_is_taken_against_the_starting_directory(tmp_path):
+    """BUFSHIM_STATS=rel.json: the report lands where the program started, even
+    after it changed directory and removed the variable from its environment."""
+    (tmp_path / "sub").mkdir()
+    code = ("import os\n"
+            "os.chdir('sub'); os.environ.pop('BUFSHIM_STATS', None)\n"
+            "with open('a.log', 'a') as f:\n"
+            "    f.write('x\\n')\n")
+    run_shimmed(["/usr/bin/python3", "-c", code], paths=[f"{tmp_path}/sub/*.log"],
+                stats="rel.json", cwd=tmp_path)
+    report = (tmp_path / "rel.json").read_text()
+    assert f"{tmp_path}/sub/a.log" in report
+    assert not (tmp_path / "sub" / "rel.json").exists()

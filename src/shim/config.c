@@ -2,6 +2,7 @@
 #include "real_i.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +141,16 @@ void bs_config_load(void)
     }
     if (parse_flag("BUFSHIM_FSYNC", &c.fsync) < 0 || parse_flag("BUFSHIM_DEBUG", &c.debug) < 0)
         goto inert;
-    c.stats = env("BUFSHIM_STATS");
+    /* A copy, made absolute now: the program may change its environment or its
+       working directory before the report is written at exit. */
+    const char *st = env("BUFSHIM_STATS");
+    if (st) {
+        char cwd[PATH_MAX], abs[PATH_MAX];
+        if (strcmp(st, "stderr") == 0 || st[0] == '/')
+            c.stats = strdup(st);
+        else if (getcwd(cwd, sizeof cwd) && bs_path_absolute(cwd, st, abs, sizeof abs) == 0)
+            c.stats = strdup(abs);
+    }
     if (parse_paths(&c) < 0)
         goto inert;
 
@@ -149,6 +159,7 @@ void bs_config_load(void)
     return;
 
 inert:
+    free((char *)c.stats);
     for (size_t i = 0; i < c.nglobs; i++)
         free(c.globs[i].pattern);
     free(c.globs);
