@@ -14,6 +14,11 @@ Running
     ``debug``, ``stats`` are written as given (``str()``). Values in ``env`` override, and a
     value of ``None`` there removes the variable. Under ASan, programs outside the build
     directory (bash, python3, ...) run with ``detect_leaks=0``: their leaks are not ours.
+``launcher_env(**extra)``
+    The environment for running ``tools/bufshim`` (which sets the shim's variables
+    itself): no ``BUFSHIM_*`` or ``LD_PRELOAD`` inherited, ``BUFSHIM_BUILD_DIR`` the build
+    under test, then ``extra``. The launcher puts a sanitized library's runtime first
+    itself (the shell it runs in must not have it: bash and dash crash under TSan).
 ``run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, stdout=None,
 preexec_fn=None)``
     Runs argv without the shim (``LD_PRELOAD`` and ``BUFSHIM_*`` removed); returns the
@@ -103,6 +108,14 @@ def _third_party_leaks_off(argv, env):
     leak detection."""
     if SANITIZER == "address" and not str(argv[0]).startswith(str(BUILD_DIR)):
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+
+
+def launcher_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
+    env["BUFSHIM_BUILD_DIR"] = str(BUILD_DIR)
+    env.update(extra)
+    return env
 
 
 def _run(argv, env, cwd, timeout, input, check, stdout=None, preexec_fn=None):

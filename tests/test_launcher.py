@@ -9,6 +9,7 @@ import pytest
 
 from conftest import (BUILD_DIR, SANITIZER, SOURCE_DIR, assert_no_sanitizer_report,
                       sanitizer_runtime)
+from shim_fixture import launcher_env
 
 LAUNCHER = SOURCE_DIR / "tools" / "bufshim"
 LIBRARY = BUILD_DIR / "src" / "libbufshim.so"
@@ -19,25 +20,10 @@ SHOW_ENV = [PYTHON, "-c",
             " if k.startswith('BUFSHIM_') or k == 'LD_PRELOAD'}))"]
 
 
-def base_env(**extra):
-    """The environment of a launcher run: no inherited shim settings, the build
-    directory under test, and the sanitizer runtime first when the shim needs it."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
-    env["BUFSHIM_BUILD_DIR"] = str(BUILD_DIR)
-    if sanitizer_runtime():
-        # The launcher puts a sanitized library's runtime first itself (the shell
-        # it runs in must not have it: bash and dash crash under TSan).
-        # bash, python3 and coreutils leak by design: only the shim's errors count.
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-    env.update(extra)
-    return env
-
-
 def run(args, env=None, cwd=None, check_sanitizer=True, timeout=60):
     if not LIBRARY.exists():
         pytest.fail(f"{LIBRARY} is not built")
-    p = subprocess.run([str(LAUNCHER)] + [str(a) for a in args], env=env or base_env(),
+    p = subprocess.run([str(LAUNCHER)] + [str(a) for a in args], env=env or launcher_env(),
                        cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check_sanitizer:
         assert_no_sanitizer_report(p.stderr)
@@ -100,7 +86,7 @@ def test_unset_options_leave_the_environment_alone():
 
 
 def test_inherited_paths_are_kept_without_p():
-    env, p = shown_env([], env=base_env(BUFSHIM_PATHS="/inherited/*.log"))
+    env, p = shown_env([], env=launcher_env(BUFSHIM_PATHS="/inherited/*.log"))
     assert env["BUFSHIM_PATHS"] == "/inherited/*.log"
     assert "bufshim:" not in p.stderr
 
@@ -184,7 +170,7 @@ def test_program_not_executable_exits_126(tmp_path):
         assert p.returncode == 126, p.stderr
         assert prog in p.stderr
     # Found on PATH but not executable, like execvp's EACCES.
-    env = base_env(PATH=f"{tmp_path}:/usr/bin:/bin")
+    env = launcher_env(PATH=f"{tmp_path}:/usr/bin:/bin")
     p = run(["-p", "/x", "--", "data.txt"], env=env)
     assert p.returncode == 126, p.stderr
 
@@ -197,7 +183,7 @@ def test_path_search_skips_non_executable_candidates(tmp_path):
     (d1 / "prog").chmod(0o644)
     (d2 / "prog").write_text(f"#!{PYTHON}\nprint('right')\n")
     (d2 / "prog").chmod(0o755)
-    p = run(["-p", "/x", "--", "prog"], env=base_env(PATH=f"{d1}:{d2}:/usr/bin:/bin"))
+    p = run(["-p", "/x", "--", "prog"], env=launcher_env(PATH=f"{d1}:{d2}:/usr/bin:/bin"))
     assert (p.returncode, p.stdout) == (0, "right\n"), p.stderr
 
 
@@ -210,7 +196,7 @@ def test_exit_status_and_signal_pass_through():
 def test_program_replaces_the_launcher():
     proc = subprocess.Popen([str(LAUNCHER), "-p", "/x", "--", PYTHON, "-c",
                              "import os; print(os.getpid())"],
-                            env=base_env(), stdout=subprocess.PIPE, text=True)
+                            env=launcher_env(), stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=60)
     assert int(out) == proc.pid
 
@@ -243,7 +229,7 @@ def test_ld_preload_is_prepended_not_replaced(tiny_lib):
     existing = str(tiny_lib)
     p = run(["-p", "/x", "--", PYTHON, "-c",
              "import os; print(os.environ['LD_PRELOAD']); print(open('/proc/self/maps').read())"],
-            env=base_env(LD_PRELOAD=existing))
+            env=launcher_env(LD_PRELOAD=existing))
     assert p.returncode == 0, p.stderr
     first, maps = p.stdout.split("\n", 1)
     assert real(first) == expected_preload(str(tiny_lib))
@@ -257,7 +243,7 @@ def skip_under_tsan():
 
 def test_library_is_not_added_twice():
     skip_under_tsan()
-    env, _ = shown_env(["-p", "/x"], env=base_env(
+    env, _ = shown_env(["-p", "/x"], env=launcher_env(
         LD_PRELOAD=":".join(filter(None, [sanitizer_runtime(), os.path.realpath(LIBRARY)]))))
     assert real(env["LD_PRELOAD"]) == expected_preload()
 
@@ -270,10 +256,10 @@ def test_a_sanitizer_runtime_stays_first(tiny_lib):
     if not sanitizer_runtime():
         # A runtime that does not come first is left where it is.
         p = run(["-p", "/x", "--", PYTHON, "-c", "import os; print(os.environ['LD_PRELOAD'])"],
-                env=base_env(LD_PRELOAD=f"{tiny_lib}:{rt}"), check_sanitizer=False)
+                env=launcher_env(LD_PRELOAD=f"{tiny_lib}:{rt}"), check_sanitizer=False)
         assert p.stdout.strip() == f"{os.path.realpath(LIBRARY)}:{tiny_lib}:{rt}", p.stderr
     p = run(["-p", "/x", "--", PYTHON, "-c", "import os; print(os.environ['LD_PRELOAD'])"],
-            env=base_env(LD_PRELOAD=f"{rt}:{tiny_lib}"), check_sanitizer=False)
+            env=launcher_env(LD_PRELOAD=f"{rt}:{tiny_lib}"), check_sanitizer=False)
     assert p.stdout.strip() == f"{rt}:{os.path.realpath(LIBRARY)}:{tiny_lib}", p.stderr
 
 
@@ -281,16 +267,16 @@ def test_launcher_reached_through_a_symlink(tmp_path):
     link = tmp_path / "bin" / "bufshim"
     link.parent.mkdir()
     link.symlink_to(LAUNCHER)
-    p = subprocess.run([str(link), "-p", "/x", "--"] + SHOW_ENV, env=base_env(),
+    p = subprocess.run([str(link), "-p", "/x", "--"] + SHOW_ENV, env=launcher_env(),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert real(json.loads(p.stdout)["LD_PRELOAD"]) == expected_preload()
 
 
 def test_library_override(tmp_path, tiny_lib):
-    env, _ = shown_env(["-p", "/x"], env=base_env(BUFSHIM_LIBRARY=str(tiny_lib)))
+    env, _ = shown_env(["-p", "/x"], env=launcher_env(BUFSHIM_LIBRARY=str(tiny_lib)))
     assert env["LD_PRELOAD"].split(":")[-1] == str(tiny_lib)
-    p = run(["-p", "/x", "--", "true"], env=base_env(BUFSHIM_LIBRARY=str(tmp_path / "no.so")))
+    p = run(["-p", "/x", "--", "true"], env=launcher_env(BUFSHIM_LIBRARY=str(tmp_path / "no.so")))
     assert p.returncode == 125 and "no.so" in p.stderr
 
 
@@ -363,7 +349,7 @@ def test_builds_the_library_when_missing(tmp_path):
     """From the source tree with no build yet: the launcher builds, then runs the
     program; the build's output goes to stderr only."""
     build = tmp_path / "build"
-    env = base_env(BUFSHIM_BUILD_DIR=str(build))
+    env = launcher_env(BUFSHIM_BUILD_DIR=str(build))
     p = subprocess.run([str(LAUNCHER), "-p", "/x", "--", "echo", "program output"],
                        env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -399,7 +385,7 @@ def test_demo(fuse):
     args = [str(SOURCE_DIR / "tools" / "demo"), "--lines", str(lines), "--interval", "5"]
     if not fuse:
         args.append("--no-fuse")
-    p = subprocess.run(args, env=base_env(), capture_output=True, text=True, timeout=300)
+    p = subprocess.run(args, env=launcher_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "files identical: yes" in p.stdout
     assert ("counted by slowfs" if fuse else "counted by strace") in p.stdout

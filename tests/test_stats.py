@@ -11,9 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD_DIR, SANITIZER, SOURCE_DIR, assert_no_sanitizer_report,
-                      sanitizer_runtime)
-from shim_fixture import run_shimmed
+from conftest import BUILD_DIR, SANITIZER, SOURCE_DIR, assert_no_sanitizer_report
+from shim_fixture import launcher_env, run_shimmed
 
 LAUNCHER = SOURCE_DIR / "tools" / "bufshim"
 PYTHON = "/usr/bin/python3"
@@ -218,19 +217,6 @@ def test_unwritable_destination_gives_one_line(stats_driver, tmp_path):
 
 # Through the shim, with real programs.
 
-def shim_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
-    env["BUFSHIM_BUILD_DIR"] = str(BUILD_DIR)
-    if sanitizer_runtime():
-        # The launcher puts a sanitized library's runtime first itself (the shell
-        # it runs in must not have it: bash and dash crash under TSan).
-        # bash, python3 and coreutils leak by design: only the shim's errors count.
-        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-    env.update(extra)
-    return env
-
-
 PY_WRITER = """
 import sys
 with open(sys.argv[1], "a") as f:
@@ -246,7 +232,7 @@ def test_launcher_stats_prints_the_table_at_exit(tmp_path):
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     p = subprocess.run([str(LAUNCHER), "--stats", "-i", "0.2", "-p", f"{tmp_path}/*.log",
                         "--", PYTHON, "-c", PY_WRITER, str(a), str(b)],
-                       env=shim_env(), capture_output=True, text=True, timeout=120)
+                       env=launcher_env(), capture_output=True, text=True, timeout=120)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, p.stderr
     assert a.read_text() == "".join(f"record {i}\n" for i in range(2000))
@@ -266,7 +252,7 @@ def test_stats_file_has_one_json_line_per_target(tmp_path):
     out = tmp_path / "stats.json"
     p = subprocess.run([str(LAUNCHER), f"--stats={out}", "-p", f"{tmp_path}/*.log",
                         "--", PYTHON, "-c", PY_WRITER, str(a), str(b)],
-                       env=shim_env(), capture_output=True, text=True, timeout=120)
+                       env=launcher_env(), capture_output=True, text=True, timeout=120)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, p.stderr
     assert "statistics" not in p.stderr
@@ -283,7 +269,7 @@ def test_no_stats_without_the_variable(tmp_path):
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     p = subprocess.run([str(LAUNCHER), "-p", f"{tmp_path}/*.log",
                         "--", PYTHON, "-c", PY_WRITER, str(a), str(b)],
-                       env=shim_env(), capture_output=True, text=True, timeout=120)
+                       env=launcher_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0
     assert "statistics" not in p.stderr
     assert a.stat().st_size > 0
@@ -301,7 +287,7 @@ def test_a_file_reopened_for_every_record_counts_whole(tmp_path):
             'if [ $((i % 50)) = 0 ]; then sleep 0.1; fi; done')
     p = subprocess.run([str(LAUNCHER), f"--stats={out}", "-i", "0.02", "-p", f"{tmp_path}/*.log",
                         "--", "bash", "-c", loop, "_", str(log)],
-                       env=shim_env(), capture_output=True, text=True, timeout=120)
+                       env=launcher_env(), capture_output=True, text=True, timeout=120)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, p.stderr
     lines = out.read_text().splitlines()
