@@ -71,7 +71,6 @@ exactly one ``write`` event at the offset the kernel chose; larger ones arrive i
 most 1 MiB (use ``group_writes``). With ``page_cache=True`` writes also split where they cross
 a page boundary at an unaligned offset.
 """
-import errno
 import json
 import os
 import pathlib

@@ -3,9 +3,7 @@ once and whole, children after the parent's earlier bytes (SPEC §7)."""
 import re
 import subprocess
 
-import pytest
-
-from conftest import SANITIZER, assert_no_sanitizer_report, helper_path
+from conftest import assert_no_sanitizer_report, helper_path
 from lifecycle_util import shim_env
 
 

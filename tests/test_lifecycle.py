@@ -1,7 +1,6 @@
 """Exit paths, exec and child processes flush first (SPEC §6, §7): nothing lost,
 nothing doubled, children's bytes after the parent's earlier bytes."""
 import subprocess
-import sys
 
 import pytest
 

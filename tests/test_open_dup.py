@@ -4,7 +4,7 @@ import resource
 import pytest
 
 from conftest import helper_path
-from shim_fixture import assert_same_files, run_shimmed
+from shim_fixture import assert_same_files
 
 
 def ops(*args):

@@ -1,5 +1,4 @@
 """Real programs (bash, python3, perl, awk, coreutils) produce the same files with and without the shim."""
-import re
 import textwrap
 
 from shim_fixture import assert_same_files, sorted_lines
