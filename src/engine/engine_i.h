@@ -71,6 +71,31 @@ void bs_busy_leave(void);
 int bs_busy_here(void);
 int bs_busy_defer(void (*fn)(int), int arg);
 
+/*
+ * Writer threads as a service. bs_engine_call runs fn(arg) on a writer thread and
+ * returns when it has returned (at once, inline, when called on a writer thread);
+ * 0, or -errno when no writer thread could be had (fn did not run: the caller may
+ * run it itself). Calls are served in order, like due batches: a call that hangs
+ * holds up only what waits for it.
+ */
+int bs_engine_call(void (*fn)(void *arg), void *arg);
+
+/* 1 on one of the engine's writer threads. */
+int bs_engine_thread_here(void);
+
+/*
+ * hook(inherited) runs first thing on every new writer thread; inherited is 1 when
+ * another writer thread started it (it shares that thread's context), 0 when a
+ * thread of the program did. Set once, before the first writer opens.
+ */
+void bs_engine_set_thread_start(void (*hook)(int inherited));
+
+/*
+ * Where bs_log's lines go: out(line, len) instead of fd 2 (the shim's writer threads
+ * have no fd 2 of the program's). out must be async-signal-safe.
+ */
+void bs_log_set_output(void (*out)(const char *line, size_t len));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t bs_now_ns(void);
 
@@ -82,5 +107,8 @@ ssize_t bs_sys_write(int fd, const void *buf, size_t len);
 int bs_sys_open(const char *path, int flags, int mode);
 int bs_sys_close(int fd);
 int bs_sys_fdatasync(int fd);
+
+/* Writes all of buf (EINTR, short writes): len, or what was written before an error, or -errno. */
+ssize_t bs_sys_write_all(int fd, const void *buf, size_t len);
 
 #endif /* BUFSHIM_ENGINE_I_H */

@@ -1,10 +1,14 @@
 /* scheduler.c - the writer threads: who writes which batch when, fork safety, final flush. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "writer_i.h"
 
@@ -17,10 +21,21 @@
  * their schedule on the new leader. In the common case of one target one thread
  * exists; a second one appears with two or more writers and stays while useful.
  *
+ * The leader also serves calls (bs_engine_call): work another thread wants done on a
+ * writer thread, in the writer threads' context. A call is claimed and run like a batch,
+ * with the leader role handed over first when anything else could need it.
+ *
  * Lock order: sched.lock, then a writer's lock. Appenders take only their writer's
  * lock, and sched.lock once per batch (when their input goes from empty to
  * non-empty) to wake the leader.
  */
+struct bs_call {
+    void (*fn)(void *arg);
+    void *arg;
+    _Atomic uint32_t done; /* a futex word: 1 once fn returned */
+    struct bs_call *next;
+};
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;   /* the leader sleeps here */
@@ -31,6 +46,7 @@ static struct {
     int nidle;
     int has_leader;
     int leader_sleeping;
+    struct bs_call *calls, *calls_tail; /* waiting to run, oldest first */
 } sched = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -50,7 +66,24 @@ static struct timespec abs_mono(uint64_t ns)
 
 static void *thread_main(void *arg);
 
-/* Starts a thread with every signal blocked. Caller holds sched.lock. */
+static void (*thread_start_hook)(int inherited);
+static __thread int on_engine_thread;
+
+void bs_engine_set_thread_start(void (*hook)(int inherited))
+{
+    thread_start_hook = hook;
+}
+
+int bs_engine_thread_here(void)
+{
+    return on_engine_thread;
+}
+
+/*
+ * Starts a thread with every signal blocked. Caller holds sched.lock. The new
+ * thread learns whether a writer thread started it (and so shares whatever
+ * context the start hook gave that one).
+ */
 static int spawn_thread(void)
 {
     pthread_attr_t attr;
@@ -61,7 +94,7 @@ static int spawn_thread(void)
     pthread_attr_setstacksize(&attr, 256 * 1024);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&t, &attr, thread_main, NULL);
+    int r = pthread_create(&t, &attr, thread_main, (void *)(intptr_t)on_engine_thread);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (r != 0)
@@ -93,14 +126,47 @@ static struct bufshim_writer *pick_due(uint64_t now, uint64_t *next_ns)
     return NULL;
 }
 
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Hands the leader role to an idle thread, or starts one. Caller holds sched.lock. */
+static void hand_over(void)
+{
+    if (sched.nidle > 0)
+        pthread_cond_signal(&sched.follow);
+    else
+        spawn_thread(); /* on failure the work still runs; others wait for it */
+}
+
+/* Runs the oldest waiting call, the leader role handed over first. Caller holds sched.lock. */
+static void run_call(void)
+{
+    struct bs_call *c = sched.calls;
+    sched.calls = c->next;
+    if (!sched.calls)
+        sched.calls_tail = NULL;
+    sched.has_leader = 0;
+    if (sched.nwriters > 1 || sched.calls)
+        hand_over();
+    pthread_mutex_unlock(&sched.lock);
+    c->fn(c->arg);
+    atomic_store(&c->done, 1);
+    futex_wake_all(&c->done);
+    pthread_mutex_lock(&sched.lock);
+}
+
 static void *thread_main(void *arg)
 {
-    (void)arg;
+    on_engine_thread = 1;
+    if (thread_start_hook)
+        thread_start_hook((int)(intptr_t)arg);
     /* Visible in ps -L, top -H and /proc/PID/task/TID/comm. */
     pthread_setname_np(pthread_self(), "bufshim");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
-        if (sched.nwriters == 0)
+        if (sched.nwriters == 0 && !sched.calls)
             break;
         if (sched.has_leader) {
             /* Follower: wait to become leader; leave when idle for long and not alone. */
@@ -113,6 +179,10 @@ static void *thread_main(void *arg)
             continue;
         }
         sched.has_leader = 1;
+        if (sched.calls) {
+            run_call();
+            continue;
+        }
         uint64_t next;
         struct bufshim_writer *w = pick_due(bs_now_ns(), &next);
         if (!w) {
@@ -129,12 +199,8 @@ static void *thread_main(void *arg)
         }
         /* Hand over the leader role before doing I/O. */
         sched.has_leader = 0;
-        if (sched.nwriters > 1) {
-            if (sched.nidle > 0)
-                pthread_cond_signal(&sched.follow);
-            else
-                spawn_thread(); /* on failure the batch still runs; others wait for it */
-        }
+        if (sched.nwriters > 1 || sched.calls)
+            hand_over();
         pthread_mutex_unlock(&sched.lock);
         bs_writer_run_batch(w);
         pthread_mutex_lock(&sched.lock);
@@ -176,6 +242,7 @@ static void atfork_child(void)
         pthread_mutex_unlock(&w->lock);
     }
     sched.nthreads = sched.nidle = sched.has_leader = sched.leader_sleeping = 0;
+    sched.calls = sched.calls_tail = NULL; /* their callers are threads the child lacks */
     pthread_cond_init(&sched.wake, &mono_attr);
     pthread_cond_init(&sched.follow, &mono_attr);
     pthread_mutex_unlock(&sched.lock);
@@ -232,17 +299,49 @@ void bs_sched_unregister(struct bufshim_writer *w)
     pthread_mutex_unlock(&sched.lock);
 }
 
+/* Wakes a thread to lead (or starts one). Caller holds sched.lock. */
+static int wake_leader(void)
+{
+    if (sched.nthreads == 0)
+        return spawn_thread(); /* e.g. the first append in a forked child */
+    if (sched.leader_sleeping)
+        pthread_cond_signal(&sched.wake);
+    else if (!sched.has_leader && sched.nidle > 0)
+        pthread_cond_signal(&sched.follow);
+    return 0;
+}
+
 void bs_sched_wake(struct bufshim_writer *w)
 {
     (void)w;
     pthread_mutex_lock(&sched.lock);
-    if (sched.nthreads == 0)
-        spawn_thread(); /* e.g. the first append in a forked child */
-    else if (sched.leader_sleeping)
-        pthread_cond_signal(&sched.wake);
-    else if (!sched.has_leader && sched.nidle > 0)
-        pthread_cond_signal(&sched.follow);
+    wake_leader();
     pthread_mutex_unlock(&sched.lock);
+}
+
+int bs_engine_call(void (*fn)(void *arg), void *arg)
+{
+    if (on_engine_thread) {
+        fn(arg);
+        return 0;
+    }
+    pthread_once(&atfork_once, init_once);
+    struct bs_call c = {.fn = fn, .arg = arg};
+    bs_busy_enter(); /* a flushing signal handler waits for the call, never re-enters it */
+    pthread_mutex_lock(&sched.lock);
+    int r = wake_leader();
+    if (r == 0) {
+        if (sched.calls_tail)
+            sched.calls_tail->next = &c;
+        else
+            sched.calls = &c;
+        sched.calls_tail = &c;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    while (r == 0 && !atomic_load(&c.done))
+        syscall(SYS_futex, &c.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    bs_busy_leave();
+    return r;
 }
 
 void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *arg)

@@ -53,6 +53,27 @@ uint64_t bs_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void (*log_output)(const char *line, size_t len);
+
+void bs_log_set_output(void (*out)(const char *line, size_t len))
+{
+    log_output = out;
+}
+
+ssize_t bs_sys_write_all(int fd, const void *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = bs_sys_write(fd, (const char *)buf + off, len - off);
+        if (w == -EINTR)
+            continue;
+        if (w <= 0)
+            return off > 0 ? (ssize_t)off : (w < 0 ? w : -EIO);
+        off += (size_t)w;
+    }
+    return (ssize_t)off;
+}
+
 void bs_log(const char *fmt, ...)
 {
     char line[1024];
@@ -65,14 +86,9 @@ void bs_log(const char *fmt, ...)
     if (m > 0)
         n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
     line[n++] = '\n';
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = bs_sys_write(2, line + off, n - off);
-        if (w == -EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    if (log_output)
+        log_output(line, n);
+    else
+        bs_sys_write_all(2, line, n);
     errno = saved;
 }

@@ -68,7 +68,6 @@ static struct bs_ofd *ofd_new(struct bs_target *t)
         ofd_free = o->next_free;
     pthread_mutex_unlock(&ofd_lock);
     bs_busy_leave();
-    /* malloc's alignment (max_align_t, 16 bytes) leaves bit 0 free for BS_FD_SHIM. */
     if (!o && !(o = malloc(sizeof *o)))
         return NULL;
     *o = (struct bs_ofd){.t = t, .refs = 1};
@@ -270,16 +269,19 @@ void bs_fd_register_existing(int fd)
     errno = saved;
 }
 
+void bs_fd_prepare_close(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (o && atomic_load(&o->refs) == 1)
+        bs_target_prepare_close(o->t, fd);
+}
+
 void bs_fd_forget(int fd)
 {
-    uintptr_t s = bs_fd_slot(fd);
-    if (!s || (s & BS_FD_SHIM) || !bs_is_owner())
+    if (!bs_fd_slot(fd) || !bs_is_owner())
         return;
-    uintptr_t old = bs_fdtab_swap(fd, 0);
-    if (old & BS_FD_SHIM) /* raced with the shim taking the number: put it back */
-        bs_fdtab_swap(fd, old);
-    else
-        ofd_put(bs_slot_ofd(old));
+    bs_fd_prepare_close(fd);
+    ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
 }
 
 void bs_fd_copy(int oldfd, int newfd)
@@ -298,56 +300,6 @@ void bs_fd_copy(int oldfd, int newfd)
     /* "stdout"/"stderr" mean fd 1/2 whatever they are: look at the new one. */
     if (!o && word_fd(newfd))
         bs_fd_register_existing(newfd);
-}
-
-int bs_fd_is_shim(int fd)
-{
-    return (bs_fd_slot(fd) & BS_FD_SHIM) != 0;
-}
-
-void bs_fd_shim_move(int fd, struct bs_target **locked)
-{
-    *locked = NULL;
-    struct bs_target *t = bs_slot_shim_target(bs_fd_slot(fd));
-    if (!t)
-        return;
-    bs_busy_enter(); /* until bs_fd_shim_moved: the sink needs held_lock */
-    pthread_mutex_lock(&t->held_lock);
-    *locked = t;
-    if (t->held != fd)
-        return;
-    int saved = errno;
-    /* Any free number above: fd is still open, so F_DUPFD cannot return it. */
-    int r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, fd + 1 < bs_fdtab_cap ? fd + 1 : 3);
-    bs_fdtab_swap(fd, 0);
-    if (r >= 0) {
-        t->held = r;
-        bs_fdtab_swap(r, (uintptr_t)t | BS_FD_SHIM);
-    } else {
-        t->held = -1;
-    }
-    errno = saved;
-}
-
-void bs_fd_shim_moved(struct bs_target *locked)
-{
-    if (locked) {
-        pthread_mutex_unlock(&locked->held_lock);
-        bs_busy_leave();
-    }
-}
-
-int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max)
-{
-    int n = 0;
-    int top = atomic_load(&bs_fdtab_max);
-    if (!bs_fdtab || top < 0)
-        return 0;
-    unsigned end = hi < (unsigned)top ? hi : (unsigned)top;
-    for (unsigned fd = lo; fd <= end && n < max; fd++)
-        if (atomic_load_explicit(&bs_fdtab[fd], memory_order_relaxed) & BS_FD_SHIM)
-            out[n++] = (int)fd;
-    return n;
 }
 
 /* Puts fd's kernel offset at its description's virtual offset. */

@@ -22,9 +22,9 @@ struct bs_target {
     int word;    /* created for the stdout/stderr word: always the held fd */
     char *path;  /* canonical path at creation (NULL for words) */
 
-    pthread_mutex_t held_lock; /* guards held against a move while the sink uses it */
-    int held;                  /* the shim's own descriptor to the file, high, CLOEXEC */
-    int held_shares_ofd;       /* held is a dup (shares the program's offset) */
+    pthread_mutex_t held_lock; /* guards held (used on writer threads only) */
+    int held;                  /* descriptor to the file in the private table, or -1 */
+    unsigned held_gen;         /* bs_private_gen() when held was made */
 
     bufshim_writer *w; /* NULL while retired */
     atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */
@@ -65,9 +65,7 @@ struct bs_ofd {
 #define BS_OFD_STALEPOS 4u /* O_APPEND, not yet written: the offset is the kernel's */
 #define BS_OFD_WRITABLE 8u /* open for writing (a read-only one is only a barrier) */
 
-/* A slot is a struct bs_ofd pointer, or a struct bs_target pointer | BS_FD_SHIM. */
-#define BS_FD_SHIM 1u
-
+/* A slot is a struct bs_ofd pointer, or 0 for a descriptor the shim does not track. */
 extern _Atomic(uintptr_t) *bs_fdtab;
 extern int bs_fdtab_cap;
 extern atomic_int bs_fdtab_max; /* highest fd ever given a slot */
@@ -81,16 +79,10 @@ static inline uintptr_t bs_fd_slot(int fd)
     return atomic_load_explicit(&t[fd], memory_order_acquire);
 }
 
-/* The description behind a program descriptor's slot, or NULL (untracked, or the shim's). */
+/* The description behind a program descriptor's slot, or NULL (untracked). */
 static inline struct bs_ofd *bs_slot_ofd(uintptr_t s)
 {
-    return (s & BS_FD_SHIM) ? NULL : (struct bs_ofd *)s;
-}
-
-/* The target whose own descriptor fills a BS_FD_SHIM slot, or NULL. */
-static inline struct bs_target *bs_slot_shim_target(uintptr_t s)
-{
-    return (s & BS_FD_SHIM) ? (struct bs_target *)(s & ~(uintptr_t)BS_FD_SHIM) : NULL;
+    return (struct bs_ofd *)s;
 }
 
 /* Maps the table (constructor). Returns 0 or -errno. */
@@ -124,20 +116,11 @@ void bs_fd_forget(int fd);
 /* newfd is now a duplicate of oldfd: copy the mapping (forgetting newfd's old one). */
 void bs_fd_copy(int oldfd, int newfd);
 
-/* 1 when fd is one of the shim's own descriptors. */
-int bs_fd_is_shim(int fd);
-
 /*
- * fd (a shim descriptor) is about to be replaced by the program (dup2/dup3
- * onto it): moves the shim's descriptor elsewhere first. Returns with the
- * target's held_lock held (through *locked) so that the caller's dup2 and the
- * sink cannot interleave; the caller calls bs_fd_shim_moved(*locked) after.
+ * fd, the program's, is about to be closed (close, dup2 onto it): when it is the
+ * last descriptor of a target with bytes queued, the target keeps a way to its file.
  */
-void bs_fd_shim_move(int fd, struct bs_target **locked);
-void bs_fd_shim_moved(struct bs_target *locked);
-
-/* Fills out (sorted, up to max) with the shim's descriptors in [lo, hi]; returns the count. */
-int bs_fd_shim_list(unsigned lo, unsigned hi, int *out, int max);
+void bs_fd_prepare_close(int fd);
 
 /* Fork handlers of the table's own lock (run inside target.c's pthread_atfork handlers). */
 void bs_fdtab_fork_prepare(void);
@@ -156,6 +139,9 @@ void bs_target_init(void);
  */
 struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
                                     int word);
+
+/* The program is about to close fd, one of t's descriptors (see bs_fd_prepare_close). */
+void bs_target_prepare_close(struct bs_target *t, int fd);
 
 /* Drops a reference; a target nobody refers to is retired once its bytes are written. */
 void bs_target_release(struct bs_target *t);

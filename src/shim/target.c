@@ -5,12 +5,12 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
+#include "private_fds_i.h"
 #include "stats_i.h"
 
 /*
@@ -24,7 +24,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bs_target *registry;
 static atomic_int live_targets;
-static int high_floor = 64;
 
 pid_t bs_owner_pid;
 
@@ -39,92 +38,109 @@ int bs_target_any(void)
 }
 
 /*
- * The shim's descriptors live high (SPEC §4: nothing extra in the program's low
- * range). Decision: from 3/4 of the soft RLIMIT_NOFILE (at least 64), so that a
- * program counting up from 3 meets them only near its limit; below the table's
- * capacity so that they can be marked as the shim's.
+ * Held descriptors. A target's held descriptor lives in the writer threads'
+ * private table (private_fds.c) and is only ever used there. It is what a batch
+ * writes through when the path no longer names the target's file (renamed,
+ * unlinked, replaced), and the only way to pipes, terminals, sockets and the
+ * stdout/stderr words. Decision: a regular file gets one lazily, when a batch
+ * finds its path taken by another file, or when the program closes its last
+ * descriptor while bytes are still queued (after that nothing else reaches the
+ * file); other files get one when they become targets.
  */
-static void compute_floor(void)
+static int held_valid(struct bs_target *t)
 {
-    struct rlimit rl;
-    long f = 64;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        long v = (long)(rl.rlim_cur / 4 * 3);
-        if (v > f)
-            f = v;
-    } else {
-        f = 768;
-    }
-    if (f > bs_fdtab_cap - 4096)
-        f = bs_fdtab_cap - 4096;
-    high_floor = (int)f;
+    return t->held >= 0 && t->held_gen == bs_private_gen();
 }
 
-/* Duplicates fd to a high number (CLOEXEC) and closes nothing. Returns the new fd or -errno. */
-static int dup_high(int fd)
+/* Closes t's held descriptor. On a writer thread; caller holds t->held_lock. */
+static void drop_held(struct bs_target *t)
 {
-    int r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, high_floor);
-    if (r < 0 && errno == EINVAL) {
-        /* The floor is above a limit the program lowered: 3/4 of the current one. */
-        struct rlimit rl;
-        long f = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)(rl.rlim_cur / 4 * 3) : 3;
-        r = BS_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)(f > 3 ? f : 3));
-    }
-    return r < 0 ? -errno : r;
+    if (held_valid(t))
+        bs_sys_close(t->held);
+    t->held = -1;
 }
 
-static void mark_shim_fd(struct bs_target *t, int fd)
+static int same_file(struct bs_target *t, int fd)
 {
-    if (fd >= 0)
-        bs_fdtab_swap(fd, (uintptr_t)t | BS_FD_SHIM);
-}
-
-static void close_shim_fd(int fd)
-{
-    if (fd < 0)
-        return;
-    bs_fdtab_swap(fd, 0);
-    bs_sys_close(fd);
+    struct stat st;
+    return BS_REAL(fstat)(fd, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino;
 }
 
 /*
- * Gives t a descriptor of its own to the file, used when the path no longer
- * names it (renamed, unlinked, replaced) and for pipes and terminals. For a
- * regular file it is a fresh O_APPEND open of /proc/self/fd/N (own offset,
- * appends); failing that, and for other files, a duplicate of the program's.
- * Caller holds t->held_lock.
+ * Gives t a held descriptor from the program's descriptor pfd (or, with pfd -1,
+ * from any program descriptor of t), checked to be t's file. On a writer
+ * thread; caller holds t->held_lock. tid: the program thread blocked in the
+ * call, 0 for none.
  */
-static void make_held(struct bs_target *t, int fd)
+static void take_held(struct bs_target *t, int pfd, pid_t tid)
 {
-    if (t->held >= 0 || fd < 0)
+    if (held_valid(t))
         return;
-    int saved = errno;
-    int h = -1;
-    t->held_shares_ofd = 0;
-    if (t->regular) {
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        int r = bs_sys_open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
-        if (r >= 0) {
-            struct stat st;
-            if (BS_REAL(fstat)(r, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino) {
-                int hi = dup_high(r);
-                if (hi >= 0)
-                    h = hi;
-            }
-            bs_sys_close(r);
+    t->held = -1;
+    int top = atomic_load(&bs_fdtab_max);
+    for (int fd = pfd >= 0 ? pfd : 0; fd <= (pfd >= 0 ? pfd : top); fd++) {
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        if (pfd < 0 && (!o || o->t != t))
+            continue;
+        /* A regular file gets a description of its own (O_APPEND: the program's
+           offset is never moved); other files the program's very description. */
+        int h = bs_private_from_program(fd, tid, t->regular);
+        if (h >= 0 && !same_file(t, h)) {
+            bs_sys_close(h);
+            h = -1;
+        }
+        if (h >= 0) {
+            t->held = h;
+            t->held_gen = bs_private_gen();
+            return;
         }
     }
-    if (h < 0) {
-        int hi = dup_high(fd);
-        if (hi >= 0) {
-            h = hi;
-            t->held_shares_ofd = 1;
-        }
-    }
-    t->held = h;
-    mark_shim_fd(t, h);
-    errno = saved;
+}
+
+struct held_req {
+    struct bs_target *t;
+    int pfd;
+    pid_t tid;
+    int drop;
+};
+
+static void held_call(void *arg)
+{
+    struct held_req *q = arg;
+    pthread_mutex_lock(&q->t->held_lock);
+    if (q->drop)
+        drop_held(q->t);
+    else
+        take_held(q->t, q->pfd, q->tid);
+    pthread_mutex_unlock(&q->t->held_lock);
+}
+
+/* From a program thread: t gets a held descriptor from the program's pfd. Returns 1 if it has one. */
+static int ensure_held(struct bs_target *t, int pfd)
+{
+    struct held_req q = {t, pfd, (pid_t)syscall(SYS_gettid), 0};
+    if (bs_engine_call(held_call, &q) < 0)
+        return 0;
+    return t->held >= 0;
+}
+
+/* From any thread: t's held descriptor is closed (nothing more will be written through it). */
+static void release_held(struct bs_target *t)
+{
+    if (t->held < 0)
+        return;
+    struct held_req q = {t, -1, 0, 1};
+    if (bs_engine_call(held_call, &q) < 0)
+        t->held = -1; /* no writer thread, hence no private table left to close it in */
+}
+
+void bs_target_prepare_close(struct bs_target *t, int fd)
+{
+    /* The last descriptor of a regular target with bytes still queued: keep a way to
+       the file, in case its name is taken before the next batch. */
+    if (t->regular && atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
+        bs_is_owner() && !bs_engine_is_shut_down())
+        ensure_held(t, fd);
 }
 
 /* Writes all of data to fd (EINTR, short writes), keeping the size snapshot exact. */
@@ -160,39 +176,34 @@ static ssize_t write_all(struct bs_target *t, int fd, const char *data, size_t l
 }
 
 /*
- * The engine's sink for a target: one batch. A regular file is opened by path
- * (SPEC §5) and checked to still be the target's (dev, ino); otherwise, and for
- * pipes, terminals and the stdout/stderr words, the held descriptor is used, so
- * bytes always reach the file the program wrote them to.
+ * One batch's I/O (SPEC §5). A regular file is opened by path and checked to
+ * still be the target's (dev, ino); otherwise, and for pipes, terminals and the
+ * stdout/stderr words, the held descriptor is used, so bytes always reach the
+ * file the program wrote them to. private: on a writer thread, in the private
+ * table (else the fallback when no writer thread can be had: the path only).
  */
-static ssize_t target_sink(void *ctx, const void *data, size_t len)
+static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int private)
 {
-    struct bs_target *t = ctx;
-    int saved = errno;
     int fd = -1, own = 0, locked = 0;
     if (t->regular && t->path) {
         fd = bs_sys_open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
-        if (fd >= 0) {
-            struct stat st;
-            if (BS_REAL(fstat)(fd, &st) != 0 || st.st_dev != t->dev || st.st_ino != t->ino) {
-                bs_sys_close(fd);
-                fd = -1;
-            } else {
-                own = 1;
-            }
+        if (fd >= 0 && !same_file(t, fd)) {
+            bs_sys_close(fd);
+            fd = -1;
         }
+        own = fd >= 0;
     }
     if (fd < 0) {
+        if (!private)
+            return -EBADF;
         pthread_mutex_lock(&t->held_lock);
         locked = 1;
+        take_held(t, -1, 0);
         fd = t->held;
         if (fd < 0) {
             pthread_mutex_unlock(&t->held_lock);
-            errno = saved;
             return -EBADF;
         }
-        if (t->held_shares_ofd && t->regular)
-            BS_REAL(lseek)(fd, 0, SEEK_END);
     }
     ssize_t r = write_all(t, fd, data, len);
     if (r == -EPIPE && !t->regular) {
@@ -214,17 +225,44 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
     if (bs_cfg.debug)
         bs_log("batch %s: %zu of %zu bytes via %s", t->path ? t->path : "(stream)",
                r > 0 ? (size_t)r : 0, len, own ? "path" : "held descriptor");
-    if (!locked)
-        pthread_mutex_lock(&t->held_lock);
-    /* Nobody refers to the target any more and everything is written: let go of
-       the file now (a pipe's reader sees EOF), the writer is retired later. */
-    if (atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0 && t->held >= 0) {
-        close_shim_fd(t->held);
-        t->held = -1;
+    if (private) {
+        if (!locked)
+            pthread_mutex_lock(&t->held_lock);
+        /* Nobody refers to the target any more and everything is written: let go of
+           the file now (a pipe's reader sees EOF), the writer is retired later. */
+        if (atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0)
+            drop_held(t);
+        pthread_mutex_unlock(&t->held_lock);
     }
-    pthread_mutex_unlock(&t->held_lock);
-    errno = saved;
     return r;
+}
+
+struct io_req {
+    struct bs_target *t;
+    const void *data;
+    size_t len;
+    ssize_t r;
+};
+
+static void io_call(void *arg)
+{
+    struct io_req *q = arg;
+    q->r = target_io(q->t, q->data, q->len, 1);
+}
+
+/*
+ * The engine's sink for a target: the batch's I/O always runs on a writer
+ * thread, in the private table, also when a barrier flushes from a program
+ * thread.
+ */
+static ssize_t target_sink(void *ctx, const void *data, size_t len)
+{
+    int saved = errno;
+    struct io_req q = {ctx, data, len, -EIO};
+    if (bs_engine_call(io_call, &q) < 0)
+        q.r = target_io(ctx, data, len, 0);
+    errno = saved;
+    return q.r;
 }
 
 uint64_t bs_target_pending(struct bs_target *t)
@@ -321,11 +359,8 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
     if (t && t->w) {
         atomic_fetch_add(&t->refs, 1);
         pthread_mutex_unlock(&reg_lock);
-        if (create && fd >= 0) {
-            pthread_mutex_lock(&t->held_lock);
-            make_held(t, fd);
-            pthread_mutex_unlock(&t->held_lock);
-        }
+        if (create && fd >= 0 && !t->regular && !held_valid(t))
+            ensure_held(t, fd);
         return t;
     }
     pthread_mutex_unlock(&reg_lock);
@@ -340,9 +375,8 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         atomic_fetch_add(&t->refs, 1);
         pthread_mutex_unlock(&reg_lock);
         pthread_mutex_unlock(&create_lock);
-        pthread_mutex_lock(&t->held_lock);
-        make_held(t, fd);
-        pthread_mutex_unlock(&t->held_lock);
+        if (!t->regular && !held_valid(t))
+            ensure_held(t, fd);
         return t;
     }
     pthread_mutex_unlock(&reg_lock);
@@ -379,9 +413,19 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         pthread_mutex_unlock(&create_lock);
         return NULL;
     }
-    pthread_mutex_lock(&t->held_lock);
-    make_held(t, fd);
-    pthread_mutex_unlock(&t->held_lock);
+    /* A pipe, terminal or socket is reached only through a held descriptor: without
+       one it is not a target (its bytes go straight to the kernel). */
+    if (!t->regular && !ensure_held(t, fd)) {
+        bufshim_close(w);
+        if (fresh) {
+            free(t->path);
+            free(t);
+        }
+        pthread_mutex_unlock(&create_lock);
+        if (bs_cfg.debug)
+            bs_log("fd %d: no descriptor of the shim's own can reach it; not buffered", fd);
+        return NULL;
+    }
 
     pthread_mutex_lock(&reg_lock);
     t->w = w;
@@ -430,14 +474,8 @@ static void release(struct bs_target *t)
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
     /* The last reference: retire now when nothing is pending, else after its batch. */
-    if (bs_target_pending(t) == 0) {
-        pthread_mutex_lock(&t->held_lock);
-        if (atomic_load(&t->refs) == 0 && t->held >= 0) {
-            close_shim_fd(t->held);
-            t->held = -1;
-        }
-        pthread_mutex_unlock(&t->held_lock);
-    }
+    if (bs_target_pending(t) == 0 && t->held >= 0)
+        release_held(t);
     reap();
 }
 
@@ -480,8 +518,6 @@ void bs_shim_flush_all(void)
     bs_fd_sync_offsets(NULL);
     errno = saved;
 }
-
-/* Implemented in src/shim/stats.c (another part); absent, no report is written. */
 
 void bs_shim_final_flush(void)
 {
@@ -528,6 +564,7 @@ static void atfork_child(void)
     pthread_mutex_init(&create_lock, NULL);
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
+        t->held = -1; /* it was in the parent's private table */
         atomic_store(&t->wr, atomic_load(&t->acc));
         atomic_store(&t->inflight, 0);
         atomic_store(&t->seq, 0);
@@ -538,6 +575,6 @@ static void atfork_child(void)
 void bs_target_init(void)
 {
     bs_owner_pid = (pid_t)syscall(SYS_getpid);
-    compute_floor();
+    bs_private_init();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

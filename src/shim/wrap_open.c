@@ -182,18 +182,16 @@ BS_EXPORT int dup(int fd)
     return r;
 }
 
-/*
- * dup2/dup3 onto one of the shim's own descriptors: the program believes that
- * number is free, so the shim's descriptor moves elsewhere first.
- */
+/* dup2/dup3: newfd, if open, is closed by the call. */
 static int dup_onto(int oldfd, int newfd, int flags, int three)
 {
-    struct bs_target *locked = NULL;
-    if (!bs_in_shim && oldfd != newfd && bs_fd_is_shim(newfd) && bs_is_owner())
-        bs_fd_shim_move(newfd, &locked);
+    if (!bs_in_shim && oldfd != newfd && bs_fd_slot(newfd)) {
+        int saved = errno;
+        bs_fd_prepare_close(newfd);
+        errno = saved;
+    }
     int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
     int saved = errno;
-    bs_fd_shim_moved(locked);
     if (r >= 0 && oldfd != newfd && !bs_in_shim)
         bs_fd_copy(oldfd, newfd);
     if (r >= 0)
@@ -258,11 +256,6 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
 int bs_fd_close(int fd)
 {
     if (!bs_in_shim && bs_fd_slot(fd)) {
-        if (bs_fd_is_shim(fd) && bs_is_owner()) {
-            /* Without the shim this number would not be open. */
-            errno = EBADF;
-            return -1;
-        }
         int saved = errno;
         bs_fd_forget(fd);
         errno = saved;
@@ -284,48 +277,27 @@ static int raw_close_range(unsigned lo, unsigned hi, int flags)
     return (int)r;
 }
 
-/*
- * close_range / closefrom close the program's descriptors but step around the
- * shim's own (SPEC §4: the program cannot close what it never opened).
- */
-static int close_range_sparing(unsigned lo, unsigned hi, int flags)
+/* close_range / closefrom: the table forgets what they close (CLOEXEC marks close nothing now). */
+static int close_range_tracked(unsigned lo, unsigned hi, int flags)
 {
-    if (bs_in_shim || !bs_fdtab || (flags & CLOSE_RANGE_CLOEXEC) || lo > hi || !bs_is_owner())
-        return raw_close_range(lo, hi, flags);
-    int saved = errno;
-    int top = atomic_load(&bs_fdtab_max);
-    for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++)
-        if (!bs_fd_is_shim((int)fd))
+    if (!bs_in_shim && bs_fdtab && !(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi && bs_is_owner()) {
+        int saved = errno;
+        int top = atomic_load(&bs_fdtab_max);
+        for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++)
             bs_fd_forget((int)fd);
-    errno = saved;
-    int result = 0;
-    unsigned from = lo;
-    for (;;) {
-        int shim[64];
-        int n = bs_fd_shim_list(from, hi, shim, 64);
-        for (int i = 0; i < n; i++) {
-            if ((unsigned)shim[i] > from && raw_close_range(from, (unsigned)shim[i] - 1, flags) < 0)
-                result = -1;
-            from = (unsigned)shim[i] + 1;
-        }
-        if (n < 64)
-            break;
-    }
-    if (from <= hi && raw_close_range(from, hi, flags) < 0)
-        result = -1;
-    if (result == 0)
         errno = saved;
-    return result;
+    }
+    return raw_close_range(lo, hi, flags);
 }
 
 BS_EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
 {
-    return close_range_sparing(lo, hi, flags);
+    return close_range_tracked(lo, hi, flags);
 }
 
 BS_EXPORT void closefrom(int lowfd)
 {
     if (lowfd < 0)
         lowfd = 0;
-    close_range_sparing((unsigned)lowfd, ~0U, 0);
+    close_range_tracked((unsigned)lowfd, ~0U, 0);
 }

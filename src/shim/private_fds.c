@@ -1,0 +1,123 @@
+/* private_fds.c - a descriptor table of the writer threads' own, where the shim keeps its descriptors. */
+#include "real_i.h"
+
+#include <errno.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+
+#include "config_i.h"
+#include "engine_i.h"
+#include "private_fds_i.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+static atomic_uint table_gen;
+static atomic_int table_private;
+static int self_pidfd = -1; /* in the private table: this process, for pidfd_getfd */
+
+unsigned bs_private_gen(void)
+{
+    return atomic_load(&table_gen);
+}
+
+int bs_private_ok(void)
+{
+    return atomic_load(&table_private);
+}
+
+/*
+ * Makes the calling thread's descriptor table its own, empty. close_range with
+ * CLOSE_RANGE_UNSHARE (Linux 5.9) does it without copying the program's table;
+ * unshare(CLONE_FILES) and closing the copies does it anywhere else. The copies
+ * must go: a writer thread holding the program's pipes would keep their readers
+ * from ever seeing end-of-file.
+ */
+static int unshare_table(void)
+{
+    if (syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+        return 0;
+    if (syscall(SYS_unshare, CLONE_FILES) != 0)
+        return -errno;
+    if (syscall(SYS_close_range, 0, ~0U, 0) != 0)
+        for (int fd = 0; fd < 65536; fd++)
+            syscall(SYS_close, fd);
+    return 0;
+}
+
+/*
+ * The writer-thread start hook. A thread that a writer thread started shares its
+ * table already. In a fresh table, 0-2 are /dev/null, so that nothing of the
+ * shim's ever has a standard number (a stray write to fd 2 from a writer thread
+ * goes nowhere instead of into a held file).
+ */
+static void thread_start(int inherited)
+{
+    if (inherited)
+        return;
+    int saved = errno;
+    int ok = unshare_table() == 0;
+    if (ok) {
+        for (int i = 0; i < 3; i++)
+            if (bs_sys_open("/dev/null", O_RDWR | O_CLOEXEC, 0) < 0)
+                ok = 0;
+        long p = syscall(SYS_pidfd_open, (long)getpid(), 0L);
+        self_pidfd = p >= 0 ? (int)p : -1;
+    }
+    atomic_store(&table_private, ok);
+    atomic_fetch_add(&table_gen, 1);
+    if (!ok && bs_cfg.debug)
+        bs_log("no private descriptor table for the writer threads: batches open their files "
+               "in the program's table for a moment");
+    errno = saved;
+}
+
+int bs_private_from_program(int pfd, pid_t tid, int reopen)
+{
+    int saved = errno;
+    int r = -EBADF;
+    if (!reopen && self_pidfd >= 0 && atomic_load(&table_private)) {
+        long g = syscall(SYS_pidfd_getfd, self_pidfd, pfd, 0);
+        r = g >= 0 ? (int)g : -errno; /* close-on-exec already */
+    }
+    if (r < 0) {
+        char proc[96];
+        if (tid > 0)
+            snprintf(proc, sizeof proc, "/proc/%d/task/%d/fd/%d", (int)getpid(), (int)tid, pfd);
+        else
+            snprintf(proc, sizeof proc, "/proc/%d/fd/%d", (int)getpid(), pfd);
+        r = bs_sys_open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
+    }
+    errno = saved;
+    return r;
+}
+
+/*
+ * bs_log's output on a writer thread: the program's fd 2 as it is now (it may
+ * have been redirected since the thread started), borrowed for one line.
+ */
+static void log_out(const char *line, size_t len)
+{
+    if (!bs_engine_thread_here() || !atomic_load(&table_private)) {
+        bs_sys_write_all(2, line, len);
+        return;
+    }
+    int fd = bs_private_from_program(2, 0, 0);
+    if (fd >= 0) {
+        bs_sys_write_all(fd, line, len);
+        bs_sys_close(fd);
+    }
+}
+
+void bs_private_init(void)
+{
+    bs_engine_set_thread_start(thread_start);
+    bs_log_set_output(log_out);
+}
