@@ -102,6 +102,13 @@ uint64_t bs_now_ns(void);
 /* Writes a line "bufshim: <fmt...>\n" to fd 2 with raw system calls; errno preserved. */
 void bs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * syscall(2) as the engine and the shim call it for themselves: libc's, never a
+ * wrapper of it (the shim wraps syscall and sets this to the real one as it
+ * starts). Returns -1 with errno set, as syscall does.
+ */
+extern long (*bs_syscall)(long nr, ...);
+
 /* Raw system calls: never intercepted by the shim's own wrappers. Return -errno. */
 ssize_t bs_sys_write(int fd, const void *buf, size_t len);
 int bs_sys_open(const char *path, int flags, int mode);

@@ -128,7 +128,7 @@ static struct bufshim_writer *pick_due(uint64_t now, uint64_t *next_ns)
 
 static void futex_wake_all(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    bs_syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* Hands the leader role to an idle thread, or starts one. Caller holds sched.lock. */
@@ -339,7 +339,7 @@ int bs_engine_call(void (*fn)(void *arg), void *arg)
     }
     pthread_mutex_unlock(&sched.lock);
     while (r == 0 && !atomic_load(&c.done))
-        syscall(SYS_futex, &c.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+        bs_syscall(SYS_futex, &c.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     bs_busy_leave();
     return r;
 }

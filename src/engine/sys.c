@@ -16,10 +16,12 @@
  * the shim's wrappers, and calling them from the writer would divert the
  * engine's output into itself. errno is left as it was.
  */
+long (*bs_syscall)(long nr, ...) = syscall;
+
 static long raw4(long nr, long a, long b, long c, long d)
 {
     int saved = errno;
-    long r = syscall(nr, a, b, c, d);
+    long r = bs_syscall(nr, a, b, c, d);
     if (r < 0)
         r = -errno;
     errno = saved;

@@ -118,7 +118,12 @@ static void decide(struct bs_ofd *o, int fd)
     int fl = BS_REAL(fcntl)(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) != O_RDONLY) {
         f = BS_OFD_WRITABLE;
-        if (!t->regular) {
+        if (fl & (O_DSYNC | O_DIRECT)) {
+            /* O_SYNC/O_DSYNC (O_SYNC includes O_DSYNC's bit): the program asked for
+               each write to be durable when it returns, and gets that (SPEC §3).
+               O_DIRECT: writes carry alignment rules of their own. Both pass
+               through, after the target's queued bytes (WRITABLE). */
+        } else if (!t->regular) {
             f |= BS_OFD_DIVERTED | BS_OFD_APPEND;
         } else {
             off_t off = BS_REAL(lseek)(fd, 0, SEEK_CUR);
@@ -144,14 +149,14 @@ static int word_fd(int fd)
 static struct bs_ofd *shared_description(int fd, struct bs_target *t)
 {
     static int kcmp_works = 1;
-    pid_t pid = (pid_t)syscall(SYS_getpid);
+    pid_t pid = (pid_t)bs_syscall(SYS_getpid);
     int top = atomic_load(&bs_fdtab_max);
     for (int other = 0; other <= top; other++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(other));
         if (other == fd || !o || o->t != t)
             continue;
         if (kcmp_works) {
-            long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, other);
+            long r = bs_syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, other);
             if (r == 0)
                 return o;
             if (r > 0)

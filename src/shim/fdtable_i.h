@@ -28,6 +28,7 @@ struct bs_target {
 
     bufshim_writer *w; /* NULL while retired */
     atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */
+    atomic_int locked; /* the program took a lock on it: closes flush first (wrap_lock.c) */
     atomic_int refs;   /* program descriptors + transient users */
 
     /*

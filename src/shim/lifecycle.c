@@ -2,6 +2,7 @@
 #include "real_i.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static void scan_inherited(void)
     int n = 0;
     char buf[4096];
     for (;;) {
-        long got = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        long got = bs_syscall(SYS_getdents64, dfd, buf, sizeof buf);
         if (got <= 0)
             break;
         for (long off = 0; off < got;) {
@@ -63,11 +64,33 @@ static void scan_inherited(void)
 }
 
 /* Runs before main (after the libraries we depend on); wrappers pass through until it is done. */
+/*
+ * Another copy of the library ahead of this one (LD_PRELOAD naming two paths, or a
+ * program linked with one and preloaded with another): its wrappers see every
+ * call first. Decision: this copy stays inert, its wrappers pass straight on, so
+ * that no byte is buffered twice and the shims' own I/O never loops through both.
+ */
+static int another_copy_first(void)
+{
+    Dl_info first, mine;
+    void *sym = dlsym(RTLD_DEFAULT, "bufshim_flush");
+    /* Compared by object: within this copy, bufshim_flush itself would resolve to the
+       first copy's too. */
+    return sym && dladdr(sym, &first) && dladdr((void *)another_copy_first, &mine) &&
+           first.dli_fbase != mine.dli_fbase;
+}
+
 __attribute__((constructor)) static void bs_shim_start(void)
 {
     int saved = errno;
     bs_real_init();
     bs_config_load();
+    if (bs_cfg.active && another_copy_first()) {
+        if (bs_cfg.debug)
+            bs_log("another copy of libbufshim is loaded ahead of this one; this one stays out "
+                   "of the way");
+        bs_cfg.active = 0;
+    }
     if (bs_cfg.active) {
         if (bs_fdtab_init() < 0) {
             bs_log("cannot map the descriptor table; buffering is off");

@@ -42,13 +42,13 @@ int bs_private_ok(void)
  */
 static int unshare_table(void)
 {
-    if (syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+    if (bs_syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0)
         return 0;
-    if (syscall(SYS_unshare, CLONE_FILES) != 0)
+    if (bs_syscall(SYS_unshare, CLONE_FILES) != 0)
         return -errno;
-    if (syscall(SYS_close_range, 0, ~0U, 0) != 0)
+    if (bs_syscall(SYS_close_range, 0, ~0U, 0) != 0)
         for (int fd = 0; fd < 65536; fd++)
-            syscall(SYS_close, fd);
+            bs_syscall(SYS_close, fd);
     return 0;
 }
 
@@ -68,7 +68,7 @@ static void thread_start(int inherited)
         for (int i = 0; i < 3; i++)
             if (bs_sys_open("/dev/null", O_RDWR | O_CLOEXEC, 0) < 0)
                 ok = 0;
-        long p = syscall(SYS_pidfd_open, (long)getpid(), 0L);
+        long p = bs_syscall(SYS_pidfd_open, (long)getpid(), 0L);
         self_pidfd = p >= 0 ? (int)p : -1;
     }
     atomic_store(&table_private, ok);
@@ -84,7 +84,7 @@ int bs_private_from_program(int pfd, pid_t tid, int reopen)
     int saved = errno;
     int r = -EBADF;
     if (!reopen && self_pidfd >= 0 && atomic_load(&table_private)) {
-        long g = syscall(SYS_pidfd_getfd, self_pidfd, pfd, 0);
+        long g = bs_syscall(SYS_pidfd_getfd, self_pidfd, pfd, 0);
         r = g >= 0 ? (int)g : -errno; /* close-on-exec already */
     }
     if (r < 0) {

@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 
+#include "engine_i.h"
+
 struct bs_real_table bs_real_fns;
 int bs_real_ready;
 __thread int bs_in_shim __attribute__((tls_model("initial-exec")));
@@ -19,14 +21,21 @@ void bs_real_init(void)
         return;
     int saved = errno;
     bs_in_shim++;
-#define BS_REAL_RESOLVE(name, ret, params)                                                         \
+#define BS_REAL_RESOLVE(name, takes, class, ret, params, args) BS_REAL_RESOLVE_##class(name)
+#define BS_REAL_RESOLVE_WRAPPED(name)                                                              \
     __atomic_store_n((void **)&bs_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
-    BS_REAL_FUNCTIONS(BS_REAL_RESOLVE)
-#undef BS_REAL_RESOLVE
-#define BS_REAL_RESOLVE_TYPED(name)                                                                \
-    __atomic_store_n((void **)&bs_real_fns.name, dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
-    BS_REAL_STDIO_FUNCTIONS(BS_REAL_RESOLVE_TYPED)
-#undef BS_REAL_RESOLVE_TYPED
+#define BS_REAL_RESOLVE_WRITE BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_QUERY BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_BARRIER BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_FLUSH BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_LOCK BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_ALL BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_TRACK BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_SIGNAL BS_REAL_RESOLVE_WRAPPED
+#define BS_REAL_RESOLVE_PASS(name)
+    BS_CALLS(BS_REAL_RESOLVE)
+    if (bs_real_fns.syscall)
+        bs_syscall = bs_real_fns.syscall; /* the shim's own raw calls skip its wrapper */
     bs_in_shim--;
     __atomic_store_n(&bs_real_ready, 1, __ATOMIC_RELEASE);
     errno = saved;

@@ -29,7 +29,7 @@ pid_t bs_owner_pid;
 
 int bs_is_owner(void)
 {
-    return (pid_t)syscall(SYS_getpid) == bs_owner_pid;
+    return (pid_t)bs_syscall(SYS_getpid) == bs_owner_pid;
 }
 
 int bs_target_any(void)
@@ -118,7 +118,7 @@ static void held_call(void *arg)
 /* From a program thread: t gets a held descriptor from the program's pfd. Returns 1 if it has one. */
 static int ensure_held(struct bs_target *t, int pfd)
 {
-    struct held_req q = {t, pfd, (pid_t)syscall(SYS_gettid), 0};
+    struct held_req q = {t, pfd, (pid_t)bs_syscall(SYS_gettid), 0};
     if (bs_engine_call(held_call, &q) < 0)
         return 0;
     return t->held >= 0;
@@ -559,7 +559,7 @@ static void atfork_parent(void)
  */
 static void atfork_child(void)
 {
-    bs_owner_pid = (pid_t)syscall(SYS_getpid);
+    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
     bs_fdtab_fork_child();
     pthread_mutex_init(&create_lock, NULL);
     for (struct bs_target *t = registry; t; t = t->next) {
@@ -574,7 +574,7 @@ static void atfork_child(void)
 
 void bs_target_init(void)
 {
-    bs_owner_pid = (pid_t)syscall(SYS_getpid);
+    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
     bs_private_init();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

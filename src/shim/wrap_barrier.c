@@ -3,12 +3,14 @@
 #include "real_i.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
+#include "barrier_i.h"
 #include "shim_i.h"
 
 /*
@@ -67,8 +69,7 @@ static void after_move(struct bs_target *t)
     }
 }
 
-/* A path naming a target (not following a final symlink when nofollow): flush it. */
-static struct bs_target *barrier_path(int dirfd, const char *path, int nofollow)
+struct bs_target *bs_barrier_path(int dirfd, const char *path, int nofollow)
 {
     if (bs_in_shim || !bs_target_any())
         return NULL;
@@ -81,7 +82,41 @@ static struct bs_target *barrier_path(int dirfd, const char *path, int nofollow)
     return t;
 }
 
-static void release(struct bs_target *t)
+struct bs_target *bs_barrier_fd(int fd)
+{
+    if (__builtin_expect(!bs_target_any(), 1) || bs_in_shim)
+        return NULL;
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (o) {
+        barrier_fd(fd);
+        atomic_fetch_add(&o->t->refs, 1);
+        return o->t;
+    }
+    struct stat st;
+    int saved = errno;
+    struct bs_target *t = NULL;
+    if (fd >= 0 && BS_REAL(fstat)(fd, &st) == 0)
+        t = bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
+    if (t)
+        bs_target_flush(t);
+    errno = saved;
+    return t;
+}
+
+struct bs_target *bs_barrier_fd2(int fd, int fd2)
+{
+    bs_barrier_end(bs_barrier_fd(fd2));
+    return bs_barrier_fd(fd);
+}
+
+struct bs_target *bs_barrier_at(int dirfd, const char *path, int flags)
+{
+    if (!path || (!path[0] && (flags & AT_EMPTY_PATH)))
+        return bs_barrier_fd(dirfd);
+    return bs_barrier_path(dirfd, path, (flags & AT_SYMLINK_NOFOLLOW) != 0);
+}
+
+void bs_barrier_end(struct bs_target *t)
 {
     if (t) {
         int saved = errno;
@@ -91,24 +126,6 @@ static void release(struct bs_target *t)
 }
 
 /* --- durability --- */
-
-BS_EXPORT int fsync(int fd)
-{
-    barrier_fd(fd);
-    return BS_REAL(fsync)(fd);
-}
-
-BS_EXPORT int fdatasync(int fd)
-{
-    barrier_fd(fd);
-    return BS_REAL(fdatasync)(fd);
-}
-
-BS_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags)
-{
-    barrier_fd(fd);
-    return BS_REAL(sync_file_range)(fd, off, n, flags);
-}
 
 BS_EXPORT void sync(void)
 {
@@ -281,41 +298,65 @@ static void before_resize(struct bs_target *t)
     }
 }
 
+/*
+ * Size changes and space allocation may move the end under every description: a
+ * non-O_APPEND one left behind the new end stops being diverted (its next write
+ * lands at its offset, as it would have).
+ */
+#define RESIZE_FD(call)                                                                            \
+    struct bs_target *t = barrier_fd(fd);                                                          \
+    before_resize(t);                                                                              \
+    int r = call;                                                                                  \
+    after_move(t);                                                                                 \
+    return r
+
 BS_EXPORT int ftruncate(int fd, off_t len)
 {
-    struct bs_target *t = barrier_fd(fd);
-    before_resize(t);
-    int r = BS_REAL(ftruncate)(fd, len);
-    after_move(t);
-    return r;
+    RESIZE_FD(BS_REAL(ftruncate)(fd, len));
 }
 
 BS_EXPORT int ftruncate64(int fd, off64_t len)
 {
-    struct bs_target *t = barrier_fd(fd);
-    before_resize(t);
-    int r = BS_REAL(ftruncate64)(fd, len);
-    after_move(t);
-    return r;
+    RESIZE_FD(BS_REAL(ftruncate64)(fd, len));
+}
+
+BS_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    RESIZE_FD(BS_REAL(fallocate)(fd, mode, off, len));
+}
+
+BS_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
+{
+    RESIZE_FD(BS_REAL(fallocate64)(fd, mode, off, len));
+}
+
+BS_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
+{
+    RESIZE_FD(BS_REAL(posix_fallocate)(fd, off, len));
+}
+
+BS_EXPORT int posix_fallocate64(int fd, off64_t off, off64_t len)
+{
+    RESIZE_FD(BS_REAL(posix_fallocate64)(fd, off, len));
 }
 
 BS_EXPORT int truncate(const char *path, off_t len)
 {
-    struct bs_target *t = barrier_path(AT_FDCWD, path, 0);
+    struct bs_target *t = bs_barrier_path(AT_FDCWD, path, 0);
     before_resize(t);
     int r = BS_REAL(truncate)(path, len);
     after_move(t);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
 BS_EXPORT int truncate64(const char *path, off64_t len)
 {
-    struct bs_target *t = barrier_path(AT_FDCWD, path, 0);
+    struct bs_target *t = bs_barrier_path(AT_FDCWD, path, 0);
     before_resize(t);
     int r = BS_REAL(truncate64)(path, len);
     after_move(t);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
@@ -323,72 +364,72 @@ BS_EXPORT int truncate64(const char *path, off64_t len)
 
 BS_EXPORT int rename(const char *from, const char *to)
 {
-    struct bs_target *a = barrier_path(AT_FDCWD, from, 1);
-    struct bs_target *b = barrier_path(AT_FDCWD, to, 1);
+    struct bs_target *a = bs_barrier_path(AT_FDCWD, from, 1);
+    struct bs_target *b = bs_barrier_path(AT_FDCWD, to, 1);
     int r = BS_REAL(rename)(from, to);
-    release(a);
-    release(b);
+    bs_barrier_end(a);
+    bs_barrier_end(b);
     return r;
 }
 
 BS_EXPORT int renameat(int fromdir, const char *from, int todir, const char *to)
 {
-    struct bs_target *a = barrier_path(fromdir, from, 1);
-    struct bs_target *b = barrier_path(todir, to, 1);
+    struct bs_target *a = bs_barrier_path(fromdir, from, 1);
+    struct bs_target *b = bs_barrier_path(todir, to, 1);
     int r = BS_REAL(renameat)(fromdir, from, todir, to);
-    release(a);
-    release(b);
+    bs_barrier_end(a);
+    bs_barrier_end(b);
     return r;
 }
 
 BS_EXPORT int renameat2(int fromdir, const char *from, int todir, const char *to,
                         unsigned int flags)
 {
-    struct bs_target *a = barrier_path(fromdir, from, 1);
-    struct bs_target *b = barrier_path(todir, to, 1);
+    struct bs_target *a = bs_barrier_path(fromdir, from, 1);
+    struct bs_target *b = bs_barrier_path(todir, to, 1);
     int r = BS_REAL(renameat2)(fromdir, from, todir, to, flags);
-    release(a);
-    release(b);
+    bs_barrier_end(a);
+    bs_barrier_end(b);
     return r;
 }
 
 BS_EXPORT int unlink(const char *path)
 {
-    struct bs_target *t = barrier_path(AT_FDCWD, path, 1);
+    struct bs_target *t = bs_barrier_path(AT_FDCWD, path, 1);
     int r = BS_REAL(unlink)(path);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
 BS_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
-    struct bs_target *t = barrier_path(dirfd, path, 1);
+    struct bs_target *t = bs_barrier_path(dirfd, path, 1);
     int r = BS_REAL(unlinkat)(dirfd, path, flags);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
 BS_EXPORT int remove(const char *path)
 {
-    struct bs_target *t = barrier_path(AT_FDCWD, path, 1);
+    struct bs_target *t = bs_barrier_path(AT_FDCWD, path, 1);
     int r = BS_REAL(remove)(path);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
 BS_EXPORT int link(const char *from, const char *to)
 {
-    struct bs_target *t = barrier_path(AT_FDCWD, from, 1);
+    struct bs_target *t = bs_barrier_path(AT_FDCWD, from, 1);
     int r = BS_REAL(link)(from, to);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
 BS_EXPORT int linkat(int fromdir, const char *from, int todir, const char *to, int flags)
 {
-    struct bs_target *t = barrier_path(fromdir, from, !(flags & AT_SYMLINK_FOLLOW));
+    struct bs_target *t = bs_barrier_path(fromdir, from, !(flags & AT_SYMLINK_FOLLOW));
     int r = BS_REAL(linkat)(fromdir, from, todir, to, flags);
-    release(t);
+    bs_barrier_end(t);
     return r;
 }
 
@@ -449,4 +490,23 @@ BS_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
     if (fd >= 0 && !(flags & MAP_ANONYMOUS))
         barrier_fd(fd);
     return BS_REAL(mmap64)(addr, len, prot, flags, fd, off);
+}
+
+/*
+ * ioctl: the shim cannot know what a request does (FIONREAD reads the size,
+ * FICLONE copies the data, a terminal request waits for output), so on a
+ * target it is a barrier whatever the request. The third argument, when there
+ * is one, is a single word (an int or a pointer) by the ioctl convention.
+ */
+BS_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    struct bs_target *t = barrier_fd_all(fd);
+    int r = BS_REAL(ioctl)(fd, req, arg);
+    if (t && r >= 0)
+        after_move(t);
+    return r;
 }

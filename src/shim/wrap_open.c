@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <sys/syscall.h>
 
+#include "barrier_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
@@ -164,6 +165,19 @@ BS_EXPORT int creat64(const char *path, mode_t mode)
     return fd;
 }
 
+/* Opening by handle names no path: the descriptor is looked at as an inherited one. */
+BS_EXPORT int open_by_handle_at(int mountfd, struct file_handle *handle, int flags)
+{
+    int fd = BS_REAL(open_by_handle_at)(mountfd, handle, flags);
+    if (fd >= 0 && !bs_in_shim) {
+        int saved = errno;
+        bs_fd_register_existing(fd);
+        std_fd_changed(fd);
+        errno = saved;
+    }
+    return fd;
+}
+
 void bs_fd_rescan(int fd)
 {
     if (!bs_in_shim)
@@ -185,10 +199,13 @@ BS_EXPORT int dup(int fd)
 /* dup2/dup3: newfd, if open, is closed by the call. */
 static int dup_onto(int oldfd, int newfd, int flags, int three)
 {
-    if (!bs_in_shim && oldfd != newfd && bs_fd_slot(newfd)) {
-        int saved = errno;
-        bs_fd_prepare_close(newfd);
-        errno = saved;
+    if (!bs_in_shim && oldfd != newfd) {
+        bs_lock_before_close(newfd);
+        if (bs_fd_slot(newfd)) {
+            int saved = errno;
+            bs_fd_prepare_close(newfd);
+            errno = saved;
+        }
     }
     int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
     int saved = errno;
@@ -217,6 +234,13 @@ BS_EXPORT int dup3(int oldfd, int newfd, int flags)
  */
 static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
 {
+    int took;
+    if (bs_lock_fcntl_cmd(cmd, arg, &took)) {
+        struct bs_target *lt = bs_lock_barrier(fd);
+        int r = fcntl64_ ? BS_REAL(fcntl64)(fd, cmd, arg) : BS_REAL(fcntl)(fd, cmd, arg);
+        bs_lock_done(lt, r >= 0 && took);
+        return r;
+    }
     struct bs_ofd *o = bs_in_shim ? NULL : bs_slot_ofd(bs_fd_slot(fd));
     struct bs_target *t = o ? o->t : NULL;
     if (t && cmd == F_SETFL) {
@@ -255,6 +279,7 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
 
 int bs_fd_close(int fd)
 {
+    bs_lock_before_close(fd);
     if (!bs_in_shim && bs_fd_slot(fd)) {
         int saved = errno;
         bs_fd_forget(fd);
@@ -273,7 +298,7 @@ static int raw_close_range(unsigned lo, unsigned hi, int flags)
     bs_real_init();
     if (bs_real_fns.close_range) /* glibc >= 2.34 */
         return bs_real_fns.close_range(lo, hi, flags);
-    long r = syscall(SYS_close_range, lo, hi, flags);
+    long r = bs_syscall(SYS_close_range, lo, hi, flags);
     return (int)r;
 }
 
@@ -283,8 +308,10 @@ static int close_range_tracked(unsigned lo, unsigned hi, int flags)
     if (!bs_in_shim && bs_fdtab && !(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi && bs_is_owner()) {
         int saved = errno;
         int top = atomic_load(&bs_fdtab_max);
-        for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++)
+        for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++) {
+            bs_lock_before_close((int)fd);
             bs_fd_forget((int)fd);
+        }
         errno = saved;
     }
     return raw_close_range(lo, hi, flags);

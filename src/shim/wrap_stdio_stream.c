@@ -263,7 +263,7 @@ FILE *bs_stdio_stream_new(int fd, const char *cookie_mode)
     if (s == NULL)
         return NULL;
     s->fd = fd;
-    FILE *fp = BS_REAL(fopencookie)(s, cookie_mode, cookie_functions);
+    FILE *fp = fopencookie(s, cookie_mode, cookie_functions);
     if (fp == NULL) {
         int e = errno;
         free(s);
@@ -533,7 +533,7 @@ int bs_stdio_usable(void)
     /* Probe the FILE layout once on a throwaway stream. */
     int saved = errno;
     struct bs_stream probe_cookie = {.fd = -1};
-    FILE *probe = BS_REAL(fopencookie)(&probe_cookie, "r", (cookie_io_functions_t){0});
+    FILE *probe = fopencookie(&probe_cookie, "r", (cookie_io_functions_t){0});
     ok = probe != NULL && probe->_fileno == -2 &&
          (probe->_flags & BS_IO_MAGIC_MASK) == BS_IO_MAGIC &&
          (probe->_flags & BS_IO_NO_READS) == 0 && (probe->_flags & BS_IO_NO_WRITES) != 0;
