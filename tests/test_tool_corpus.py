@@ -164,9 +164,16 @@ def pair(tmp_path, scenario, times=True, dir_times=None, ignore=(), same_stdout=
         scenario(out, run)
         result[kind] = (out, stdouts, stats)
     (pout, pstd, _), (sout, sstd, sstats) = result["plain"], result["shim"]
-    assert_same_tree(pout, sout, times=times, dir_times=dir_times, ignore=ignore)
-    if same_stdout:
-        assert pstd == sstd, "the programs printed different things with and without the shim"
+    problems = []
+    try:
+        assert_same_tree(pout, sout, times=times, dir_times=dir_times, ignore=ignore)
+    except AssertionError as e:
+        problems.append(str(e))
+    if same_stdout and pstd != sstd:
+        problems.append("the programs printed different things:\n"
+                        + "\n".join(f"  without: {a!r}\n  with:    {b!r}"
+                                    for a, b in zip(pstd, sstd) if a != b))
+    assert not problems, "\n".join(problems)
     assert_diverted(sstats, sout)
     return pout, sout, pstd, sstd
 
