@@ -1,0 +1,148 @@
+"""CPython's own regression tests with and without the shim (issue 10, item 7).
+
+Debian's ``libpython3.11-testsuite`` (tools/install-deps) installs /usr/lib/python3.11/test.
+``/usr/bin/python3 -m test -j2`` runs the modules of ``MODULES`` twice, each time with its
+working directory, ``TMPDIR`` and regrtest's ``--tempdir`` inside one folder: once without
+the shim, once with ``BUFSHIM_PATHS=<that folder>/`` (so every file the tests create is a
+candidate target, and the children they spawn inherit the shim). ``--junit-xml`` (written
+outside the folder) gives each test case's outcome: passed, skipped, failure or error.
+
+- For every module, the set of test ids and each one's outcome must be the same in both
+  runs, except for ``EXPECTED_DIFFERENT`` (listed with the reason).
+- The shimmed run must have diverted: some target in the folder with ``records > batches``
+  in ``BUFSHIM_STATS``.
+- ``test_subprocess``'s ``test_close_fds_when_max_fd_is_lowered`` is checked on its own too:
+  it fails when a shim descriptor is visible to a child after the program lowers
+  ``RLIMIT_NOFILE``.
+
+The two runs take about a minute each on 2 cores. Not run under ASan/TSan: the shim
+preloaded with a sanitizer runtime into every interpreter the tests start would make the
+module take far longer, and the sanitizer runs cover the shim's own code elsewhere.
+"""
+import json
+import pathlib
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import SANITIZER
+from shim_fixture import run_plain, run_shimmed
+
+PY = "/usr/bin/python3"
+TESTDIR = pathlib.Path("/usr/lib/python3.11/test")
+MODULES = ["test_io", "test_fileio", "test_file", "test_os", "test_shutil", "test_tempfile",
+           "test_tarfile", "test_zipfile", "test_logging", "test_subprocess",
+           "test_faulthandler", "test_gzip", "test_csv", "test_mailbox"]
+
+# Known to differ until the crash-proof issue (12: "crash output is lost") lands: these tests
+# make the interpreter crash (faulthandler._sigsegv) after faulthandler.enable(file=...) on a
+# file in the matched folder, and the traceback the handler writes stays in the dead process's
+# buffer. Everything else must match.
+EXPECTED_DIFFERENT = {
+    "test.test_faulthandler.FaultHandlerTests.test_enable_fd",
+    "test.test_faulthandler.FaultHandlerTests.test_enable_file",
+}
+
+CLOSE_FDS_TEST = ("test.test_subprocess.POSIXProcessTestCase."
+                  "test_close_fds_when_max_fd_is_lowered")
+
+pytestmark = pytest.mark.skipif(
+    bool(SANITIZER),
+    reason=f"BUFSHIM_TEST_SANITIZER={SANITIZER}: CPython's suite runs in the plain run only "
+           "(every interpreter it starts would carry the sanitizer runtime; minutes longer)")
+
+
+def outcomes(junit_path):
+    """{test id: "passed" | "skipped" | "failure" | "error"} from regrtest's JUnit XML."""
+    out = {}
+    for case in ET.parse(junit_path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        kind = ("error" if "error" in tags else "failure" if "failure" in tags
+                else "skipped" if "skipped" in tags else "passed")
+        out[case.get("name")] = kind
+    return out
+
+
+def _run_suite(base, shimmed):
+    folder = base / "m"
+    (folder / "tmp").mkdir(parents=True)
+    junit = base / "junit.xml"
+    stats = base / "stats.jsonl"
+    argv = [PY, "-m", "test", "-j2", "--timeout", "600", "--tempdir", folder / "work",
+            "--junit-xml", junit, *MODULES]
+    env = {"TMPDIR": folder / "tmp"}
+    start = time.monotonic()
+    if shimmed:
+        r = run_shimmed(argv, paths=[f"{folder}/"], interval="0.5", stats=stats, env=env,
+                        cwd=folder, timeout=1200, check=False)
+    else:
+        r = run_plain(argv, env=env, cwd=folder, timeout=1200, check=False)
+    elapsed = time.monotonic() - start
+    assert junit.exists(), f"regrtest wrote no JUnit XML (exit {r.returncode}):\n{r.stdout[-3000:]}"
+    return {"outcomes": outcomes(junit), "stdout": r.stdout, "returncode": r.returncode,
+            "stats": stats, "folder": folder, "seconds": elapsed}
+
+
+@pytest.fixture(scope="module")
+def suite_runs(tmp_path_factory):
+    if not (TESTDIR / "regrtest.py").exists() or not (TESTDIR / "test_io.py").exists():
+        pytest.skip(f"{TESTDIR} is missing: Debian's libpython3.11-testsuite is not installed "
+                    "(tools/install-deps installs it)")
+    base = tmp_path_factory.mktemp("cpython")
+    plain = _run_suite(base / "plain", shimmed=False)
+    shim = _run_suite(base / "shim", shimmed=True)
+    print(f"\nCPython suite: {plain['seconds']:.0f} s without the shim, "
+          f"{shim['seconds']:.0f} s with it")
+    return plain, shim
+
+
+def _module_of(test_id):
+    return test_id.split(".")[1]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_same_outcome_per_test_case(suite_runs, module):
+    plain, shim = suite_runs
+    a = {k: v for k, v in plain["outcomes"].items() if _module_of(k) == module}
+    b = {k: v for k, v in shim["outcomes"].items() if _module_of(k) == module}
+    assert a, f"{module}: no test case ran without the shim\n{plain['stdout'][-3000:]}"
+    diffs = [f"  {k}: {a.get(k, 'absent')} without the shim, {b.get(k, 'absent')} with it"
+             for k in sorted(set(a) | set(b))
+             if a.get(k) != b.get(k) and k not in EXPECTED_DIFFERENT]
+    assert not diffs, (f"{module}: {len(diffs)} test cases differ\n" + "\n".join(diffs[:100])
+                       + "\n--- regrtest output with the shim (tail):\n"
+                       + shim["stdout"][-4000:])
+
+
+def test_close_fds_when_max_fd_is_lowered(suite_runs):
+    plain, shim = suite_runs
+    assert plain["outcomes"].get(CLOSE_FDS_TEST) == "passed"
+    assert shim["outcomes"].get(CLOSE_FDS_TEST) == "passed", (
+        "a child sees a descriptor that is not its own after lowering RLIMIT_NOFILE")
+
+
+@pytest.mark.xfail(reason="crash output is lost: the crash-proof issue (12)", strict=False)
+def test_expected_different_cases(suite_runs):
+    plain, shim = suite_runs
+    for k in sorted(EXPECTED_DIFFERENT):
+        assert plain["outcomes"].get(k) == shim["outcomes"].get(k), k
+
+
+def test_shimmed_run_diverted(suite_runs):
+    _, shim = suite_runs
+    prefix = f"{shim['folder']}/"
+    lines = [json.loads(line) for line in pathlib.Path(shim["stats"]).read_text().splitlines()
+             if line.strip()] if pathlib.Path(shim["stats"]).exists() else []
+    mine = [s for s in lines if s["path"].startswith(prefix)]
+    diverted = [s for s in mine if s["records"] > s["batches"]]
+    assert diverted, (f"nothing in {prefix} was diverted: {len(lines)} BUFSHIM_STATS lines, "
+                      f"{len(mine)} in the folder")
+
+
+def test_wall_time_is_reasonable(suite_runs):
+    plain, shim = suite_runs
+    # About 60 s each on 2 idle cores; a generous bound for a shared machine. The shim must
+    # not make the suite much slower than without it.
+    assert plain["seconds"] + shim["seconds"] < 600
+    assert shim["seconds"] < 2 * plain["seconds"] + 60
