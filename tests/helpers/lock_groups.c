@@ -127,7 +127,7 @@ static void touch(const char *path)
 int main(int argc, char **argv)
 {
     char line[256];
-    if (argc >= 8 && strcmp(argv[1], "groups") == 0) {
+    if (argc >= 7 && strcmp(argv[1], "groups") == 0) {
         const char *kind = argv[2], *id = argv[5];
         long rounds = strtol(argv[6], NULL, 10);
         int fd = open_log(argv[3], O_WRONLY | O_APPEND | O_CREAT);
