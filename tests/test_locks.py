@@ -149,10 +149,13 @@ def test_record_lock_is_held_across_batches(tmp_path, kind):
         d = tmp_path / mode
         d.mkdir()
         log, ready = d / "held.log", d / "ready"
-        p = start([lg, "hold", kind, log, ready, 20, 100], d, mode == "shim",
+        p = start([lg, "hold", kind, log, ready, 20, 100, d / "done"], d, mode == "shim",
                   tmp_path / "shim.stats")
         wait_for(ready, p)
-        probe = run_plain([lg, "probe", log, 1500]).stdout
+        try:
+            probe = run_plain([lg, "probe", log, 1500]).stdout
+        finally:
+            (d / "done").touch()  # the holder releases the lock only after the probe
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
         held, free = (int(x.split("=")[1]) for x in probe.split()[1:])
@@ -166,8 +169,8 @@ def test_record_lock_is_held_across_batches(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["flock", "fcntl", "ofd", "lockf", "close"])
 def test_bytes_written_under_a_lock_are_in_the_file_at_unlock(tmp_path, kind):
     # The holder takes the lock, writes 6 lines, releases it (kind close: closes the
-    # descriptor, which drops its fcntl lock) and stays alive 3 s more; the interval is
-    # never reached. A reader blocked on the same lock reads the file when it gets it.
+    # descriptor, which drops its fcntl lock) and stays alive until the reader is done;
+    # the interval is never reached. A reader blocked on the same lock reads the file when it gets it.
     lg = helper_path("lock_groups")
     want = "".join(f"under lock {k}\n" for k in range(5)) + "last under lock\n"
     for mode in ("plain", "shim"):
@@ -178,11 +181,15 @@ def test_bytes_written_under_a_lock_are_in_the_file_at_unlock(tmp_path, kind):
         if mode == "plain":
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith("BUFSHIM_") and k != "LD_PRELOAD"}
-        p = subprocess.Popen([str(lg), "unlock", kind, str(log), str(locked), "5", "300"],
+        p = subprocess.Popen([str(lg), "unlock", kind, str(log), str(locked), "5", "300",
+                              str(d / "done")],
                              cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
         wait_for(locked, p)
-        seen = run_plain([lg, "readlock", kind, log], timeout=30).stdout
+        try:
+            seen = run_plain([lg, "readlock", kind, log], timeout=30).stdout
+        finally:
+            (d / "done").touch()  # the holder exits (and flushes at exit) only after this
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
         assert seen == want, f"{mode}: the reader that got the lock saw {seen!r}"

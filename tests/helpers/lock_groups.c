@@ -2,23 +2,26 @@
  *
  * KIND is one of: flock (flock LOCK_EX / LOCK_UN), fcntl (F_SETLKW / F_UNLCK), ofd
  * (F_OFD_SETLKW / F_UNLCK), lockf (lockf F_LOCK / F_ULOCK). POSIX and OFD locks cover the
- * whole file.
+ * whole file. lockf locks from the descriptor's offset to the end, so it goes through a
+ * second descriptor of LOG that stays at offset 0 (opened O_RDWR once, never closed: the
+ * usual pattern, since seeking the appending descriptor would change what it is).
  *
  *   lock_groups groups KIND LOG ORDER ID ROUNDS
  *       ROUNDS times: take the lock on LOG (opened once, O_WRONLY|O_APPEND|O_CREAT), write(2)
  *       "BEGIN ID", ten lines "ID line K" and "END ID", append "ID\n" to ORDER (opened per
  *       round, another file) while still holding it, release the lock, sleep 1-3 ms.
- *   lock_groups hold KIND LOG READY N MS
+ *   lock_groups hold KIND LOG READY N MS DONE
  *       Takes the lock with the non-blocking form (F_SETLK, F_OFD_SETLK, LOCK_NB, F_TLOCK),
- *       creates READY, then N times: write(2) "held K\n" and sleep MS ms. Then releases.
+ *       creates READY, then N times: write(2) "held K\n" and sleep MS ms. Then waits (up
+ *       to 60 s) until DONE exists and releases the lock.
  *   lock_groups probe LOG MS
  *       For MS ms, every 5 ms: F_GETLK for a whole-file write lock on LOG (opened O_RDWR).
  *       Prints "probe held=H free=F" (F_GETLK's answer counts).
- *   lock_groups unlock KIND LOG LOCKED N SLEEP_MS
+ *   lock_groups unlock KIND LOG LOCKED N SLEEP_MS DONE
  *       Takes the lock, creates LOCKED, writes N lines "under lock K", sleeps SLEEP_MS ms,
  *       writes one more line, releases the lock (KIND close: fcntl lock dropped by
- *       close(2) of the descriptor), then sleeps 3 s before exiting (no exit flush in
- *       the window where another process looks).
+ *       close(2) of the descriptor), then waits (up to 60 s) until DONE exists before
+ *       exiting: no exit flush while another process looks.
  *   lock_groups readlock KIND LOG
  *       Opens LOG O_RDWR, waits for the lock (blocking form), then prints what the file
  *       holds, read with read(2) from offset 0, and releases.
@@ -36,6 +39,9 @@
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
+
+static const char *log_path;
+static int lockf_fd = -1;
 
 static void die(const char *what)
 {
@@ -77,8 +83,11 @@ static void lock(const char *kind, int fd, int wait)
         rc = posix_lock(fd, wait ? F_SETLKW : F_SETLK, F_WRLCK);
     else if (strcmp(kind, "ofd") == 0)
         rc = posix_lock(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, F_WRLCK);
-    else if (strcmp(kind, "lockf") == 0)
-        rc = lockf(fd, wait ? F_LOCK : F_TLOCK, 0);
+    else if (strcmp(kind, "lockf") == 0) {
+        if (lockf_fd < 0 && (lockf_fd = open(log_path, O_RDWR | O_CLOEXEC)) < 0)
+            die(log_path);
+        rc = lockf(lockf_fd, wait ? F_LOCK : F_TLOCK, 0);
+    }
     else {
         fprintf(stderr, "lock_groups: unknown lock kind %s\n", kind);
         exit(1);
@@ -98,7 +107,7 @@ static int unlock(const char *kind, int fd)
     else if (strcmp(kind, "ofd") == 0)
         rc = posix_lock(fd, F_OFD_SETLK, F_UNLCK);
     else if (strcmp(kind, "lockf") == 0)
-        rc = lockf(fd, F_ULOCK, 0);
+        rc = lockf(lockf_fd, F_ULOCK, 0);
     else {
         rc = close(fd);
         fd = -1;
@@ -116,6 +125,13 @@ static int open_log(const char *path, int flags)
     return fd;
 }
 
+/* Waits until path exists, at most 60 s. */
+static void await_file(const char *path)
+{
+    for (int k = 0; k < 6000 && access(path, F_OK) != 0; k++)
+        sleep_ms(10);
+}
+
 static void touch(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -127,6 +143,8 @@ static void touch(const char *path)
 int main(int argc, char **argv)
 {
     char line[256];
+    if (argc >= 3)
+        log_path = argv[argc >= 4 && strcmp(argv[1], "probe") != 0 ? 3 : 2];
     if (argc >= 7 && strcmp(argv[1], "groups") == 0) {
         const char *kind = argv[2], *id = argv[5];
         long rounds = strtol(argv[6], NULL, 10);
@@ -151,7 +169,7 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (argc >= 7 && strcmp(argv[1], "hold") == 0) {
+    if (argc >= 8 && strcmp(argv[1], "hold") == 0) {
         const char *kind = argv[2];
         long n = strtol(argv[5], NULL, 10), ms = strtol(argv[6], NULL, 10);
         int fd = open_log(argv[3], O_WRONLY | O_APPEND | O_CREAT);
@@ -162,6 +180,7 @@ int main(int argc, char **argv)
             put(fd, line);
             sleep_ms(ms);
         }
+        await_file(argv[7]);
         unlock(kind, fd);
         return 0;
     }
@@ -187,7 +206,7 @@ int main(int argc, char **argv)
         printf("probe held=%ld free=%ld\n", held, freed);
         return 0;
     }
-    if (argc >= 7 && strcmp(argv[1], "unlock") == 0) {
+    if (argc >= 8 && strcmp(argv[1], "unlock") == 0) {
         const char *kind = argv[2];
         long n = strtol(argv[5], NULL, 10), ms = strtol(argv[6], NULL, 10);
         int fd = open_log(argv[3], O_WRONLY | O_APPEND | O_CREAT);
@@ -200,7 +219,7 @@ int main(int argc, char **argv)
         sleep_ms(ms);
         put(fd, "last under lock\n");
         unlock(kind, fd);
-        sleep_ms(3000);
+        await_file(argv[7]);
         return 0;
     }
     if (argc >= 4 && strcmp(argv[1], "readlock") == 0) {
