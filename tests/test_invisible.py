@@ -68,11 +68,43 @@ if keep:
 """
 
 
+@pytest.mark.parametrize("limit", [None, 64])
 @pytest.mark.parametrize("keep", ["open", "closed"])
-def test_python_listdir_proc_self_fd(tmp_path, keep):
+def test_python_listdir_proc_self_fd(tmp_path, keep, limit):
     (tmp_path / "list.py").write_text(LIST_SELF)
-    plain, shim = both(tmp_path, lambda d: [PY, str(tmp_path / "list.py"), keep])
+    prog = [PY, str(tmp_path / "list.py"), keep]
+    if limit:
+        prog = ["bash", "-c", f'ulimit -n {limit}; exec "$@"', "bash", *prog]
+    plain, shim = both(tmp_path, lambda d: prog)
     assert "f.log" in plain or keep == "closed"
+    assert shim == plain
+
+
+CHILD = r"""
+import os, subprocess, sys, time
+f = open("f.log", "a", buffering=1)
+for i in range(20):
+    f.write(f"line {i}\n")
+time.sleep(0.5)
+# The child inherits the target's descriptor (pass_fds) and lists its own table.
+r = subprocess.run(["ls", "/proc/self/fd"], pass_fds=[f.fileno()], capture_output=True,
+                   text=True, check=True)
+print(sys.argv[1], r.stdout.split())
+r = subprocess.run([sys.executable, "-c",
+                    "import os; print(sorted(os.listdir('/proc/self/fd'), key=int))"],
+                   pass_fds=[f.fileno()], capture_output=True, text=True, check=True)
+print(r.stdout.strip())
+f.write("after\n")
+"""
+
+
+@pytest.mark.parametrize("limit", [None, 64])
+def test_python_child_sees_the_same_descriptors(tmp_path, limit):
+    (tmp_path / "child.py").write_text(CHILD)
+    prog = [PY, str(tmp_path / "child.py"), "child"]
+    if limit:
+        prog = ["bash", "-c", f'ulimit -n {limit}; exec "$@"', "bash", *prog]
+    plain, shim = both(tmp_path, lambda d: prog)
     assert shim == plain
 
 
