@@ -1,6 +1,7 @@
 """bench.py - runs every benchmark scenario of issue 6 side by side (direct write, stdio,
-bufshim, spdlog async), evaluates the targets from the measured numbers, and writes
-bench/results/RESULTS.md, results.json and latency.png. Started by tools/bench."""
+bufshim, spdlog async), and issue 10's short processes (h), evaluates the targets from the
+measured numbers, and writes bench/results/RESULTS.md, results.json and latency.png.
+Started by tools/bench."""
 import argparse
 import json
 import math
