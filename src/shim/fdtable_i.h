@@ -25,6 +25,7 @@ struct bs_target {
     pthread_mutex_t held_lock; /* guards held (used on writer threads only) */
     int held;                  /* descriptor to the file in the private table, or -1 */
     unsigned held_gen;         /* bs_private_gen() when held was made */
+    int held_shares_ofd;       /* held is the program's own description (not a reopen) */
 
     bufshim_writer *w; /* NULL while retired */
     atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */

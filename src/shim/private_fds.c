@@ -79,21 +79,43 @@ static void thread_start(int inherited)
     errno = saved;
 }
 
-int bs_private_from_program(int pfd, pid_t tid, int reopen)
+/* A new description of the program's pfd, through /proc: -errno when the file refuses it. */
+static int reopen_program_fd(int pfd, pid_t tid)
+{
+    char proc[96];
+    if (tid > 0)
+        snprintf(proc, sizeof proc, "/proc/%d/task/%d/fd/%d", (int)getpid(), (int)tid, pfd);
+    else
+        snprintf(proc, sizeof proc, "/proc/%d/fd/%d", (int)getpid(), pfd);
+    return bs_sys_open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
+}
+
+/* The program's very description of pfd (close-on-exec already), or -errno. */
+static int borrow_program_fd(int pfd)
+{
+    if (self_pidfd < 0 || !atomic_load(&table_private))
+        return -ENOSYS;
+    long g = bs_syscall(SYS_pidfd_getfd, self_pidfd, pfd, 0);
+    return g >= 0 ? (int)g : -errno;
+}
+
+int bs_private_from_program(int pfd, pid_t tid, int reopen, int *shared)
 {
     int saved = errno;
-    int r = -EBADF;
-    if (!reopen && self_pidfd >= 0 && atomic_load(&table_private)) {
-        long g = bs_syscall(SYS_pidfd_getfd, self_pidfd, pfd, 0);
-        r = g >= 0 ? (int)g : -errno; /* close-on-exec already */
-    }
-    if (r < 0) {
-        char proc[96];
-        if (tid > 0)
-            snprintf(proc, sizeof proc, "/proc/%d/task/%d/fd/%d", (int)getpid(), (int)tid, pfd);
+    int r;
+    *shared = 0;
+    if (reopen) {
+        /* A file the program may write but not reopen (created read-only, as tar
+           does before it sets the mode) is reached through its own description. */
+        r = reopen_program_fd(pfd, tid);
+        if (r < 0 && (r = borrow_program_fd(pfd)) >= 0)
+            *shared = 1;
+    } else {
+        r = borrow_program_fd(pfd);
+        if (r >= 0)
+            *shared = 1;
         else
-            snprintf(proc, sizeof proc, "/proc/%d/fd/%d", (int)getpid(), pfd);
-        r = bs_sys_open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY, 0);
+            r = reopen_program_fd(pfd, tid);
     }
     errno = saved;
     return r;
@@ -109,7 +131,8 @@ static void log_out(const char *line, size_t len)
         bs_sys_write_all(2, line, len);
         return;
     }
-    int fd = bs_private_from_program(2, 0, 0);
+    int shared;
+    int fd = bs_private_from_program(2, 0, 0, &shared);
     if (fd >= 0) {
         bs_sys_write_all(fd, line, len);
         bs_sys_close(fd);

@@ -33,11 +33,13 @@ int bs_private_ok(void);
 
 /*
  * On a writer thread: a private descriptor to what the program's descriptor pfd
- * refers to, or -errno. reopen: a new open file description (O_WRONLY|O_APPEND,
- * for regular files, pipes and terminals) through /proc; otherwise the program's
- * very description (pidfd_getfd; sockets), falling back to a reopen. tid: a
- * program thread that is blocked meanwhile (whose table is the program's).
+ * refers to, or -errno. reopen: preferably a new open file description
+ * (O_WRONLY|O_APPEND) through /proc, else the program's very description
+ * (pidfd_getfd); not reopen: the other way round (sockets cannot be reopened).
+ * *shared is set when the result shares the program's description (and its
+ * offset). tid: a program thread blocked meanwhile (its table is the program's),
+ * or 0.
  */
-int bs_private_from_program(int pfd, pid_t tid, int reopen);
+int bs_private_from_program(int pfd, pid_t tid, int reopen, int *shared);
 
 #endif /* BUFSHIM_PRIVATE_FDS_I_H */

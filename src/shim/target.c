@@ -84,13 +84,15 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid)
             continue;
         /* A regular file gets a description of its own (O_APPEND: the program's
            offset is never moved); other files the program's very description. */
-        int h = bs_private_from_program(fd, tid, t->regular);
+        int shared;
+        int h = bs_private_from_program(fd, tid, t->regular, &shared);
         if (h >= 0 && !same_file(t, h)) {
             bs_sys_close(h);
             h = -1;
         }
         if (h >= 0) {
             t->held = h;
+            t->held_shares_ofd = shared;
             t->held_gen = bs_private_gen();
             return;
         }
@@ -204,6 +206,10 @@ static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int 
             pthread_mutex_unlock(&t->held_lock);
             return -EBADF;
         }
+        /* The program's own description: its offset may be anywhere (the program's
+           diverted writes never moved it), the batch appends. */
+        if (t->held_shares_ofd && t->regular)
+            BS_REAL(lseek)(fd, 0, SEEK_END);
     }
     ssize_t r = write_all(t, fd, data, len);
     if (r == -EPIPE && !t->regular) {
