@@ -356,6 +356,11 @@ FORK = r"""
 #include <unistd.h>
 int main(int argc, char **argv) {
     FILE *f = fopen(argv[1], "a");
+    /* Flushed records first (diverted, and flushed by the fork), then unflushed ones. */
+    for (int i = 0; i < 20; i++) {
+        fprintf(f, "parent flushed %d\n", i);
+        fflush(f);
+    }
     fprintf(f, "parent before fork, unflushed\n");
     printf("stdout before fork, unflushed\n");
     pid_t pid = fork();
