@@ -1,6 +1,7 @@
 """SIGTERM/SIGINT/SIGHUP/SIGQUIT at their default action flush, then kill the
 process by the same signal; a handler the program installs keeps its behaviour
 (SPEC §7)."""
+import select
 import signal
 import subprocess
 import time
@@ -22,6 +23,17 @@ def start(path, mode, env):
     assert line == "ready\n", (line, p.stderr.read() if p.poll() is not None else "")
     time.sleep(0.2)  # keep writing a little past "ready"
     return p
+
+
+def readline_within(p, timeout):
+    """p's next stdout line, or the test fails (and p is killed) after timeout seconds:
+    a program blocked before its line must not hang the suite."""
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    if not r:
+        p.kill()
+        p.communicate(timeout=30)
+        pytest.fail(f"no line from the program within {timeout} s")
+    return p.stdout.readline()
 
 
 def contiguous(records, tag="l"):
@@ -117,7 +129,8 @@ def test_second_signal_kills_when_the_flush_is_stuck(slowfs):
     p = subprocess.Popen(argv, env=shim_env([str(slowfs.mount / "*.log")], "0.1"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     slowfs.wait_hung(1, timeout=20)
-    assert p.stdout.readline() == "ready\n"
+    # Without the shim the program hangs in its first write, before its line.
+    assert readline_within(p, 10) == "ready\n"
     time.sleep(0.3)  # in fsync now, waiting for the hung batch
     p.send_signal(signal.SIGTERM)
     time.sleep(0.5)
