@@ -24,18 +24,22 @@ def test_without_a_barrier_nothing_is_on_disk(tmp_path):
 
 
 def test_fsync_returns_with_the_bytes_on_disk(tmp_path):
-    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "data\\n", "fsync", "1",
-                    "rawcat", "a.log", "write", "1", "more\\n", "fdatasync", "1",
+    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "data\\n",
+                    "rawcat", "a.log", "fsync", "1",
+                    "rawcat", "a.log", "write", "1", "more\\n", "rawcat", "a.log", "fdatasync", "1",
                     "rawcat", "a.log")
-    assert r.stdout == "rawcat [data\n]\nrawcat [data\nmore\n]\n"
+    # Each time: nothing on disk before the barrier (diverted), the bytes after it.
+    assert r.stdout == ("rawcat []\nrawcat [data\n]\nrawcat [data\n]\n"
+                        "rawcat [data\nmore\n]\n")
 
 
 def test_sync_and_syncfs_flush_every_target(tmp_path):
     r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "open", "2", "b.log", "a",
-                    "write", "1", "a\\n", "write", "2", "b\\n", "sync",
-                    "rawcat", "a.log", "rawcat", "b.log", "write", "2", "c\\n", "syncfs", "1",
-                    "rawcat", "b.log")
-    assert r.stdout == "rawcat [a\n]\nrawcat [b\n]\nrawcat [b\nc\n]\n"
+                    "write", "1", "a\\n", "write", "2", "b\\n", "rawcat", "a.log", "rawcat", "b.log",
+                    "sync", "rawcat", "a.log", "rawcat", "b.log", "write", "2", "c\\n",
+                    "rawcat", "b.log", "syncfs", "1", "rawcat", "b.log")
+    assert r.stdout == ("rawcat []\nrawcat []\nrawcat [a\n]\nrawcat [b\n]\nrawcat [b\n]\n"
+                        "rawcat [b\nc\n]\n")
 
 
 def test_queries_answer_without_flushing(tmp_path):
@@ -92,11 +96,14 @@ def test_positional_writes_pass_through_after_a_flush(tmp_path):
 
 
 def test_rename_unlink_link_flush_first(tmp_path):
-    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "one\\n",
+    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "one\\n", "rawcat", "a.log",
                     "link", "a.log", "hard.log", "rawcat", "hard.log",
-                    "write", "1", "two\\n", "rename", "a.log", "b.log", "rawcat", "b.log",
-                    "write", "1", "three\\n", "unlink", "hard.log", "rawcat", "b.log")
-    assert r.stdout == ("rawcat [one\n]\nrawcat [one\ntwo\n]\nrawcat [one\ntwo\nthree\n]\n")
+                    "write", "1", "two\\n", "rawcat", "a.log", "rename", "a.log", "b.log",
+                    "rawcat", "b.log", "write", "1", "three\\n", "rawcat", "b.log",
+                    "unlink", "hard.log", "rawcat", "b.log")
+    # Before each barrier the last write is not on disk yet (diverted); after it, it is.
+    assert r.stdout == ("rawcat []\nrawcat [one\n]\nrawcat [one\n]\nrawcat [one\ntwo\n]\n"
+                        "rawcat [one\ntwo\n]\nrawcat [one\ntwo\nthree\n]\n")
 
 
 PY_KERNEL_COPIES = textwrap.dedent("""
