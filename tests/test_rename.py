@@ -4,7 +4,7 @@ import subprocess
 import time
 
 from conftest import helper_path
-from shim_fixture import assert_same_files, shim_env
+from shim_fixture import assert_diverted, assert_same_files, read_stats, shim_env
 
 
 def ops(*args):
@@ -34,9 +34,10 @@ def _external_rotation(tmp_path, shimmed):
     shim) renames the file away and creates a new one with the old name."""
     d = tmp_path / ("shim" if shimmed else "plain")
     d.mkdir()
-    argv = ops("open", "1", "app.log", "a", "write", "1", "before\\n", "sleep", "600",
-               "write", "1", "during\\n", "sleep", "600", "write", "1", "after\\n")
-    env = shim_env(paths=[f"{d}/*.log"], interval="0.2") if shimmed else None
+    argv = ops("open", "1", "app.log", "a", "write", "1", "before\\n", "write", "1", "b2\\n",
+               "sleep", "600", "write", "1", "during\\n", "sleep", "600", "write", "1", "after\\n")
+    env = shim_env(paths=[f"{d}/*.log"], interval="0.2",
+                   stats=tmp_path / "shim.stats") if shimmed else None
     p = subprocess.Popen([str(a) for a in argv], cwd=d, env=env)
     time.sleep(0.3)
     os.rename(d / "app.log", d / "app.log.1")
@@ -50,8 +51,9 @@ def test_rotation_by_another_process(tmp_path):
     shim = _external_rotation(tmp_path, True)
     for name in ("app.log", "app.log.1"):
         assert (plain / name).read_bytes() == (shim / name).read_bytes(), name
-    assert (shim / "app.log.1").read_bytes() == b"before\nduring\nafter\n"
+    assert (shim / "app.log.1").read_bytes() == b"before\nb2\nduring\nafter\n"
     assert (shim / "app.log").read_bytes() == b""
+    assert_diverted(read_stats(tmp_path / "shim.stats"), "rotation")
 
 
 def test_symlink_swapped_under_the_program(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from conftest import SOURCE_DIR, helper_path
 from stdio_harness import (needs_strace, run_one, run_pair, shim_env, plain_env, strace_wrap,
                            writes_to, assert_same, shim_library)
+from shim_fixture import assert_diverted, read_stats
 
 FILE_CALLS = ["fwrite", "fwrite_big", "fwrite_unlocked", "fputs", "fputs_unlocked", "fputc",
               "putc", "fputc_unlocked", "putc_unlocked", "putw", "fprintf", "vfprintf",
@@ -112,11 +113,12 @@ def test_exit_flush(tmp_path, mode):
     if mode in ("dso", "dso_stream"):
         plain = run_one(argv, tmp_path / "plain", False,
                         env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "plain" / "out.log")))
-        shimmed = run_one(argv, tmp_path / "shim", True,
+        shimmed = run_one(argv, tmp_path / "shim", True, stats=tmp_path / "shim.stats",
                           env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "shim" / "out.log")))
         assert plain.proc.returncode == shimmed.proc.returncode == 0, shimmed.stderr
         assert b"dso destructor: stdout after" in plain.data
         assert_same(plain.data, shimmed.data)
+        assert_diverted(read_stats(tmp_path / "shim.stats"), mode)
         if mode == "dso_stream":
             assert plain.data.count(b"<direct") == 15
             return
