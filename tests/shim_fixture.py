@@ -39,20 +39,38 @@ strace_calls="write,writev,pwrite64,openat,open")``
 Differential runs
 -----------------
 ``assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None, compare=None,
-same_stdout=True)``
+same_stdout=True, diverted=True, times=False)``
     Runs ``scenario(workdir, run)`` twice: in ``tmp_path/"plain"`` with ``run`` bound to
     ``run_plain``, and in ``tmp_path/"shim"`` with ``run`` bound to ``run_shimmed`` whose
     ``paths`` entries are made absolute under that workdir (``"*.log"`` becomes
     ``"<workdir>/*.log"``; absolute entries and the words ``stdout``/``stderr`` are kept).
     ``run(argv, **kw)`` takes the keyword arguments of ``run_plain`` (``cwd`` defaults to
-    the workdir; ``env`` is merged over the ``env`` given here). Then the two workdirs
-    must hold the same (non-empty) set of files, each equal byte for byte or satisfying
-    ``compare(relpath, plain_bytes, shim_bytes)`` (return True); symlinks compare by their
-    text; and, with ``same_stdout``, each run's stdout must be identical. Returns
-    ``(plain_dir, shim_dir, plain_results, shim_results)`` (the lists of CompletedProcess).
+    the workdir; ``env`` is merged over the ``env`` given here). Every shimmed run appends
+    its ``BUFSHIM_STATS`` report to ``tmp_path/"shim.stats"`` unless the call passes its
+    own ``stats`` file. Then the two workdirs must hold the same (non-empty) set of files,
+    each equal byte for byte or satisfying ``compare(relpath, plain_bytes, shim_bytes)``
+    (return True), with the same mode, owner, group, size and extended attributes
+    (``security.*`` included; none where the filesystem has no support), and with
+    ``times`` the same mtime to the nanosecond (only scenarios that set their times
+    explicitly can compare them: the two runs happen at different times); symlinks
+    compare by their text; and, with ``same_stdout``, each run's stdout must be
+    identical. With ``diverted`` (the default) the stats must show that the shim did
+    its work: some target with more records (calls) than batches (``assert_diverted``).
+    A scenario in which diversion is impossible passes ``diverted=False`` and says why.
+    Returns a ``SameFiles``: the tuple ``(plain_dir, shim_dir, plain_results,
+    shim_results)`` (the lists of CompletedProcess) with those as attributes and
+    ``.stats``, the parsed report lines (``read_stats``).
+``read_stats(path)``
+    The JSON objects of a ``BUFSHIM_STATS`` file, one per line (``[]`` when it does not
+    exist).
+``assert_diverted(stats, what="")``
+    Fails unless some entry of ``stats`` has ``records > batches``: calls were gathered
+    into fewer writes. An empty library or a glob that matched nothing fails here.
 ``sorted_lines(data)``
     The lines of ``data`` (bytes), sorted: a ``compare`` helper for multi-threaded writers.
 """
+import errno
+import json
 import os
 import pathlib
 import re
@@ -200,13 +218,68 @@ def sorted_lines(data):
     return sorted(data.splitlines(keepends=True))
 
 
+def read_stats(path):
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_diverted(stats, what=""):
+    summary = [(s.get("path"), s.get("records"), s.get("batches")) for s in stats]
+    assert any(s["records"] > s["batches"] for s in stats), (
+        f"{what}: the shimmed run diverted nothing (no target with more records than "
+        f"batches in BUFSHIM_STATS): {summary or 'no report at all'}")
+
+
+def _xattrs(path):
+    """The extended attributes of path (not following a symlink); {} where the
+    filesystem has none."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return {}
+        raise
+    out = {}
+    for n in names:
+        try:
+            out[n] = os.getxattr(path, n, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA):
+                raise
+    return out
+
+
+def _metadata(path, times):
+    st = os.lstat(path)
+    m = {"mode": oct(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "size": st.st_size,
+         "xattrs": _xattrs(path)}
+    if times:
+        m["mtime_ns"] = st.st_mtime_ns
+    return m
+
+
+class SameFiles(tuple):
+    """(plain_dir, shim_dir, plain_results, shim_results), and .stats."""
+
+    def __new__(cls, plain_dir, shim_dir, plain_results, shim_results, stats):
+        self = super().__new__(cls, (plain_dir, shim_dir, plain_results, shim_results))
+        self.plain_dir, self.shim_dir = plain_dir, shim_dir
+        self.plain_results, self.shim_results = plain_results, shim_results
+        self.stats = stats
+        return self
+
+
 def assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None, compare=None,
-                      same_stdout=True):
+                      same_stdout=True, diverted=True, times=False):
     plain_dir = pathlib.Path(tmp_path) / "plain"
     shim_dir = pathlib.Path(tmp_path) / "shim"
+    stats_file = pathlib.Path(tmp_path) / "shim.stats"
     plain_dir.mkdir()
     shim_dir.mkdir()
     plain_results, shim_results = [], []
+    stats_files = []
 
     def plain_run(argv, **kw):
         kw.setdefault("cwd", plain_dir)
@@ -220,6 +293,9 @@ def assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None
         kw["env"] = {**(env or {}), **(kw.get("env") or {})}
         kw.setdefault("paths", _absolute_paths(paths, shim_dir))
         kw.setdefault("interval", interval)
+        kw.setdefault("stats", stats_file)
+        if str(kw["stats"]) != "stderr" and kw["stats"] not in stats_files:
+            stats_files.append(kw["stats"])
         r = run_shimmed(argv, **kw)
         shim_results.append(r)
         return r
@@ -240,6 +316,12 @@ def assert_same_files(scenario, tmp_path, paths=("*",), interval="0.3", env=None
             assert compare(rel, da, db), f"{rel}: contents differ ({len(da)} vs {len(db)} bytes)"
         else:
             assert da == db, f"{rel}: contents differ ({len(da)} vs {len(db)} bytes)"
+        ma, mb = _metadata(a, times), _metadata(b, times)
+        assert ma == mb, f"{rel}: metadata differ: without the shim {ma}, with it {mb}"
     if same_stdout:
         assert [r.stdout for r in plain_results] == [r.stdout for r in shim_results]
-    return plain_dir, shim_dir, plain_results, shim_results
+    stats = [s for f in stats_files for s in read_stats(f)]
+    if diverted:
+        assert shim_results, "the scenario ran nothing under the shim"
+        assert_diverted(stats, "assert_same_files")
+    return SameFiles(plain_dir, shim_dir, plain_results, shim_results, stats)

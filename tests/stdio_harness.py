@@ -4,7 +4,9 @@ Each run gets a directory of its own; the program's output file is inside it and
 BUFSHIM_PATHS matches it, so the shimmed run diverts every write to it. The two
 output files must be byte-identical. Unlike shim_fixture.assert_same_files, the
 program's stdout and stderr can be appended to that same file (a shell's `>>`),
-which is what the std-stream scenarios need.
+which is what the std-stream scenarios need. As there, the shimmed run must also
+prove that it diverted: its BUFSHIM_STATS report must show more records than
+batches for the file (run_pair's ``diverted``).
 """
 import re
 import subprocess
@@ -12,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import BUILD_DIR, SANITIZER, assert_no_sanitizer_report, sanitizer_runtime
-from shim_fixture import SHIM_LIB, STRACE
+from shim_fixture import SHIM_LIB, STRACE, assert_diverted, read_stats
 from shim_fixture import shim_env as fixture_env
 
 
@@ -49,11 +51,14 @@ class Run:
 
 
 def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
-            env_extra=None, timeout=60, wrap=None, stdin=None, redirect="ab"):
+            env_extra=None, timeout=60, wrap=None, stdin=None, redirect="ab", stats=None):
     """Runs argv_of(out_path) with stdout/stderr on out_path as asked: appended
-    (a shell's >>) or, with redirect="wb", truncated without O_APPEND (>)."""
+    (a shell's >>) or, with redirect="wb", truncated without O_APPEND (>). With
+    stats (a path), the shimmed run appends its BUFSHIM_STATS report there."""
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / "out.log"
+    if stats is not None:
+        env_extra = {**(env_extra or {}), "BUFSHIM_STATS": str(stats)}
     env = shim_env(str(directory) + "/*.log", env_extra) if shim else plain_env(env_extra)
     argv = [str(a) for a in argv_of(out)]
     if SANITIZER == "address" and not argv[0].startswith(str(BUILD_DIR)):
@@ -75,15 +80,20 @@ def run_one(argv_of, directory, shim, stdout_to_file=True, stderr_to_file=False,
     return Run(directory, out, proc, err)
 
 
-def run_pair(tmp_path, argv_of, ok_codes=(0,), **kw):
-    """Runs without and with the shim; asserts the exit codes and identical files.
-    Returns (plain, shimmed)."""
+def run_pair(tmp_path, argv_of, ok_codes=(0,), diverted=True, **kw):
+    """Runs without and with the shim; asserts the exit codes and identical files,
+    and (diverted) that the shimmed run gathered some target's calls into fewer
+    batches. Returns (plain, shimmed); shimmed.stats is its parsed report."""
+    stats = tmp_path / "shim.stats"
     plain = run_one(argv_of, tmp_path / "plain", False, **kw)
-    shimmed = run_one(argv_of, tmp_path / "shim", True, **kw)
+    shimmed = run_one(argv_of, tmp_path / "shim", True, stats=stats, **kw)
+    shimmed.stats = read_stats(stats)
     assert plain.proc.returncode in ok_codes, plain.stderr
     assert shimmed.proc.returncode == plain.proc.returncode, shimmed.stderr
     assert plain.data, "the scenario wrote nothing: the comparison would prove nothing"
     assert_same(plain.data, shimmed.data)
+    if diverted:
+        assert_diverted(shimmed.stats, "run_pair")
     return plain, shimmed
 
 

@@ -24,18 +24,22 @@ def test_without_a_barrier_nothing_is_on_disk(tmp_path):
 
 
 def test_fsync_returns_with_the_bytes_on_disk(tmp_path):
-    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "data\\n", "fsync", "1",
-                    "rawcat", "a.log", "write", "1", "more\\n", "fdatasync", "1",
+    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "data\\n",
+                    "rawcat", "a.log", "fsync", "1",
+                    "rawcat", "a.log", "write", "1", "more\\n", "rawcat", "a.log", "fdatasync", "1",
                     "rawcat", "a.log")
-    assert r.stdout == "rawcat [data\n]\nrawcat [data\nmore\n]\n"
+    # Each time: nothing on disk before the barrier (diverted), the bytes after it.
+    assert r.stdout == ("rawcat []\nrawcat [data\n]\nrawcat [data\n]\n"
+                        "rawcat [data\nmore\n]\n")
 
 
 def test_sync_and_syncfs_flush_every_target(tmp_path):
     r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "open", "2", "b.log", "a",
-                    "write", "1", "a\\n", "write", "2", "b\\n", "sync",
-                    "rawcat", "a.log", "rawcat", "b.log", "write", "2", "c\\n", "syncfs", "1",
-                    "rawcat", "b.log")
-    assert r.stdout == "rawcat [a\n]\nrawcat [b\n]\nrawcat [b\nc\n]\n"
+                    "write", "1", "a\\n", "write", "2", "b\\n", "rawcat", "a.log", "rawcat", "b.log",
+                    "sync", "rawcat", "a.log", "rawcat", "b.log", "write", "2", "c\\n",
+                    "rawcat", "b.log", "syncfs", "1", "rawcat", "b.log")
+    assert r.stdout == ("rawcat []\nrawcat []\nrawcat [a\n]\nrawcat [b\n]\nrawcat [b\n]\n"
+                        "rawcat [b\nc\n]\n")
 
 
 def test_queries_answer_without_flushing(tmp_path):
@@ -47,7 +51,8 @@ def test_queries_answer_without_flushing(tmp_path):
 
 def test_read_through_another_descriptor_sees_the_bytes(tmp_path):
     def scenario(d, run):
-        run(ops("open", "1", "a.log", "a", "write", "1", "abc\\n", "open", "2", "a.log", "r",
+        run(ops("open", "1", "a.log", "a", "write", "1", "ab", "write", "1", "c\\n",
+                "open", "2", "a.log", "r",
                 "read", "2", "100", "write", "1", "def\\n", "read", "2", "100",
                 "open", "3", "a.log", "ra", "write", "3", "ghi\\n", "read", "3", "100",
                 "seek", "3", "0", "read", "3", "6", "write", "3", "jkl\\n", "tell", "3"))
@@ -67,14 +72,15 @@ def test_truncate_and_ftruncate(tmp_path):
     def scenario(d, run):
         run(ops("open", "1", "a.log", "a", "write", "1", "abcdef", "ftruncate", "1", "2",
                 "write", "1", "XY", "tell", "1", "truncate", "a.log", "3", "write", "1", "!",
-                "size", "1", "open", "2", "b.log", "w", "write", "2", "0123456789",
-                "ftruncate", "2", "4", "write", "2", "tail", "tell", "2"))
+                "size", "1", "open", "2", "b.log", "w", "write", "2", "01234",
+                "write", "2", "56789", "ftruncate", "2", "4", "write", "2", "tail", "tell", "2"))
     assert_same_files(scenario, tmp_path, paths=["*.log"], interval=LONG)
 
 
 def test_seek_that_moves_is_a_barrier(tmp_path):
     def scenario(d, run):
-        run(ops("open", "1", "a.log", "rw", "write", "1", "hello world", "seek", "1", "6",
+        run(ops("open", "1", "a.log", "rw", "write", "1", "hello ", "write", "1", "world",
+                "seek", "1", "6",
                 "write", "1", "W", "tell", "1", "end", "1", "write", "1", "!\\n", "tell", "1",
                 "seek", "1", "12", "tell", "1", "write", "1", "tail\\n"))
     assert_same_files(scenario, tmp_path, paths=["*.log"], interval=LONG)
@@ -82,24 +88,29 @@ def test_seek_that_moves_is_a_barrier(tmp_path):
 
 def test_positional_writes_pass_through_after_a_flush(tmp_path):
     def scenario(d, run):
-        run(ops("open", "1", "a.log", "w", "write", "1", "aaaa", "pwrite", "1", "1", "X",
+        run(ops("open", "1", "a.log", "w", "write", "1", "aa", "write", "1", "aa",
+                "pwrite", "1", "1", "X",
                 "write", "1", "bb", "tell", "1", "open", "2", "b.log", "a", "write", "2", "1234",
                 "pwrite", "2", "0", "Z", "write", "2", "5", "size", "2"))
     assert_same_files(scenario, tmp_path, paths=["*.log"], interval=LONG)
 
 
 def test_rename_unlink_link_flush_first(tmp_path):
-    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "one\\n",
+    r = shimmed_ops(tmp_path, "open", "1", "a.log", "a", "write", "1", "one\\n", "rawcat", "a.log",
                     "link", "a.log", "hard.log", "rawcat", "hard.log",
-                    "write", "1", "two\\n", "rename", "a.log", "b.log", "rawcat", "b.log",
-                    "write", "1", "three\\n", "unlink", "hard.log", "rawcat", "b.log")
-    assert r.stdout == ("rawcat [one\n]\nrawcat [one\ntwo\n]\nrawcat [one\ntwo\nthree\n]\n")
+                    "write", "1", "two\\n", "rawcat", "a.log", "rename", "a.log", "b.log",
+                    "rawcat", "b.log", "write", "1", "three\\n", "rawcat", "b.log",
+                    "unlink", "hard.log", "rawcat", "b.log")
+    # Before each barrier the last write is not on disk yet (diverted); after it, it is.
+    assert r.stdout == ("rawcat []\nrawcat [one\n]\nrawcat [one\n]\nrawcat [one\ntwo\n]\n"
+                        "rawcat [one\ntwo\n]\nrawcat [one\ntwo\nthree\n]\n")
 
 
 PY_KERNEL_COPIES = textwrap.dedent("""
     import mmap, os, sys
     fd = os.open("a.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.write(fd, b"queued\\n")
+    os.write(fd, b"queued ")
+    os.write(fd, b"twice\\n")
     src = os.open("src.txt", os.O_RDONLY)
     os.sendfile(fd, src, 0, 4)
     os.write(fd, b"\\n")

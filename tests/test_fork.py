@@ -5,14 +5,18 @@ import subprocess
 
 from conftest import assert_no_sanitizer_report, helper_path
 from lifecycle_util import shim_env
+from shim_fixture import assert_diverted, read_stats
 
 
 def run_stress(tmp_path, threads, children, mode, timeout):
     argv = [str(helper_path("fork_stress")), str(tmp_path), str(threads), str(children), mode]
-    p = subprocess.run(argv, env=shim_env([str(tmp_path / "*.log")], "0.05"),
+    stats = tmp_path / "shim.stats"  # not a *.log: the report is no target
+    p = subprocess.run(argv, env=shim_env([str(tmp_path / "*.log")], "0.05",
+                                          {"BUFSHIM_STATS": stats}),
                        capture_output=True, text=True, timeout=timeout)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, p.stderr
+    assert_diverted(read_stats(stats), "fork_stress")
     counts = {}
     for line in p.stdout.splitlines():
         k, n = line.split()

@@ -8,6 +8,18 @@ import pytest
 
 from conftest import BUILD_DIR, assert_no_sanitizer_report, helper_path, sanitizer_runtime
 from lifecycle_util import lifecycle, shim_env
+from shim_fixture import assert_diverted, read_stats
+
+
+def with_stats(env, tmp_path):
+    """env with BUFSHIM_STATS in tmp_path (not a target): see diverted()."""
+    env["BUFSHIM_STATS"] = str(tmp_path / "shim.stats")
+    return env
+
+
+def diverted(tmp_path, what):
+    """The shimmed run gathered some target's calls into fewer batches."""
+    assert_diverted(read_stats(tmp_path / "shim.stats"), what)
 
 
 def expected(count):
@@ -24,18 +36,24 @@ def hostile(path, mode, env):
 @pytest.mark.parametrize("mode", ["close_range", "close_loop", "closefrom"])
 def test_closing_every_descriptor(tmp_path, mode):
     path = tmp_path / "a.log"
-    p = hostile(path, mode, shim_env([str(tmp_path / "*.log")], "30"))
+    p = hostile(path, mode, with_stats(shim_env([str(tmp_path / "*.log")], "30"), tmp_path))
     assert p.returncode == 0, p.stderr
     assert path.read_bytes() == expected(1000)
+    diverted(tmp_path, mode)
 
 
 def test_descriptors_exhausted_by_the_program(tmp_path):
     """The batch cannot open the path (EMFILE): it writes through the target's
     own descriptor instead."""
     path = tmp_path / "a.log"
-    p = hostile(path, "nofile", shim_env([str(tmp_path / "*.log")], "0.05"))
+    p = hostile(path, "nofile", shim_env([str(tmp_path / "*.log")], "0.05",
+                                         {"BUFSHIM_DEBUG": "1"}))
     assert p.returncode == 0, p.stderr
     assert path.read_bytes() == expected(2000)
+    # No descriptor is left for the report at exit: the batch debug lines are the
+    # proof of diversion (fewer batches than the 2000 writes).
+    batches = [ln for ln in p.stderr.splitlines() if ln.startswith("bufshim: batch ")]
+    assert 1 <= len(batches) < 2000, p.stderr[-2000:]
 
 
 @pytest.mark.skipif(sanitizer_runtime() is not None,
@@ -43,8 +61,9 @@ def test_descriptors_exhausted_by_the_program(tmp_path):
                            "RLIMIT_AS cap cannot be set under ASan/TSan")
 def test_allocation_failure_writes_through(tmp_path):
     path = tmp_path / "a.log"
-    p = hostile(path, "nomem", shim_env([str(tmp_path / "*.log")], "30"))
+    p = hostile(path, "nomem", with_stats(shim_env([str(tmp_path / "*.log")], "30"), tmp_path))
     assert p.returncode == 0, p.stderr
+    diverted(tmp_path, "nomem")
     lines = path.read_bytes().split(b"\n")[:-1]
     assert len(lines) == 200 + 4096
     for i, line in enumerate(lines):
@@ -63,7 +82,8 @@ def test_constructor_of_another_library_writes_before_the_shim(tmp_path):
         path = tmp_path / f"{name}.log"
         env = shim_env([str(tmp_path / "shim.log")], "30",
                        {"CTOR_WRITER_PATH": str(path),
-                        "LD_PRELOAD": ":".join(([rt] if rt else []) + preload)})
+                        "LD_PRELOAD": ":".join(([rt] if rt else []) + preload),
+                        "BUFSHIM_STATS": str(tmp_path / "shim.stats")})
         p = lifecycle(path, "return", 300, env=env)
         assert_no_sanitizer_report(p.stderr)
         assert p.returncode == 0, p.stderr
@@ -71,6 +91,7 @@ def test_constructor_of_another_library_writes_before_the_shim(tmp_path):
     assert results["plain"].startswith(b"ctor\np 0\n")
     assert results["plain"].endswith(b"p 299\ndtor\n")
     assert results["shim"] == results["plain"]
+    diverted(tmp_path, "ctor_writer")
 
 
 def test_shim_loaded_twice(tmp_path):
@@ -80,7 +101,7 @@ def test_shim_loaded_twice(tmp_path):
     copy.parent.mkdir()
     shutil.copy(BUILD_DIR / "src" / "libbufshim.so", copy)
     path = tmp_path / "a.log"
-    env = shim_env([str(tmp_path / "*.log")], "30")
+    env = with_stats(shim_env([str(tmp_path / "*.log")], "30"), tmp_path)
     env["LD_PRELOAD"] += ":" + str(copy)
     p = lifecycle(path, "fork", 300, env=env)
     assert_no_sanitizer_report(p.stderr)
@@ -88,3 +109,4 @@ def test_shim_loaded_twice(tmp_path):
     data = path.read_bytes().decode().splitlines()
     assert data == [f"p {i}" for i in range(300)] + [f"c {i}" for i in range(300)] + \
         [f"q {i}" for i in range(300)]
+    diverted(tmp_path, "loaded twice")

@@ -6,16 +6,28 @@ import pytest
 
 from conftest import assert_no_sanitizer_report
 from lifecycle_util import lifecycle, parse_records, shim_env, tag_order
+from shim_fixture import assert_diverted, read_stats
 
 LONG = "30"  # nothing reaches the file by the interval during these tests
 N = 500
 
 
 def run(tmp_path, mode, shimmed=True):
+    """One run of the writer; a shimmed one must prove (BUFSHIM_STATS) that it diverted."""
     path = tmp_path / ("shim.log" if shimmed else "plain.log")
-    env = shim_env([str(tmp_path / "shim.log")], LONG) if shimmed else None
+    stats = tmp_path / "shim.stats"
+    # An exec replaces the process before its report at exit: there the debug lines
+    # of the batches are the proof (fewer batches than the program's writes).
+    execs = mode in ("exec", "execvpe", "fexecve")
+    extra = {"BUFSHIM_DEBUG": "1"} if execs else {"BUFSHIM_STATS": stats}
+    env = shim_env([str(tmp_path / "shim.log")], LONG, extra) if shimmed else None
     p = lifecycle(path, mode, N, env=env)
     assert_no_sanitizer_report(p.stderr)
+    if shimmed and execs:
+        batches = [ln for ln in p.stderr.splitlines() if ln.startswith("bufshim: batch ")]
+        assert 1 <= len(batches) < N, p.stderr
+    elif shimmed:
+        assert_diverted(read_stats(stats), f"lifecycle_writer {mode}")
     return p, path.read_bytes()
 
 
@@ -72,9 +84,11 @@ if __name__ == "__main__":
         f.write("parent end\\n")
 """
     p = subprocess.run(["/usr/bin/python3", "-c", code],
-                       env=shim_env([str(tmp_path / "*.log")], "0.2"),
+                       env=shim_env([str(tmp_path / "*.log")], "0.2",
+                                    {"BUFSHIM_STATS": tmp_path / "shim.stats"}),
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+    assert_diverted(read_stats(tmp_path / "shim.stats"), "multiprocessing")
     lines = log.read_text().splitlines()
     assert lines[0] == "parent start" and lines[-1] == "parent end"
     body = lines[1:-1]

@@ -66,7 +66,7 @@ def test_non_appending_descriptor_not_at_end_passes_through(tmp_path):
         (d / "a.log").write_bytes(b"0123456789\n")
         # "c": O_WRONLY|O_CREAT without O_TRUNC, offset 0 of a non-empty file: overwrites.
         run(ops("open", "1", "a.log", "a", "write", "1", "appended\\n",
-                "open", "2", "a.log", "c", "write", "2", "OVER", "tell", "2",
+                "write", "1", "twice\\n", "open", "2", "a.log", "c", "write", "2", "OVER", "tell", "2",
                 "write", "1", "more\\n", "size", "1"))
     assert_same_files(scenario, tmp_path, paths=["*.log"])
 
@@ -76,7 +76,7 @@ def test_shell_redirects_are_inherited(tmp_path):
     # open: the shim starts in the child and finds it in /proc/self/fd).
     def scenario(d, run):
         so = ops()[0]
-        run(["bash", "-c", f"{so} fd1 'first\\n' > out.log; {so} fd1 'second\\n' >> out.log; "
+        run(["bash", "-c", f"{so} fd1 'first\\n' fd1 'first2\\n' > out.log; {so} fd1 'second\\n' >> out.log; "
              f"{{ {so} fd1 'a\\n'; echo b; {so} fd1 'c\\n'; echo d; }} > grouped.log; "
              f"exec 3>>out.log; {so} fd1 'via 3\\n' 1>&3; echo end >&3"])
     assert_same_files(scenario, tmp_path, paths=["*.log"])
@@ -132,7 +132,7 @@ def test_no_extra_descriptors_in_the_low_range(tmp_path):
 def test_two_non_appending_descriptions_overwrite_as_the_kernel_does(tmp_path):
     def scenario(d, run):
         run(ops("open", "1", "a.log", "w", "open", "2", "a.log", "c",
-                "write", "1", "1111", "write", "2", "22", "write", "1", "33", "tell", "1",
+                "write", "1", "11", "write", "1", "11", "write", "2", "22", "write", "1", "33", "tell", "1",
                 "tell", "2", "write", "2", "x", "size", "1",
                 "open", "3", "b.log", "w", "write", "3", "aaaa", "open", "4", "b.log", "c",
                 "write", "4", "XY", "write", "3", "bbbb", "tell", "4", "end", "4",
@@ -194,6 +194,9 @@ def test_random_mixes(tmp_path, interval):
         def scenario(w, run):
             # Writes on read-only or closed descriptors fail the same way in both runs:
             # the helper stops at the first failure, so compare exit status, not success.
-            r = run(ops(*script), check=False)
+            # A script can fail at its first write: a separate file written first (slot 63,
+            # which the mix never uses) proves that the shimmed run diverted.
+            r = run(ops("open", "63", "c.log", "a", "many", "63", "50", "first", *script),
+                    check=False)
             (w / "status.txt").write_text(f"{r.returncode}\n")
         assert_same_files(scenario, d, paths=["*.log"], interval=interval)

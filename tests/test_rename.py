@@ -4,7 +4,7 @@ import subprocess
 import time
 
 from conftest import helper_path
-from shim_fixture import assert_same_files, shim_env
+from shim_fixture import assert_diverted, assert_same_files, read_stats, shim_env
 
 
 def ops(*args):
@@ -22,8 +22,9 @@ def test_write_then_rename_then_new_file(tmp_path):
 def test_unlinked_file_keeps_its_bytes_and_a_new_one_is_separate(tmp_path):
     def scenario(d, run):
         run(ops("open", "1", "a.log", "a", "write", "1", "x\\n", "open", "2", "a.log", "r",
-                "unlink", "a.log", "write", "1", "y\\n", "open", "3", "a.log", "a",
-                "write", "3", "fresh\\n", "read", "2", "100", "write", "1", "z\\n",
+                "unlink", "a.log", "write", "1", "y\\n", "write", "1", "y2\\n",
+                "open", "3", "a.log", "a", "write", "3", "fresh\\n", "write", "3", "fresh2\\n",
+                "read", "2", "100", "write", "1", "z\\n",
                 "read", "2", "100"))
     assert_same_files(scenario, tmp_path, paths=["*.log"], interval=30)
 
@@ -33,9 +34,10 @@ def _external_rotation(tmp_path, shimmed):
     shim) renames the file away and creates a new one with the old name."""
     d = tmp_path / ("shim" if shimmed else "plain")
     d.mkdir()
-    argv = ops("open", "1", "app.log", "a", "write", "1", "before\\n", "sleep", "600",
-               "write", "1", "during\\n", "sleep", "600", "write", "1", "after\\n")
-    env = shim_env(paths=[f"{d}/*.log"], interval="0.2") if shimmed else None
+    argv = ops("open", "1", "app.log", "a", "write", "1", "before\\n", "write", "1", "b2\\n",
+               "sleep", "600", "write", "1", "during\\n", "sleep", "600", "write", "1", "after\\n")
+    env = shim_env(paths=[f"{d}/*.log"], interval="0.2",
+                   stats=tmp_path / "shim.stats") if shimmed else None
     p = subprocess.Popen([str(a) for a in argv], cwd=d, env=env)
     time.sleep(0.3)
     os.rename(d / "app.log", d / "app.log.1")
@@ -49,8 +51,9 @@ def test_rotation_by_another_process(tmp_path):
     shim = _external_rotation(tmp_path, True)
     for name in ("app.log", "app.log.1"):
         assert (plain / name).read_bytes() == (shim / name).read_bytes(), name
-    assert (shim / "app.log.1").read_bytes() == b"before\nduring\nafter\n"
+    assert (shim / "app.log.1").read_bytes() == b"before\nb2\nduring\nafter\n"
     assert (shim / "app.log").read_bytes() == b""
+    assert_diverted(read_stats(tmp_path / "shim.stats"), "rotation")
 
 
 def test_symlink_swapped_under_the_program(tmp_path):
@@ -115,5 +118,7 @@ def test_batches_land_when_the_program_used_up_its_descriptors(tmp_path):
     def scenario(d, run):
         run(ops("open", "1", "a.log", "a", "write", "1", "before\\n", "fillfds",
                 "write", "1", "after\\n", "many", "1", "100", "rec", "sleep", "400",
-                "write", "1", "last\\n"), preexec_fn=limit)
+                "write", "1", "last\\n", "closerange", "128"), preexec_fn=limit)
+    # The closerange at the end frees descriptors for the BUFSHIM_STATS report at
+    # exit (the proof of diversion); the batches of the sleep ran with none free.
     assert_same_files(scenario, tmp_path, paths=["*.log"], interval="0.1")

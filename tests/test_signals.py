@@ -1,6 +1,7 @@
 """SIGTERM/SIGINT/SIGHUP/SIGQUIT at their default action flush, then kill the
 process by the same signal; a handler the program installs keeps its behaviour
 (SPEC §7)."""
+import select
 import signal
 import subprocess
 import time
@@ -24,6 +25,23 @@ def start(path, mode, env):
     return p
 
 
+def readline_within(p, timeout):
+    """p's next stdout line, or the test fails (and p is killed) after timeout seconds:
+    a program blocked before its line must not hang the suite."""
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    if not r:
+        p.kill()
+        p.communicate(timeout=30)
+        pytest.fail(f"no line from the program within {timeout} s")
+    return p.stdout.readline()
+
+
+def assert_held(path):
+    """With the long interval, what the program wrote so far is still in the shim's
+    buffer: nothing on disk before the signal (the proof that the run diverted)."""
+    assert path.stat().st_size == 0, "bytes on disk before the signal: nothing was diverted"
+
+
 def contiguous(records, tag="l"):
     seq = records.get(tag, [])
     assert seq == list(range(len(seq))), "records missing or out of order"
@@ -34,6 +52,7 @@ def contiguous(records, tag="l"):
 def test_default_action_flushes_then_dies_of_the_signal(tmp_path, sig):
     path = tmp_path / "a.log"
     p = start(path, "loop", shim_env([str(tmp_path / "*.log")], LONG))
+    assert_held(path)
     p.send_signal(sig)
     _, err = p.communicate(timeout=30)
     assert_no_sanitizer_report(err)
@@ -57,6 +76,7 @@ def test_without_the_shim_the_same_program_dies_the_same_way(tmp_path):
 def test_program_handler_keeps_its_behaviour_and_exit_flushes(tmp_path, mode):
     path = tmp_path / "a.log"
     p = start(path, mode, shim_env([str(tmp_path / "*.log")], LONG))
+    assert_held(path)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)
     assert_no_sanitizer_report(err)
@@ -69,6 +89,7 @@ def test_program_handler_keeps_its_behaviour_and_exit_flushes(tmp_path, mode):
 def test_sigaction_reports_sig_dfl_while_the_shim_stands_in(tmp_path):
     path = tmp_path / "a.log"
     p = start(path, "dfl-query", shim_env([str(tmp_path / "*.log")], LONG))
+    assert_held(path)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)
     assert p.returncode == -signal.SIGTERM, (p.returncode, err)
@@ -83,6 +104,7 @@ def test_ignored_signal_stays_ignored(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     assert p.stdout.readline() == "ready\n"
+    assert_held(path)
     p.send_signal(signal.SIGHUP)
     time.sleep(0.3)
     assert p.poll() is None, "SIGHUP killed a program that ignores it"
@@ -102,6 +124,7 @@ def test_kill_term_of_a_bash_loop(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline() == "ready\n"
     time.sleep(0.2)
+    assert_held(path)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)
     assert p.returncode == -signal.SIGTERM, (p.returncode, err)
@@ -117,7 +140,8 @@ def test_second_signal_kills_when_the_flush_is_stuck(slowfs):
     p = subprocess.Popen(argv, env=shim_env([str(slowfs.mount / "*.log")], "0.1"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     slowfs.wait_hung(1, timeout=20)
-    assert p.stdout.readline() == "ready\n"
+    # Without the shim the program hangs in its first write, before its line.
+    assert readline_within(p, 10) == "ready\n"
     time.sleep(0.3)  # in fsync now, waiting for the hung batch
     p.send_signal(signal.SIGTERM)
     time.sleep(0.5)

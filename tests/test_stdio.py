@@ -14,6 +14,7 @@ import pytest
 from conftest import SOURCE_DIR, helper_path
 from stdio_harness import (needs_strace, run_one, run_pair, shim_env, plain_env, strace_wrap,
                            writes_to, assert_same, shim_library)
+from shim_fixture import assert_diverted, read_stats
 
 FILE_CALLS = ["fwrite", "fwrite_big", "fwrite_unlocked", "fputs", "fputs_unlocked", "fputc",
               "putc", "fputc_unlocked", "putc_unlocked", "putw", "fprintf", "vfprintf",
@@ -111,11 +112,12 @@ def test_exit_flush(tmp_path, mode):
     if mode in ("dso", "dso_stream"):
         plain = run_one(argv, tmp_path / "plain", False,
                         env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "plain" / "out.log")))
-        shimmed = run_one(argv, tmp_path / "shim", True,
+        shimmed = run_one(argv, tmp_path / "shim", True, stats=tmp_path / "shim.stats",
                           env_extra=dict(extra, STDIO_EXIT_DSO_PATH=str(tmp_path / "shim" / "out.log")))
         assert plain.proc.returncode == shimmed.proc.returncode == 0, shimmed.stderr
         assert b"dso destructor: stdout after" in plain.data
         assert_same(plain.data, shimmed.data)
+        assert_diverted(read_stats(tmp_path / "shim.stats"), mode)
         if mode == "dso_stream":
             assert plain.data.count(b"<direct") == 15
             return
@@ -355,6 +357,11 @@ FORK = r"""
 #include <unistd.h>
 int main(int argc, char **argv) {
     FILE *f = fopen(argv[1], "a");
+    /* Flushed records first (diverted, and flushed by the fork), then unflushed ones. */
+    for (int i = 0; i < 20; i++) {
+        fprintf(f, "parent flushed %d\n", i);
+        fflush(f);
+    }
     fprintf(f, "parent before fork, unflushed\n");
     printf("stdout before fork, unflushed\n");
     pid_t pid = fork();

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from conftest import helper_path
+from shim_fixture import assert_diverted, read_stats
 from stdio_harness import (assert_same, needs_strace, plain_env, run_pair, shim_env, strace_wrap,
                            writes_to)
 
@@ -55,7 +56,8 @@ def test_mix_with_stdout_on_a_pipe(tmp_path, seed):
         d = tmp_path / variant
         d.mkdir()
         out = d / "out.log"
-        env = shim_env(f"stdout:{d}/*.log") if shim else plain_env()
+        env = (shim_env(f"stdout:{d}/*.log", {"BUFSHIM_STATS": tmp_path / "shim.stats"})
+               if shim else plain_env())
         p = subprocess.run([str(exe), str(seed), str(out), "2000"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
         assert p.returncode == 0
@@ -63,3 +65,4 @@ def test_mix_with_stdout_on_a_pipe(tmp_path, seed):
     assert got["plain"][0] and got["plain"][1]
     assert_same(got["plain"][0], got["shim"][0])
     assert_same(got["plain"][1], got["shim"][1])
+    assert_diverted(read_stats(tmp_path / "shim.stats"), "stdio_mix")

@@ -2,7 +2,7 @@
 import os
 
 from conftest import helper_path
-from shim_fixture import assert_same_files, run_shimmed
+from shim_fixture import assert_diverted, assert_same_files, read_stats, run_shimmed
 
 
 def ops(*args):
@@ -74,9 +74,10 @@ def test_write_from_a_signal_handler_never_deadlocks(tmp_path):
     # signal-unsafe: a known limit, see the shim's write path, not this test's.)
     r = run_shimmed(ops("open", "1", "a.log", "a", "sigwrite", "1", "200000"),
                     paths=[f"{tmp_path}/*.log"], interval="0.05", cwd=tmp_path, timeout=120,
-                    env={"TSAN_OPTIONS": os.environ.get("TSAN_OPTIONS", "") +
+                    stats=tmp_path / "shim.stats", env={"TSAN_OPTIONS": os.environ.get("TSAN_OPTIONS", "") +
                          ":report_signal_unsafe=0"})
     sigs = int(r.stdout.split()[1])
     lines = (tmp_path / "a.log").read_text().splitlines()
     assert [x for x in lines if x != "sig"] == [f"main {i}" for i in range(200000)]
     assert lines.count("sig") == sigs and sigs > 0
+    assert_diverted(read_stats(tmp_path / "shim.stats"), "sigwrite")
