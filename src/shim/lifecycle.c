@@ -241,10 +241,21 @@ BS_EXPORT int execle(const char *path, const char *arg, ...)
 
 /* --- children --- */
 
+/*
+ * fork runs inside the signal guard: from the fork handlers' locking in the
+ * parent to their unlocking in the child, a flushing signal (a pool's SIGTERM
+ * to a worker that is just being born) must wait, or the child would flush into
+ * locks that only its own atfork handler releases.
+ */
 BS_EXPORT pid_t fork(void)
 {
     before_exec();
-    return BS_REAL(fork)();
+    bs_busy_enter();
+    pid_t pid = BS_REAL(fork)();
+    int saved = errno;
+    bs_busy_leave();
+    errno = saved;
+    return pid;
 }
 
 BS_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
