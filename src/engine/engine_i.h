@@ -3,6 +3,7 @@
 #define BUFSHIM_ENGINE_I_H
 
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -79,6 +80,21 @@ int bs_busy_defer(void (*fn)(int), int arg);
  * holds up only what waits for it.
  */
 int bs_engine_call(void (*fn)(void *arg), void *arg);
+
+/*
+ * The same in two steps, the job's memory the caller's until done: submit queues
+ * fn(arg) for a writer thread (0, or -errno when none could be had: then it will
+ * not run) and returns at once; wait returns once it has run. done is 1 from then
+ * on (also in a forked child for a job its parent's threads never ran).
+ */
+struct bs_job {
+    void (*fn)(void *arg);
+    void *arg;
+    _Atomic uint32_t done; /* a futex word */
+    struct bs_job *next;
+};
+int bs_engine_submit(struct bs_job *job);
+void bs_engine_wait(struct bs_job *job);
 
 /* 1 on one of the engine's writer threads. */
 int bs_engine_thread_here(void);

@@ -29,13 +29,6 @@
  * lock, and sched.lock once per batch (when their input goes from empty to
  * non-empty) to wake the leader.
  */
-struct bs_call {
-    void (*fn)(void *arg);
-    void *arg;
-    _Atomic uint32_t done; /* a futex word: 1 once fn returned */
-    struct bs_call *next;
-};
-
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;   /* the leader sleeps here */
@@ -46,7 +39,7 @@ static struct {
     int nidle;
     int has_leader;
     int leader_sleeping;
-    struct bs_call *calls, *calls_tail; /* waiting to run, oldest first */
+    struct bs_job *calls, *calls_tail; /* waiting to run, oldest first */
 } sched = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -143,7 +136,7 @@ static void hand_over(void)
 /* Runs the oldest waiting call, the leader role handed over first. Caller holds sched.lock. */
 static void run_call(void)
 {
-    struct bs_call *c = sched.calls;
+    struct bs_job *c = sched.calls;
     sched.calls = c->next;
     if (!sched.calls)
         sched.calls_tail = NULL;
@@ -151,7 +144,10 @@ static void run_call(void)
     if (sched.nwriters > 1 || sched.calls)
         hand_over();
     pthread_mutex_unlock(&sched.lock);
-    c->fn(c->arg);
+    void (*fn)(void *) = c->fn;
+    void *arg = c->arg;
+    fn(arg);
+    /* After this store the job's memory may be gone (its owner stops waiting). */
     atomic_store(&c->done, 1);
     futex_wake_all(&c->done);
     pthread_mutex_lock(&sched.lock);
@@ -242,7 +238,11 @@ static void atfork_child(void)
         pthread_mutex_unlock(&w->lock);
     }
     sched.nthreads = sched.nidle = sched.has_leader = sched.leader_sleeping = 0;
-    sched.calls = sched.calls_tail = NULL; /* their callers are threads the child lacks */
+    /* Jobs waiting belong to the parent's threads; a job the forking thread submitted
+       without waiting for it is done, as far as the child is concerned. */
+    for (struct bs_job *j = sched.calls; j; j = j->next)
+        atomic_store(&j->done, 1);
+    sched.calls = sched.calls_tail = NULL;
     pthread_cond_init(&sched.wake, &mono_attr);
     pthread_cond_init(&sched.follow, &mono_attr);
     pthread_mutex_unlock(&sched.lock);
@@ -319,28 +319,45 @@ void bs_sched_wake(struct bufshim_writer *w)
     pthread_mutex_unlock(&sched.lock);
 }
 
-int bs_engine_call(void (*fn)(void *arg), void *arg)
+int bs_engine_submit(struct bs_job *job)
 {
+    atomic_store(&job->done, 0);
+    job->next = NULL;
     if (on_engine_thread) {
-        fn(arg);
+        job->fn(job->arg);
+        atomic_store(&job->done, 1);
         return 0;
     }
     pthread_once(&atfork_once, init_once);
-    struct bs_call c = {.fn = fn, .arg = arg};
-    bs_busy_enter(); /* a flushing signal handler waits for the call, never re-enters it */
+    bs_busy_enter(); /* no flushing signal handler while sched.lock is held */
     pthread_mutex_lock(&sched.lock);
     int r = wake_leader();
     if (r == 0) {
         if (sched.calls_tail)
-            sched.calls_tail->next = &c;
+            sched.calls_tail->next = job;
         else
-            sched.calls = &c;
-        sched.calls_tail = &c;
+            sched.calls = job;
+        sched.calls_tail = job;
     }
     pthread_mutex_unlock(&sched.lock);
-    while (r == 0 && !atomic_load(&c.done))
-        bs_syscall(SYS_futex, &c.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     bs_busy_leave();
+    return r;
+}
+
+void bs_engine_wait(struct bs_job *job)
+{
+    bs_busy_enter(); /* a flushing signal handler waits for the job, never re-enters it */
+    while (!atomic_load(&job->done))
+        bs_syscall(SYS_futex, &job->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    bs_busy_leave();
+}
+
+int bs_engine_call(void (*fn)(void *arg), void *arg)
+{
+    struct bs_job job = {.fn = fn, .arg = arg};
+    int r = bs_engine_submit(&job);
+    if (r == 0)
+        bs_engine_wait(&job);
     return r;
 }
 

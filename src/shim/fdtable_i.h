@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "bufshim.h"
+#include "engine_i.h"
 
 /*
  * A target is one open file, identified by (st_dev, st_ino): every descriptor
@@ -26,6 +27,9 @@ struct bs_target {
     int held;                  /* descriptor to the file in the private table, or -1 */
     unsigned held_gen;         /* bs_private_gen() when held was made */
     int held_shares_ofd;       /* held is the program's own description (not a reopen) */
+    atomic_int held_pending;   /* held_job submitted and not waited for */
+    int held_job_fd;           /* the program's descriptor held_job reopens */
+    struct bs_job held_job;
 
     bufshim_writer *w; /* NULL while retired */
     atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */

@@ -99,19 +99,28 @@ struct bs_real_table {
 };
 
 extern struct bs_real_table bs_real_fns;
-extern int bs_real_ready;
 
-/* Resolves the whole table (once, thread-safe); safe to call before the constructor ran. */
+/*
+ * Resolves *slot to the next definition of name after the shim (dlsym RTLD_NEXT)
+ * and returns it (NULL where libc lacks it). Safe before the constructor ran and
+ * from any thread: racing resolvers store the same pointer. errno is preserved.
+ */
+void *bs_real_resolve(void **slot, const char *name);
+
+/* Points the engine's raw syscall(2) at the real one (constructor). */
 void bs_real_init(void);
 
 /*
  * BS_REAL(write)(fd, buf, n): the next definition of write after the shim
- * (normally libc's). The table is filled on first use, so a wrapper that
- * another library's constructor calls before ours ran still works.
+ * (normally libc's), resolved on first use. Decision: lazily, one name at a time:
+ * a short process calls a handful of the table's functions, and resolving all of
+ * them up front cost it more than everything else the shim does at start.
  */
 #define BS_REAL(name)                                                                              \
-    (*(__atomic_load_n(&bs_real_ready, __ATOMIC_ACQUIRE) ? (void)0 : bs_real_init(),               \
-       bs_real_fns.name))
+    (*({                                                                                           \
+        __typeof__(bs_real_fns.name) f_ = __atomic_load_n(&bs_real_fns.name, __ATOMIC_ACQUIRE);   \
+        f_ ? f_ : (__typeof__(f_))bs_real_resolve((void **)&bs_real_fns.name, #name);             \
+    }))
 
 /*
  * The thread-local recursion guard: set while the shim itself runs code that may

@@ -136,12 +136,50 @@ static void release_held(struct bs_target *t)
         t->held = -1; /* no writer thread, hence no private table left to close it in */
 }
 
+/*
+ * Decision: a regular target asks for its held descriptor as it is created, without
+ * waiting (the writer thread reopens the program's descriptor meanwhile), so that
+ * a short process pays no round trip to the writer thread for it. The program's
+ * close of that descriptor waits for the request if it is still pending, since the
+ * reopen needs the descriptor open; a request that came too late (the number
+ * reused already) fails its (dev, ino) check and is made again, synchronously, by
+ * bs_target_prepare_close.
+ */
+static void held_job_run(void *arg)
+{
+    struct bs_target *t = arg;
+    pthread_mutex_lock(&t->held_lock);
+    take_held(t, t->held_job_fd, 0);
+    pthread_mutex_unlock(&t->held_lock);
+}
+
+static void request_held(struct bs_target *t, int fd)
+{
+    if (held_valid(t) || atomic_exchange(&t->held_pending, 1))
+        return;
+    t->held_job_fd = fd;
+    t->held_job = (struct bs_job){.fn = held_job_run, .arg = t};
+    if (bs_engine_submit(&t->held_job) < 0)
+        atomic_store(&t->held_pending, 0);
+}
+
+static void wait_held(struct bs_target *t)
+{
+    if (atomic_load(&t->held_pending)) {
+        bs_engine_wait(&t->held_job);
+        atomic_store(&t->held_pending, 0);
+    }
+}
+
 void bs_target_prepare_close(struct bs_target *t, int fd)
 {
+    if (!t->regular || !bs_is_owner())
+        return;
+    wait_held(t);
     /* The last descriptor of a regular target with bytes still queued: keep a way to
        the file, in case its name is taken before the next batch. */
-    if (t->regular && atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
-        bs_is_owner() && !bs_engine_is_shut_down())
+    if (atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
+        !bs_engine_is_shut_down())
         ensure_held(t, fd);
 }
 
@@ -264,8 +302,17 @@ static void io_call(void *arg)
 static ssize_t target_sink(void *ctx, const void *data, size_t len)
 {
     int saved = errno;
-    struct io_req q = {ctx, data, len, -EIO};
-    if (bs_engine_call(io_call, &q) < 0)
+    struct io_req q = {ctx, data, len, -EBADF};
+    /*
+     * Decision: the final flush (exit, _exit, a fatal signal) writes from the exiting
+     * thread when the path still names the file: a short process then never waits
+     * for its writer thread. Its descriptor exists for the few microseconds before
+     * the process is gone, and closing it drops POSIX locks the process would drop
+     * at its exit anyway, after its bytes are in the file.
+     */
+    if (bs_engine_is_shut_down() && !bs_engine_thread_here())
+        q.r = target_io(ctx, data, len, 0);
+    if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0)
         q.r = target_io(ctx, data, len, 0);
     errno = saved;
     return q.r;
@@ -433,6 +480,9 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         return NULL;
     }
 
+    if (t->regular && fd >= 0)
+        request_held(t, fd);
+
     pthread_mutex_lock(&reg_lock);
     t->w = w;
     atomic_store(&t->refs, 1);
@@ -571,6 +621,7 @@ static void atfork_child(void)
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
         t->held = -1; /* it was in the parent's private table */
+        atomic_store(&t->held_pending, 0);
         atomic_store(&t->wr, atomic_load(&t->acc));
         atomic_store(&t->inflight, 0);
         atomic_store(&t->seq, 0);

@@ -295,9 +295,8 @@ BS_EXPORT int close(int fd)
 
 static int raw_close_range(unsigned lo, unsigned hi, int flags)
 {
-    bs_real_init();
-    if (bs_real_fns.close_range) /* glibc >= 2.34 */
-        return bs_real_fns.close_range(lo, hi, flags);
+    if (&BS_REAL(close_range)) /* glibc >= 2.34 */
+        return BS_REAL(close_range)(lo, hi, flags);
     long r = bs_syscall(SYS_close_range, lo, hi, flags);
     return (int)r;
 }
