@@ -69,7 +69,6 @@ same_stdout=True, diverted=True, times=False)``
 ``sorted_lines(data)``
     The lines of ``data`` (bytes), sorted: a ``compare`` helper for multi-threaded writers.
 """
-import errno
 import json
 import os
 import pathlib
@@ -79,6 +78,7 @@ import subprocess
 
 import pytest
 
+from tree_compare import xattrs
 from conftest import BUILD_DIR, SANITIZER, assert_no_sanitizer_report, sanitizer_runtime
 
 SHIM_LIB = BUILD_DIR / "src" / "libbufshim.so"
@@ -232,29 +232,10 @@ def assert_diverted(stats, what=""):
         f"batches in BUFSHIM_STATS): {summary or 'no report at all'}")
 
 
-def _xattrs(path):
-    """The extended attributes of path (not following a symlink); {} where the
-    filesystem has none."""
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return {}
-        raise
-    out = {}
-    for n in names:
-        try:
-            out[n] = os.getxattr(path, n, follow_symlinks=False)
-        except OSError as e:
-            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA):
-                raise
-    return out
-
-
 def _metadata(path, times):
     st = os.lstat(path)
     m = {"mode": oct(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "size": st.st_size,
-         "xattrs": _xattrs(path)}
+         "xattrs": xattrs(path)}
     if times:
         m["mtime_ns"] = st.st_mtime_ns
     return m

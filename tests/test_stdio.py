@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import SOURCE_DIR, helper_path
+from conftest import helper_path
 from stdio_harness import (needs_strace, run_one, run_pair, shim_env, plain_env, strace_wrap,
                            writes_to, assert_same, shim_library)
 from shim_fixture import assert_diverted, read_stats

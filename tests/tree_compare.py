@@ -46,7 +46,9 @@ def _type(mode):
     return "unknown"
 
 
-def _xattrs(path):
+def xattrs(path):
+    """The extended attributes of path (not following a symlink); {} where the filesystem
+    has none."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as e:
@@ -76,7 +78,7 @@ def _entry(path, times, content):
     st = os.lstat(path)
     kind = _type(st.st_mode)
     e = {"type": kind, "mode": oct(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
-         "xattrs": _xattrs(path)}
+         "xattrs": xattrs(path)}
     if kind == "file":
         e["size"] = st.st_size
         e["nlink"] = st.st_nlink
