@@ -24,8 +24,8 @@ struct bs_target {
     char *path;  /* canonical path at creation (NULL for words) */
 
     pthread_mutex_t held_lock; /* guards held (used on writer threads only) */
-    int held;                  /* descriptor to the file in the private table, or -1 */
-    unsigned held_gen;         /* bs_private_gen() when held was made */
+    atomic_int held;           /* descriptor to the file in the private table, or -1 */
+    atomic_uint held_gen;      /* bs_private_gen() when held was made */
     int held_shares_ofd;       /* held is the program's own description (not a reopen) */
     atomic_int held_pending;   /* held_job submitted and not waited for */
     int held_job_fd;           /* the program's descriptor held_job reopens */
