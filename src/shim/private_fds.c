@@ -65,8 +65,10 @@ static void thread_start(int inherited)
     int saved = errno;
     int ok = unshare_table() == 0;
     if (ok) {
+        /* Without /dev/null (a bare chroot), the root folder: writes to it fail. */
         for (int i = 0; i < 3; i++)
-            if (bs_sys_open("/dev/null", O_RDWR | O_CLOEXEC, 0) < 0)
+            if (bs_sys_open("/dev/null", O_RDWR | O_CLOEXEC, 0) < 0 &&
+                bs_sys_open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0) < 0)
                 ok = 0;
         long p = bs_syscall(SYS_pidfd_open, (long)getpid(), 0L);
         self_pidfd = p >= 0 ? (int)p : -1;

@@ -183,6 +183,47 @@ static int test_flush_all_reaches_every_writer(void)
     return 0;
 }
 
+/* bs_engine_call / submit / wait: the job runs on a writer thread, in order, and inline there. */
+struct job_probe {
+    int ran_on_engine;
+    int order;
+    int nested_inline;
+};
+
+static int job_counter;
+
+static void nested_job(void *arg)
+{
+    struct job_probe *p = arg;
+    p->nested_inline = bs_engine_thread_here();
+}
+
+static void probe_job(void *arg)
+{
+    struct job_probe *p = arg;
+    p->ran_on_engine = bs_engine_thread_here();
+    p->order = ++job_counter;
+    /* Called on a writer thread, a call runs at once, in that thread. */
+    bs_engine_call(nested_job, p);
+}
+
+static int test_jobs_run_on_writer_threads(void)
+{
+    struct job_probe a = {0}, b = {0}, c = {0};
+    CHECK(!bs_engine_thread_here());
+    CHECK(bs_engine_call(probe_job, &a) == 0);
+    CHECK(a.ran_on_engine == 1 && a.nested_inline == 1 && a.order == 1);
+    /* Two submitted jobs run in submission order; wait returns once each has run. */
+    struct bs_job jb = {.fn = probe_job, .arg = &b}, jc = {.fn = probe_job, .arg = &c};
+    CHECK(bs_engine_submit(&jb) == 0);
+    CHECK(bs_engine_submit(&jc) == 0);
+    bs_engine_wait(&jc);
+    bs_engine_wait(&jb);
+    CHECK(atomic_load(&jb.done) == 1 && atomic_load(&jc.done) == 1);
+    CHECK(b.ran_on_engine && c.ran_on_engine && b.order == 2 && c.order == 3);
+    return 0;
+}
+
 static int test_shutdown_refuses_appends(void)
 {
     /* Runs last: the shutdown is process-wide. */
@@ -212,6 +253,7 @@ int main(void)
                             test_error_then_recovery,    test_close_writes_everything,
                             test_bad_arguments,          test_threads_exit_with_last_writer,
                             test_flush_all_reaches_every_writer,
+                            test_jobs_run_on_writer_threads,
                             test_shutdown_refuses_appends};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
     for (int i = 0; i < n; i++)
