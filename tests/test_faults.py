@@ -116,3 +116,57 @@ def test_final_flush_retries_a_failing_target(slowfs):
     assert p.returncode == 0, p.stderr
     assert slowfs.backing_path("a.log").read_bytes() == expected(500)
     assert len(shim_lines(p.stderr)) == 2, p.stderr
+
+
+LATE_TARGET = r"""
+import os, sys, time
+hung, late, out = sys.argv[1:4]
+with open(hung, "a") as f:          # the only target: its first batch hangs
+    f.write("first\n")
+    f.flush()
+    time.sleep(1.0)
+    worst = 0.0
+    for i in range(20):             # a file opened while that batch hangs: a new target
+        t0 = time.monotonic()
+        with open(late, "a") as g:
+            g.write(f"late {i}\n")
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.1)
+    with open(out, "w") as o:
+        o.write(f"{worst:.3f}\n")
+    time.sleep(1.0)                 # the late target's batches land meanwhile
+"""
+
+
+def test_target_opened_while_the_only_batch_hangs(slowfs, tmp_path):
+    """With one target whose batch hangs (a dead server), a file the program opens later is
+    buffered and batched on its own schedule, and its open and close do not wait for the
+    hung batch."""
+    slowfs.ctl("hang write path=a.log")
+    late, out = tmp_path / "late.log", tmp_path / "worst.txt"
+    stats = tmp_path / "stats.json"
+    env = shim_env([str(slowfs.mount / "*.log"), str(tmp_path / "*.log")], "0.2",
+                   stats=stats)
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", LATE_TARGET, str(slowfs.path("a.log")),
+                             str(late), str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        slowfs.wait_hung(1, timeout=20)
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Each open/close pair took well under the 10 s the hang lasts (bound generous:
+        # a close waits at most 0.1 s twice for the writer thread).
+        assert out.exists(), "the program is stuck behind the hung batch"
+        assert float(out.read_text()) < 2.0
+        time.sleep(0.5)
+        assert late.read_text() == "".join(f"late {i}\n" for i in range(20))
+        assert proc.poll() is None  # still waiting to exit behind the hung batch
+    finally:
+        slowfs.ctl("release")
+        _, err = proc.communicate(timeout=60)
+    assert_no_sanitizer_report(err)
+    assert proc.returncode == 0, err
+    assert slowfs.backing_path("a.log").read_bytes() == b"first\n"
+    import json
+    rec = {r["path"]: r for r in map(json.loads, stats.read_text().splitlines())}
+    assert rec[str(late)]["records"] == 20 and rec[str(late)]["batches"] < 20, rec

@@ -96,6 +96,9 @@ struct bs_job {
 int bs_engine_submit(struct bs_job *job);
 void bs_engine_wait(struct bs_job *job);
 
+/* As bs_engine_wait, for at most timeout_ns: 1 when the job has run, 0 when it has not yet. */
+int bs_engine_wait_for(struct bs_job *job, uint64_t timeout_ns);
+
 /* 1 on one of the engine's writer threads. */
 int bs_engine_thread_here(void);
 

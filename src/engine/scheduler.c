@@ -15,11 +15,11 @@
 /*
  * Leader/followers. One thread, the leader, sleeps until the earliest due time of
  * any writer. When a writer is due, the leader claims its batch, hands the leader
- * role to an idle thread (or starts one when other writers could become due
- * meanwhile), and writes the batch itself with no lock held. A batch that hangs
- * (a dead network mount) therefore only ever holds its own writer: the others keep
- * their schedule on the new leader. In the common case of one target one thread
- * exists; a second one appears with two or more writers and stays while useful.
+ * role to an idle thread (or starts one), and writes the batch itself with no lock
+ * held. A batch that hangs (a dead network mount) therefore only ever holds its own
+ * writer: the others, and writers opened later, keep their schedule on the new
+ * leader. Two threads take turns while batches come; an idle follower ends after
+ * FOLLOWER_IDLE_EXIT_NS.
  *
  * The leader also serves calls (bs_engine_call): work another thread wants done on a
  * writer thread, in the writer threads' context. A call is claimed and run like a batch,
@@ -141,8 +141,7 @@ static void run_call(void)
     if (!sched.calls)
         sched.calls_tail = NULL;
     sched.has_leader = 0;
-    if (sched.nwriters > 1 || sched.calls)
-        hand_over();
+    hand_over();
     pthread_mutex_unlock(&sched.lock);
     void (*fn)(void *) = c->fn;
     void *arg = c->arg;
@@ -193,10 +192,15 @@ static void *thread_main(void *arg)
             sched.has_leader = 0;
             continue;
         }
-        /* Hand over the leader role before doing I/O. */
+        /*
+         * Hand over the leader role before doing I/O, always: work that arrives while
+         * this batch hangs on a dead mount (a writer opened later, a job, a barrier on
+         * another target) must find a thread to take it. Decision: so a process with
+         * one target keeps two writer threads while its batches come less than 10 s
+         * apart (a follower idle that long ends).
+         */
         sched.has_leader = 0;
-        if (sched.nwriters > 1 || sched.calls)
-            hand_over();
+        hand_over();
         pthread_mutex_unlock(&sched.lock);
         bs_writer_run_batch(w);
         pthread_mutex_lock(&sched.lock);
@@ -350,6 +354,24 @@ void bs_engine_wait(struct bs_job *job)
     while (!atomic_load(&job->done))
         bs_syscall(SYS_futex, &job->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     bs_busy_leave();
+}
+
+int bs_engine_wait_for(struct bs_job *job, uint64_t timeout_ns)
+{
+    uint64_t end = bs_now_ns() + timeout_ns;
+    bs_busy_enter();
+    for (;;) {
+        if (atomic_load(&job->done))
+            break;
+        uint64_t now = bs_now_ns();
+        if (now >= end)
+            break;
+        struct timespec left = {(time_t)((end - now) / 1000000000u),
+                                (long)((end - now) % 1000000000u)};
+        bs_syscall(SYS_futex, &job->done, FUTEX_WAIT_PRIVATE, 0, &left, NULL, 0);
+    }
+    bs_busy_leave();
+    return atomic_load(&job->done) != 0;
 }
 
 int bs_engine_call(void (*fn)(void *arg), void *arg)

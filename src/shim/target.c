@@ -153,22 +153,42 @@ static void held_job_run(void *arg)
     pthread_mutex_unlock(&t->held_lock);
 }
 
+/* 1 while t's held request is queued or running (a finished one is not pending). */
+static int held_busy(struct bs_target *t)
+{
+    return atomic_load(&t->held_pending) && !atomic_load(&t->held_job.done);
+}
+
+/* held_lock makes the check and the submission one step: the job is queued once at most. */
 static void request_held(struct bs_target *t, int fd)
 {
-    if (held_valid(t) || atomic_exchange(&t->held_pending, 1))
-        return;
-    t->held_job_fd = fd;
-    t->held_job = (struct bs_job){.fn = held_job_run, .arg = t};
-    if (bs_engine_submit(&t->held_job) < 0)
-        atomic_store(&t->held_pending, 0);
+    bs_busy_enter(); /* no flushing signal handler while held_lock is held */
+    pthread_mutex_lock(&t->held_lock);
+    if (!held_valid(t) && !held_busy(t)) {
+        atomic_store(&t->held_pending, 1);
+        t->held_job_fd = fd;
+        t->held_job = (struct bs_job){.fn = held_job_run, .arg = t};
+        if (bs_engine_submit(&t->held_job) < 0)
+            atomic_store(&t->held_pending, 0);
+    }
+    pthread_mutex_unlock(&t->held_lock);
+    bs_busy_leave();
 }
+
+/*
+ * Waits for t's held request, but not for long: when the writer threads are stuck
+ * (a batch hung on a dead mount), the program's close must not hang with them.
+ * Decision: 100 ms. A request that runs after the close finds the number closed or
+ * reused, fails its (dev, ino) check and changes nothing; the target is then
+ * reached by its path, or, renamed meanwhile, by another descriptor of the
+ * program's, or its batch fails loudly and is retried.
+ */
+#define HELD_WAIT_NS (100u * 1000000u)
 
 static void wait_held(struct bs_target *t)
 {
-    if (atomic_load(&t->held_pending)) {
-        bs_engine_wait(&t->held_job);
-        atomic_store(&t->held_pending, 0);
-    }
+    if (held_busy(t))
+        bs_engine_wait_for(&t->held_job, HELD_WAIT_NS);
 }
 
 void bs_target_prepare_close(struct bs_target *t, int fd)
@@ -179,8 +199,10 @@ void bs_target_prepare_close(struct bs_target *t, int fd)
     /* The last descriptor of a regular target with bytes still queued: keep a way to
        the file, in case its name is taken before the next batch. */
     if (atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
-        !bs_engine_is_shut_down())
-        ensure_held(t, fd);
+        !bs_engine_is_shut_down()) {
+        request_held(t, fd);
+        wait_held(t);
+    }
 }
 
 /* Writes all of data to fd (EINTR, short writes), keeping the size snapshot exact. */
