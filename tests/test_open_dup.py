@@ -109,7 +109,7 @@ def test_dup2_onto_the_shims_own_descriptor(tmp_path):
     assert_same_files(scenario, tmp_path, paths=["*.log"])
 
 
-def test_close_range_spares_the_shims_descriptors(tmp_path):
+def test_close_range_then_more_writes(tmp_path):
     def scenario(d, run):
         run(ops("open", "1", "a.log", "a", "write", "1", "before\\n",
                 "closerange", "3", "open", "2", "a.log", "a", "write", "2", "after\\n",
@@ -119,8 +119,8 @@ def test_close_range_spares_the_shims_descriptors(tmp_path):
 
 def test_no_extra_descriptors_in_the_low_range(tmp_path):
     # The next descriptor number the program gets is the same with and without the
-    # shim: its own descriptors live high. (A batch opens the path for a moment,
-    # in the writer thread; the long interval keeps batches out of this run.)
+    # shim: its own descriptors live in its writer threads' own table (see also
+    # test_invisible.py). The long interval keeps batches out of this run.
     def scenario(d, run):
         run(ops("open", "1", "a.log", "a", "write", "1", "x\\n", "nextfd",
                 "open", "2", "b.log", "w", "write", "2", "y\\n", "dup", "2", "3", "nextfd",
