@@ -204,6 +204,9 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&sched.lock);
         bs_writer_run_batch(w);
         pthread_mutex_lock(&sched.lock);
+        /* The leader that slept while w was in flight left it out of its due times. */
+        if (sched.leader_sleeping)
+            pthread_cond_signal(&sched.wake);
     }
     sched.nthreads--;
     pthread_mutex_unlock(&sched.lock);
