@@ -1,6 +1,7 @@
 /* test_writer.c - unit tests of writers: swap, partial consumption, errors, flush, close. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -183,6 +184,60 @@ static int test_flush_all_reaches_every_writer(void)
     return 0;
 }
 
+/*
+ * A failing sink is retried by the writer threads on their own, while appends keep
+ * coming (no flush): the leader that slept while the failed batch was in flight
+ * must learn of its next due time.
+ */
+struct flaky {
+    pthread_mutex_t lock;
+    size_t got;
+    int calls, fail;
+};
+
+static ssize_t flaky_sink(void *ctx, const void *data, size_t len)
+{
+    (void)data;
+    struct flaky *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    f->calls++;
+    int fail = f->fail > 0 ? f->fail-- : 0;
+    if (!fail)
+        f->got += len;
+    pthread_mutex_unlock(&f->lock);
+    if (fail)
+        usleep(20000); /* a slow failure: appends (and their wake-ups) arrive meanwhile */
+    return fail ? -EIO : (ssize_t)len;
+}
+
+static int test_failed_batches_are_retried_on_schedule(void)
+{
+    struct flaky f = {.lock = PTHREAD_MUTEX_INITIALIZER, .fail = 3};
+    const struct bufshim_options fast = {.interval = 0.01};
+    bufshim_writer *w = bufshim_open(flaky_sink, &f, &fast);
+    CHECK(w);
+    for (int i = 0; i < 100; i++) {
+        CHECK(bufshim_append(w, "0123456789", 10) == 0);
+        usleep(2000);
+    }
+    /* Well past the interval: the scheduled batches alone must have caught up. */
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&f.lock);
+        size_t got = f.got;
+        pthread_mutex_unlock(&f.lock);
+        if (got == 1000)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&f.lock);
+    int calls = f.calls;
+    size_t got = f.got;
+    pthread_mutex_unlock(&f.lock);
+    CHECK(calls > 3 && got == 1000);
+    CHECK(bufshim_close(w) == 0);
+    return 0;
+}
+
 /* bs_engine_call / submit / wait: the job runs on a writer thread, in order, and inline there. */
 struct job_probe {
     int ran_on_engine;
@@ -253,6 +308,7 @@ int main(void)
                             test_error_then_recovery,    test_close_writes_everything,
                             test_bad_arguments,          test_threads_exit_with_last_writer,
                             test_flush_all_reaches_every_writer,
+                            test_failed_batches_are_retried_on_schedule,
                             test_jobs_run_on_writer_threads,
                             test_shutdown_refuses_appends};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
