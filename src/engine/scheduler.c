@@ -141,7 +141,10 @@ static void run_call(void)
     if (!sched.calls)
         sched.calls_tail = NULL;
     sched.has_leader = 0;
-    hand_over();
+    /* Decision: a job hands over only when other work exists, unlike a batch: the first
+       job of a short process (its held descriptor) must not cost it a second thread. */
+    if (sched.nwriters > 1 || sched.calls)
+        hand_over();
     pthread_mutex_unlock(&sched.lock);
     void (*fn)(void *) = c->fn;
     void *arg = c->arg;
@@ -150,6 +153,8 @@ static void run_call(void)
     atomic_store(&c->done, 1);
     futex_wake_all(&c->done);
     pthread_mutex_lock(&sched.lock);
+    if (sched.leader_sleeping)
+        pthread_cond_signal(&sched.wake); /* as after a batch: a job may flush a writer */
 }
 
 static void *thread_main(void *arg)
