@@ -1,4 +1,5 @@
-/* lifecycle.c - start (config, inherited descriptors), final flush, and flushes before exit/exec/fork. */
+/* lifecycle.c - start (config, inherited descriptors), final flush, and flushes before
+ * exit/exec/fork. */
 #include "real_i.h"
 
 #include <dirent.h>

@@ -1,4 +1,5 @@
-/* private_fds.c - a descriptor table of the writer threads' own, where the shim keeps its descriptors. */
+/* private_fds.c - a descriptor table of the writer threads' own, where the shim keeps its
+ * descriptors. */
 #include "real_i.h"
 
 #include <errno.h>

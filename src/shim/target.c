@@ -42,10 +42,10 @@ int bs_target_any(void)
  * private table (private_fds.c) and is only ever used there. It is what a batch
  * writes through when the path no longer names the target's file (renamed,
  * unlinked, replaced), and the only way to pipes, terminals, sockets and the
- * stdout/stderr words. Decision: a regular file gets one lazily, when a batch
- * finds its path taken by another file, or when the program closes its last
- * descriptor while bytes are still queued (after that nothing else reaches the
- * file); other files get one when they become targets.
+ * stdout/stderr words. Other files get one, synchronously, when they become
+ * targets; a regular file asks for one without waiting as it becomes a target
+ * (request_held), and again when a batch finds its path taken by another file or
+ * the program closes its last descriptor with bytes still queued.
  */
 static int held_valid(struct bs_target *t)
 {
@@ -77,8 +77,8 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid)
     if (held_valid(t))
         return;
     t->held = -1;
-    int top = atomic_load(&bs_fdtab_max);
-    for (int fd = pfd >= 0 ? pfd : 0; fd <= (pfd >= 0 ? pfd : top); fd++) {
+    int lo = pfd >= 0 ? pfd : 0, hi = pfd >= 0 ? pfd : atomic_load(&bs_fdtab_max);
+    for (int fd = lo; fd <= hi; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
         if (pfd < 0 && (!o || o->t != t))
             continue;
@@ -117,7 +117,7 @@ static void held_call(void *arg)
     pthread_mutex_unlock(&q->t->held_lock);
 }
 
-/* From a program thread: t gets a held descriptor from the program's pfd. Returns 1 if it has one. */
+/* From a program thread: t gets a held descriptor from the program's pfd; 1 if it has one. */
 static int ensure_held(struct bs_target *t, int pfd)
 {
     struct held_req q = {t, pfd, (pid_t)bs_syscall(SYS_gettid), 0};
@@ -142,8 +142,8 @@ static void release_held(struct bs_target *t)
  * a short process pays no round trip to the writer thread for it. The program's
  * close of that descriptor waits for the request if it is still pending, since the
  * reopen needs the descriptor open; a request that came too late (the number
- * reused already) fails its (dev, ino) check and is made again, synchronously, by
- * bs_target_prepare_close.
+ * reused already) fails its (dev, ino) check and bs_target_prepare_close makes it
+ * again (waiting a bounded time, see wait_held).
  */
 static void held_job_run(void *arg)
 {
@@ -325,6 +325,7 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
 {
     int saved = errno;
     struct io_req q = {ctx, data, len, -EBADF};
+    int inline_tried = 0;
     /*
      * Decision: the final flush (exit, _exit, a fatal signal) writes from the exiting
      * thread when the path still names the file: a short process then never waits
@@ -332,9 +333,12 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
      * the process is gone, and closing it drops POSIX locks the process would drop
      * at its exit anyway, after its bytes are in the file.
      */
-    if (bs_engine_is_shut_down() && !bs_engine_thread_here())
+    if (bs_engine_is_shut_down() && !bs_engine_thread_here()) {
         q.r = target_io(ctx, data, len, 0);
-    if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0)
+        inline_tried = 1;
+    }
+    /* No writer thread to be had: the path is the only way, unless just tried. */
+    if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0 && !inline_tried)
         q.r = target_io(ctx, data, len, 0);
     errno = saved;
     return q.r;

@@ -1,4 +1,5 @@
-/* wrap_barrier_gen.c - the barriers generated from the call table: flush the named target, then the call. */
+/* wrap_barrier_gen.c - the barriers generated from the call table: flush the named target, then the
+ * call. */
 #include "real_i.h"
 
 #include <errno.h>
@@ -13,11 +14,9 @@
 #define BS_TARGET_AT bs_barrier_at(dirfd, path, BS_AT_FLAGS)
 #define BS_TARGET_AIOCB bs_barrier_fd(cb->aio_fildes)
 
-/* futimesat has no flags: it follows symlinks. */
-#define BS_AT_FLAGS_OF_futimesat 0
 
 #define BS_GEN(name, takes, class, ret, params, args) BS_GEN_##class(name, takes, ret, params, args)
-#define BS_GEN_BARRIER(name, takes, ret, params, args)                                            \
+#define BS_GEN_BARRIER(name, takes, ret, params, args)                                             \
     BS_EXPORT ret name params                                                                      \
     {                                                                                              \
         BS_AT_FLAGS_DECL_##takes(name) struct bs_target *t_ = BS_TARGET_##takes;                   \

@@ -1,4 +1,5 @@
-/* wrap_lock.c - locks keep their meaning: what was written under a lock is in the file before it goes. */
+/* wrap_lock.c - locks keep their meaning: what was written under a lock is in the file before it
+ * goes. */
 #include "real_i.h"
 
 #include <errno.h>

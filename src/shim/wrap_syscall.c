@@ -1,4 +1,5 @@
-/* wrap_syscall.c - syscall(2): the numbers that write, query, change or flush a file, as their libc forms. */
+/* wrap_syscall.c - syscall(2): the numbers that write, query, change or flush a file, as their libc
+ * forms. */
 #include "real_i.h"
 
 #include <errno.h>
@@ -33,34 +34,82 @@ struct arg_rule {
     signed char nofollow;
 };
 
-#define FD1(nr, i) {nr, i, -1, -1, -1, -1, 0}
-#define FDS(nr, i, j) {nr, i, j, -1, -1, -1, 0}
-#define PATH1(nr, i, nofollow) {nr, -1, -1, i, -1, -1, nofollow}
-#define AT1(nr, d, p, fl) {nr, -1, -1, p, d, fl, 0}
+#define FD1(nr, i)                                                                                 \
+    {                                                                                              \
+        nr, i, -1, -1, -1, -1, 0                                                                   \
+    }
+#define FDS(nr, i, j)                                                                              \
+    {                                                                                              \
+        nr, i, j, -1, -1, -1, 0                                                                    \
+    }
+#define PATH1(nr, i, nofollow)                                                                     \
+    {                                                                                              \
+        nr, -1, -1, i, -1, -1, nofollow                                                            \
+    }
+#define AT1(nr, d, p, fl)                                                                          \
+    {                                                                                              \
+        nr, -1, -1, p, d, fl, 0                                                                    \
+    }
 
 static const struct arg_rule rules[] = {
-    FD1(SYS_fsync, 0), FD1(SYS_fdatasync, 0), FD1(SYS_sync_file_range, 0),
-    FD1(SYS_ftruncate, 0), FD1(SYS_fallocate, 0), FD1(SYS_fchmod, 0), FD1(SYS_fchown, 0),
-    FD1(SYS_fsetxattr, 0), FD1(SYS_fgetxattr, 0), FD1(SYS_flistxattr, 0),
-    FD1(SYS_fremovexattr, 0), FD1(SYS_flock, 0), FD1(SYS_fadvise64, 0), FD1(SYS_readahead, 0),
-    FD1(SYS_fstatfs, 0), FD1(SYS_ioctl, 0), FD1(SYS_pread64, 0), FD1(SYS_pwrite64, 0),
-    FD1(SYS_preadv, 0), FD1(SYS_pwritev, 0), FD1(SYS_preadv2, 0), FD1(SYS_pwritev2, 0),
-    FD1(SYS_vmsplice, 0), FD1(SYS_mmap, 4), FDS(SYS_sendfile, 0, 1),
-    FDS(SYS_copy_file_range, 0, 2), FDS(SYS_splice, 0, 2), FDS(SYS_tee, 0, 1),
-    AT1(SYS_utimensat, 0, 1, 3), AT1(SYS_fchmodat, 0, 1, -1), AT1(SYS_fchownat, 0, 1, 4),
-    AT1(SYS_futimesat, 0, 1, -1), AT1(SYS_unlinkat, 0, 1, -1), AT1(SYS_linkat, 0, 1, -1),
-    AT1(SYS_renameat, 0, 1, -1), AT1(SYS_renameat2, 0, 1, -1),
+    FD1(SYS_fsync, 0),
+    FD1(SYS_fdatasync, 0),
+    FD1(SYS_sync_file_range, 0),
+    FD1(SYS_ftruncate, 0),
+    FD1(SYS_fallocate, 0),
+    FD1(SYS_fchmod, 0),
+    FD1(SYS_fchown, 0),
+    FD1(SYS_fsetxattr, 0),
+    FD1(SYS_fgetxattr, 0),
+    FD1(SYS_flistxattr, 0),
+    FD1(SYS_fremovexattr, 0),
+    FD1(SYS_flock, 0),
+    FD1(SYS_fadvise64, 0),
+    FD1(SYS_readahead, 0),
+    FD1(SYS_fstatfs, 0),
+    FD1(SYS_ioctl, 0),
+    FD1(SYS_pread64, 0),
+    FD1(SYS_pwrite64, 0),
+    FD1(SYS_preadv, 0),
+    FD1(SYS_pwritev, 0),
+    FD1(SYS_preadv2, 0),
+    FD1(SYS_pwritev2, 0),
+    FD1(SYS_vmsplice, 0),
+    FD1(SYS_mmap, 4),
+    FDS(SYS_sendfile, 0, 1),
+    FDS(SYS_copy_file_range, 0, 2),
+    FDS(SYS_splice, 0, 2),
+    FDS(SYS_tee, 0, 1),
+    AT1(SYS_utimensat, 0, 1, 3),
+    AT1(SYS_fchmodat, 0, 1, -1),
+    AT1(SYS_fchownat, 0, 1, 4),
+    AT1(SYS_futimesat, 0, 1, -1),
+    AT1(SYS_unlinkat, 0, 1, -1),
+    AT1(SYS_linkat, 0, 1, -1),
+    AT1(SYS_renameat, 0, 1, -1),
+    AT1(SYS_renameat2, 0, 1, -1),
 #ifdef SYS_fchmodat2
     AT1(SYS_fchmodat2, 0, 1, 3),
 #endif
-    PATH1(SYS_truncate, 0, 0), PATH1(SYS_setxattr, 0, 0), PATH1(SYS_getxattr, 0, 0),
-    PATH1(SYS_listxattr, 0, 0), PATH1(SYS_removexattr, 0, 0), PATH1(SYS_lsetxattr, 0, 1),
-    PATH1(SYS_lgetxattr, 0, 1), PATH1(SYS_llistxattr, 0, 1), PATH1(SYS_lremovexattr, 0, 1),
+    PATH1(SYS_truncate, 0, 0),
+    PATH1(SYS_setxattr, 0, 0),
+    PATH1(SYS_getxattr, 0, 0),
+    PATH1(SYS_listxattr, 0, 0),
+    PATH1(SYS_removexattr, 0, 0),
+    PATH1(SYS_lsetxattr, 0, 1),
+    PATH1(SYS_lgetxattr, 0, 1),
+    PATH1(SYS_llistxattr, 0, 1),
+    PATH1(SYS_lremovexattr, 0, 1),
     PATH1(SYS_statfs, 0, 0),
 #ifdef SYS_utime
-    PATH1(SYS_utime, 0, 0), PATH1(SYS_utimes, 0, 0), PATH1(SYS_chmod, 0, 0),
-    PATH1(SYS_chown, 0, 0), PATH1(SYS_lchown, 0, 1), PATH1(SYS_unlink, 0, 1),
-    PATH1(SYS_rename, 0, 1), PATH1(SYS_link, 0, 1),
+    PATH1(SYS_utime, 0, 0),
+    PATH1(SYS_utimes, 0, 0),
+    PATH1(SYS_chmod, 0, 0),
+    PATH1(SYS_chown, 0, 0),
+    PATH1(SYS_lchown, 0, 1),
+    PATH1(SYS_unlink, 0, 1),
+    PATH1(SYS_rename, 0, 1),
+    PATH1(SYS_link, 0, 1),
 #endif
 };
 
@@ -140,8 +189,8 @@ static int routed(long nr, const long *a, long *ret)
         return 1;
 #endif
     case SYS_statx:
-        *ret = statx((int)a[0], (const char *)a[1], (int)a[2], (unsigned)a[3],
-                     (struct statx *)a[4]);
+        *ret =
+            statx((int)a[0], (const char *)a[1], (int)a[2], (unsigned)a[3], (struct statx *)a[4]);
         return 1;
 #ifdef SYS_open
     case SYS_open:
