@@ -18,6 +18,9 @@ static char *seen;
 static size_t seen_len, seen_cap;
 static double last_end = -1, min_gap = 1e9;
 static int calls;
+/* The engine calls collect from one writer thread at a time, but main reads
+   the timing figures while batches may still run: the lock orders the two. */
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double now(void)
 {
@@ -30,6 +33,7 @@ static double now(void)
 static ssize_t collect(void *ctx, const void *data, size_t len)
 {
     (void)ctx;
+    pthread_mutex_lock(&stats_lock);
     double start = now();
     if (last_end >= 0 && start - last_end < min_gap)
         min_gap = start - last_end;
@@ -41,6 +45,7 @@ static ssize_t collect(void *ctx, const void *data, size_t len)
     seen_len += len;
     calls++;
     last_end = now();
+    pthread_mutex_unlock(&stats_lock);
     return (ssize_t)len;
 }
 
@@ -106,8 +111,10 @@ int main(int argc, char **argv)
         pthread_join(t[i], NULL);
     /* The final batch from close may come sooner than the interval: check the
        gaps of the timed batches before closing. */
+    pthread_mutex_lock(&stats_lock);
     double timed_min_gap = min_gap;
     int timed_calls = calls;
+    pthread_mutex_unlock(&stats_lock);
     if (bufshim_close(a) != 0 || bufshim_close(b) != 0)
         return 1;
     int fail = verify(seen, seen_len, "custom sink");
