@@ -7,6 +7,8 @@
 #include <linux/kcmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #define FDTAB_CAP (1 << 20)
 
 _Atomic(uintptr_t) *bs_fdtab;
+_Atomic uint64_t *bs_fd_seen;
 int bs_fdtab_cap;
 atomic_int bs_fdtab_max = -1;
 
@@ -36,8 +39,17 @@ static struct bs_ofd *ofd_free;
 int bs_fdtab_init(void)
 {
     void *m = calloc(FDTAB_CAP, sizeof(uintptr_t));
-    if (!m)
+    /* Bits, no pointers: a bare mapping, zero and untouched until used (a calloc of
+       this size would come from the heap and be cleared page by page at start). */
+    void *seen = mmap(NULL, FDTAB_CAP / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (!m || seen == MAP_FAILED) {
+        free(m);
+        if (seen != MAP_FAILED)
+            munmap(seen, FDTAB_CAP / 8);
         return -ENOMEM;
+    }
+    bs_fd_seen = seen;
     bs_fdtab_cap = FDTAB_CAP;
     bs_fdtab = m;
     return 0;
@@ -152,7 +164,7 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
     pid_t pid = (pid_t)bs_syscall(SYS_getpid);
     int top = atomic_load(&bs_fdtab_max);
     for (int other = 0; other <= top; other++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(other));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(other));
         if (other == fd || !o || o->t != t)
             continue;
         if (kcmp_works) {
@@ -189,7 +201,7 @@ static void register_fd(int fd, int matched, const char *path, int inherited)
         int create = (matched || word) && writable;
         struct bs_target *t = bs_target_acquire(st.st_dev, st.st_ino, create, fd,
                                                 matched ? path : NULL, word && !matched);
-        struct bs_ofd *cur = bs_slot_ofd(bs_fd_slot(fd));
+        struct bs_ofd *cur = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (t && inherited && cur && cur->t == t) {
             /* Already known (fdopen of a registered descriptor): keep its state. */
             bs_target_release(t);
@@ -232,6 +244,7 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
 {
     if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !path || !bs_is_owner())
         return;
+    bs_fd_mark_seen(fd);
     int saved = errno;
     bs_in_shim++;
     char base[PATH_MAX], abs[PATH_MAX], canon[PATH_MAX];
@@ -259,31 +272,85 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
     errno = saved;
 }
 
-void bs_fd_register_existing(int fd)
+/*
+ * Looks at an existing descriptor. Decision: fstat first, and the readlink of
+ * /proc/self/fd/N (the costly part) only for what a path can name and a batch
+ * could write: a socket's link is never a path.
+ */
+static void look_at(int fd)
 {
-    if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !bs_is_owner())
+    struct stat st;
+    if (BS_REAL(fstat)(fd, &st) != 0) {
+        /* Not open (closed where the shim could not see it): forget it. */
+        ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
         return;
-    int saved = errno;
-    bs_in_shim++;
+    }
+    if (S_ISSOCK(st.st_mode)) {
+        /* Only the stdout/stderr word, or a descriptor of a target it made. */
+        if (word_fd(fd) || bs_target_any())
+            register_fd(fd, 0, NULL, 1);
+        return;
+    }
     char canon[PATH_MAX];
     int have = fd_path(fd, canon, sizeof canon) == 0;
     int matched = have && bs_match_path(canon);
     if (matched || bs_target_any() || word_fd(fd))
         register_fd(fd, matched, have ? canon : NULL, 1);
+}
+
+void bs_fd_register_existing(int fd)
+{
+    if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !bs_is_owner())
+        return;
+    bs_fd_mark_seen(fd);
+    int saved = errno;
+    bs_in_shim++;
+    look_at(fd);
     bs_in_shim--;
     errno = saved;
 }
 
+/*
+ * First looks are serialised, so that two threads using one unseen descriptor
+ * at once register it once, and neither uses it before it is registered. The
+ * lock is taken inside bs_in_shim: a signal handler that interrupts the look
+ * and uses a descriptor passes through instead of waiting for it. Re-initialised
+ * in a fork child (only the forking thread is there).
+ */
+static pthread_mutex_t look_lock = PTHREAD_MUTEX_INITIALIZER;
+
+uintptr_t bs_fd_first_look(int fd)
+{
+    if (bs_in_shim || !bs_cfg.active || !bs_is_owner() || bs_engine_is_shut_down())
+        return 0;
+    int saved = errno;
+    bs_in_shim++;
+    bs_busy_enter();
+    pthread_mutex_lock(&look_lock);
+    if (!(atomic_load(&bs_fd_seen[fd >> 6]) & ((uint64_t)1 << (fd & 63)))) {
+        look_at(fd);
+        bs_fd_mark_seen(fd);
+    }
+    pthread_mutex_unlock(&look_lock);
+    bs_busy_leave();
+    bs_in_shim--;
+    errno = saved;
+    return bs_fd_slot_raw(fd);
+}
+
 void bs_fd_prepare_close(int fd)
 {
-    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
     if (o && atomic_load(&o->refs) == 1)
         bs_target_prepare_close(o->t, fd);
 }
 
 void bs_fd_forget(int fd)
 {
-    if (!bs_fd_slot(fd) || !bs_is_owner())
+    /* Whatever the number holds next comes from a call the shim sees (or from one
+       it does not wrap, which it would not have registered at start either). */
+    bs_fd_mark_seen(fd);
+    if (!bs_fd_slot_raw(fd) || !bs_is_owner())
         return;
     bs_fd_prepare_close(fd);
     ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
@@ -294,7 +361,8 @@ void bs_fd_copy(int oldfd, int newfd)
     if (!bs_fdtab)
         return;
     struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(oldfd));
-    if (!o && !bs_fd_slot(newfd) && !word_fd(newfd))
+    bs_fd_mark_seen(newfd);
+    if (!o && !bs_fd_slot_raw(newfd) && !word_fd(newfd))
         return;
     if (!bs_is_owner())
         return;
@@ -329,7 +397,7 @@ void bs_fd_sync_offsets(struct bs_target *t)
     int top = atomic_load(&bs_fdtab_max);
     int saved = errno;
     for (int fd = 0; fd <= top; fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (!o || (t && o->t != t) || !o->t->regular)
             continue;
         unsigned f = atomic_load(&o->flags);
@@ -346,7 +414,7 @@ void bs_fd_recheck(struct bs_target *t)
     int top = atomic_load(&bs_fdtab_max);
     int saved = errno;
     for (int fd = 0; fd <= top; fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (o && o->t == t && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
             decide(o, fd);
     }
@@ -355,7 +423,7 @@ void bs_fd_recheck(struct bs_target *t)
 
 void bs_fd_recheck_one(int fd)
 {
-    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
     if (o && !bs_engine_is_shut_down() && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
         decide(o, fd);
 }
@@ -374,4 +442,5 @@ void bs_fdtab_fork_parent(void)
 void bs_fdtab_fork_child(void)
 {
     pthread_mutex_unlock(&ofd_lock); /* the forking thread took it in prepare */
+    pthread_mutex_init(&look_lock, NULL);
 }

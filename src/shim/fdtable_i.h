@@ -76,13 +76,52 @@ extern _Atomic(uintptr_t) *bs_fdtab;
 extern int bs_fdtab_cap;
 extern atomic_int bs_fdtab_max; /* highest fd ever given a slot */
 
-/* The slot of fd: one array index and one atomic load; 0 for untracked fds. */
-static inline uintptr_t bs_fd_slot(int fd)
+/*
+ * Descriptors the program had before the shim started, or got by a call the shim
+ * does not wrap, are looked at when first used rather than all at start: a short
+ * process pays for the descriptors it touches, not for a scan of /proc/self/fd
+ * with a readlink each. bs_fd_seen has one bit per descriptor number, set once
+ * the shim knows what the number holds (looked at, opened through a wrapper, or
+ * closed); a clear bit with an empty slot means "not looked at yet".
+ */
+extern _Atomic uint64_t *bs_fd_seen;
+
+/* Looks at fd for the first time (bs_fd_slot's slow path); returns its slot. */
+uintptr_t bs_fd_first_look(int fd);
+
+/* The slot of fd as it stands, without a first look: for loops over the table
+   and for descriptors about to be replaced. */
+static inline uintptr_t bs_fd_slot_raw(int fd)
 {
     _Atomic(uintptr_t) *t = bs_fdtab;
     if (!t || fd < 0 || fd >= bs_fdtab_cap)
         return 0;
     return atomic_load_explicit(&t[fd], memory_order_acquire);
+}
+
+/*
+ * The slot of a descriptor the program is using: one array index and one
+ * atomic load, plus one bit test for untracked fds; the first use of a
+ * descriptor not seen before registers it as an inherited one.
+ */
+static inline uintptr_t bs_fd_slot(int fd)
+{
+    uintptr_t s = bs_fd_slot_raw(fd);
+    if (__builtin_expect(s != 0, 0) || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap)
+        return s;
+    if (__builtin_expect(atomic_load_explicit(&bs_fd_seen[fd >> 6], memory_order_relaxed) &
+                             ((uint64_t)1 << (fd & 63)),
+                         1))
+        return 0;
+    return bs_fd_first_look(fd);
+}
+
+/* Marks fd's number as known to the shim (see bs_fd_seen). */
+static inline void bs_fd_mark_seen(int fd)
+{
+    if (bs_fd_seen && fd >= 0 && fd < bs_fdtab_cap)
+        atomic_fetch_or_explicit(&bs_fd_seen[fd >> 6], (uint64_t)1 << (fd & 63),
+                                 memory_order_release);
 }
 
 /* The description behind a program descriptor's slot, or NULL (untracked). */

@@ -1,8 +1,7 @@
-/* lifecycle.c - start (config, inherited descriptors), final flush, and flushes before
+/* lifecycle.c - start (config), final flush, and flushes before
  * exit/exec/fork. */
 #include "real_i.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -19,50 +18,6 @@
 
 /* The stdio layer is a separate part: weak, so that the core links without it. */
 #pragma weak bs_stdio_init
-
-struct linux_dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-/*
- * Registers every descriptor the process inherited (a shell's `>>` redirect,
- * fd 1/2 for the stdout/stderr words). Raw getdents64 on a raw-open'ed
- * directory: no stdio, no malloc, nothing of ours left open afterwards.
- */
-static void scan_inherited(void)
-{
-    int dfd = bs_sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (dfd < 0) {
-        for (int fd = 0; fd < 3; fd++)
-            bs_fd_register_existing(fd);
-        return;
-    }
-    /* Collect first: registering opens descriptors, which would show up in the listing. */
-    int fds[1024];
-    int n = 0;
-    char buf[4096];
-    for (;;) {
-        long got = bs_syscall(SYS_getdents64, dfd, buf, sizeof buf);
-        if (got <= 0)
-            break;
-        for (long off = 0; off < got;) {
-            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
-            off += d->d_reclen;
-            char *end;
-            long fd = strtol(d->d_name, &end, 10);
-            if (*end || end == d->d_name || fd == dfd || n == (int)(sizeof fds / sizeof fds[0]))
-                continue;
-            fds[n++] = (int)fd;
-        }
-    }
-    bs_sys_close(dfd);
-    for (int i = 0; i < n; i++)
-        bs_fd_register_existing(fds[i]);
-}
 
 /* Runs before main (after the libraries we depend on); wrappers pass through until it is done. */
 /*
@@ -98,8 +53,9 @@ __attribute__((constructor)) static void bs_shim_start(void)
             bs_cfg.active = 0;
         } else {
             bs_target_init();
-            scan_inherited();
-            if (bs_stdio_init) /* after the scan: std streams over known descriptors */
+            /* Inherited descriptors are looked at when first used (bs_fd_slot);
+               the std streams' set-up looks at 1 and 2 now. */
+            if (bs_stdio_init)
                 bs_stdio_init();
             bs_signals_init();
         }

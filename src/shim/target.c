@@ -79,7 +79,7 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid)
     t->held = -1;
     int lo = pfd >= 0 ? pfd : 0, hi = pfd >= 0 ? pfd : atomic_load(&bs_fdtab_max);
     for (int fd = lo; fd <= hi; fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (pfd < 0 && (!o || o->t != t))
             continue;
         /* A regular file gets a description of its own (O_APPEND: the program's
@@ -613,7 +613,7 @@ void bs_shim_final_flush(void)
     bs_fd_sync_offsets(NULL);
     /* From now on every write goes straight to the kernel at the right offset. */
     for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (o)
             atomic_fetch_and(&o->flags, ~(BS_OFD_DIVERTED | BS_OFD_STALEPOS));
     }

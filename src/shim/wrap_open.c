@@ -201,7 +201,7 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
 {
     if (!bs_in_shim && oldfd != newfd) {
         bs_lock_before_close(newfd);
-        if (bs_fd_slot(newfd)) {
+        if (bs_fd_slot_raw(newfd)) {
             int saved = errno;
             bs_fd_prepare_close(newfd);
             errno = saved;
@@ -280,7 +280,7 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
 int bs_fd_close(int fd)
 {
     bs_lock_before_close(fd);
-    if (!bs_in_shim && bs_fd_slot(fd)) {
+    if (!bs_in_shim && bs_fd_slot_raw(fd)) {
         int saved = errno;
         bs_fd_forget(fd);
         errno = saved;

@@ -476,7 +476,7 @@ static void replace_std(int fd)
      * constructor assigned to the variable that is not over fd 1/2. */
     if (orig == NULL || orig->_fileno != fd || BS_REAL(fwide)(orig, 0) > 0)
         return;
-    bs_fd_rescan(fd);
+    /* fd itself is looked at when first used (bs_fd_slot). */
     FILE *fp = bs_stdio_stream_new(fd, "w");
     if (fp == NULL)
         return;

@@ -272,7 +272,7 @@ BS_EXPORT long syscall(long nr, ...)
     if (r) {
         t = barrier_of(r, a);
         t2 = second_barrier(nr, a);
-    } else if (a[0] >= 0 && a[0] < INT32_MAX && bs_fd_slot((int)a[0])) {
+    } else if (a[0] >= 0 && a[0] < INT32_MAX && bs_target_any() && bs_fd_slot((int)a[0])) {
         t = bs_barrier_fd((int)a[0]);
     }
     ret = raw(nr, a);
