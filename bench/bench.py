@@ -1,5 +1,5 @@
-"""bench.py - runs every benchmark scenario of issue 6 side by side (direct write, stdio,
-bufshim, spdlog async), and issue 10's short processes (h), evaluates the targets from the
+"""bench.py - runs every benchmark scenario, (a) to (h), side by side (direct write, stdio,
+bufshim, spdlog async; (h) is short processes), evaluates the performance targets from the
 measured numbers, and writes bench/results/RESULTS.md, results.json and latency.png.
 Started by tools/bench."""
 import argparse
@@ -577,7 +577,7 @@ class Bench:
         shutil.rmtree(other, ignore_errors=True)
 
     def scen_h(self):
-        """Short processes (issue 10): /bin/echo hi >> matched.log, spawned directly with the
+        """Short processes: /bin/echo hi >> matched.log, spawned directly with the
         redirect a shell makes (the spawner opens the file O_APPEND as the child's fd 1, the
         child execs /bin/echo), one process at a time, alternating with and without the shim
         process by process over several rounds. The figure is the median per-process time
@@ -794,7 +794,7 @@ def table(rows):
 
 
 def targets(b):
-    """Evaluates the targets of issue 6 section 4 from the measured rows. Each entry:
+    """Evaluates the performance targets from the measured rows. Each entry:
     (target, measured, status) with status pass / miss / not measured."""
     x = b.extra
     res = []
@@ -948,7 +948,7 @@ def miss_notes(res):
 
 
 def targets_table(res):
-    out = ["| target (issue 6, section 4) | measured (bufshim vs other) | result |",
+    out = ["| performance target | measured (bufshim vs other) | result |",
            "|---|---|---|"]
     for name, measured, status in res:
         out.append(f"| {name} | {measured} | {status} |")
@@ -1155,7 +1155,7 @@ def main():
     # The Performance section of the top-level README, from the same numbers.
     rel = os.path.relpath(args.out, SRC)
     sec = ["## Performance\n",
-           "`tools/bench` runs every scenario of issue 6 in one go and compares, side by side, "
+           "`tools/bench` runs every scenario, (a) to (h), in one go and compares, side by side, "
            "a program's own `write(2)` per record (**direct**), `fwrite` with a 64 KiB buffer "
            "(**stdio**), the direct program under bufshim (**bufshim**) and spdlog's async "
            "logger (**spdlog async**, what a user who can change the code would pick). Every "

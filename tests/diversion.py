@@ -1,4 +1,4 @@
-"""Proof that a shimmed run diverted (issue 10, "tests that bite").
+"""Proof that a shimmed run diverted (a test must fail against a shim that diverts nothing).
 
 A with/without comparison passes trivially when the shim does nothing, so every one of
 them also checks the shimmed run's ``BUFSHIM_STATS`` report: the target's records (write

@@ -256,7 +256,7 @@ class SlowFS:
     def batches(self, path, tgid=None, since=0, gap_ns=100_000_000):
         """A writer's batches to path, as the filesystem saw them: the writes between one
         open of the file and the next (bufshim opens, writes until done and closes for each
-        batch, SPEC §5), or, for a writer that keeps the file open, writes less than gap_ns
+        batch, doc/behaviour.md §3), or, for a writer that keeps the file open, writes less than gap_ns
         apart. Each batch is a dict: start_ns (its first write's start), end_ns (its last
         write's end), bytes (what its writes accepted), results (each write's result),
         writes (the events)."""

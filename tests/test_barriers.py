@@ -1,4 +1,4 @@
-"""Barriers (SPEC §6): calls that need the queued bytes flush first; queries do not flush."""
+"""Barriers (doc/behaviour.md §4): calls that need the queued bytes flush first; queries do not flush."""
 import textwrap
 
 from conftest import helper_path

@@ -1,4 +1,4 @@
-"""Batching (SPEC §5): few writes reach the file, never closer than the interval, nothing early."""
+"""Batching (doc/behaviour.md §3): few writes reach the file, never closer than the interval, nothing early."""
 import subprocess
 import time
 
@@ -57,7 +57,7 @@ def test_appender_on_slowfs(make_slowfs):
 
 
 def test_bash_echo_loop_must_show(tmp_path):
-    """The issue's must-show: bash appends 20,000 lines with `echo >>` (the bytes
+    """The acceptance case: bash appends 20,000 lines with `echo >>` (the bytes
     leave bash through stdio); identical file, a handful of writes."""
     script = 'for i in $(seq 20000); do echo "line $i" >> out/a.log; done'
     (tmp_path / "plain" / "out").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Configuration (SPEC §2): every bad value gives one stderr line and an inert shim; matching rules."""
+"""Configuration (doc/behaviour.md §1): every bad value gives one stderr line and an inert shim; matching rules."""
 import os
 
 import pytest

@@ -1,4 +1,4 @@
-"""CPython's own regression tests with and without the shim (issue 10, item 7).
+"""CPython's own regression tests with and without the shim (doc/behaviour.md §5, §7, §8).
 
 Debian's ``libpython3.11-testsuite`` (tools/install-deps) installs /usr/lib/python3.11/test.
 ``/usr/bin/python3 -m test -j2`` runs the modules of ``MODULES`` twice, each time with its
@@ -35,7 +35,7 @@ MODULES = ["test_io", "test_fileio", "test_file", "test_os", "test_shutil", "tes
            "test_tarfile", "test_zipfile", "test_logging", "test_subprocess",
            "test_faulthandler", "test_gzip", "test_csv", "test_mailbox"]
 
-# Known to differ until the crash-proof issue (12: "crash output is lost") lands: these tests
+# Known to differ until crash-proofing is done (doc/behaviour.md §9, Not yet: crash output is lost): these tests
 # make the interpreter crash (faulthandler._sigsegv) after faulthandler.enable(file=...) on a
 # file in the matched folder, and the traceback the handler writes stays in the dead process's
 # buffer. Everything else must match.
@@ -122,7 +122,7 @@ def test_close_fds_when_max_fd_is_lowered(suite_runs):
         "a child sees a descriptor that is not its own after lowering RLIMIT_NOFILE")
 
 
-@pytest.mark.xfail(reason="crash output is lost: the crash-proof issue (12)", strict=False)
+@pytest.mark.xfail(reason="crash output is lost: crash-proofing is not done (doc/behaviour.md §9)", strict=False)
 def test_expected_different_cases(suite_runs):
     plain, shim = suite_runs
     for k in sorted(EXPECTED_DIFFERENT):

@@ -1,4 +1,4 @@
-"""C++ iostreams under the shim (SPEC §3): std::ofstream (libstdc++ writes with
+"""C++ iostreams under the shim (doc/behaviour.md §2): std::ofstream (libstdc++ writes with
 write/writev, the core's wrappers), std::cout synced with stdio (libstdc++'s
 stdio_sync_filebuf calls fwrite/putc/fflush on the stdout pointer it saved at
 start-up, which may be glibc's original stream), std::cout unsynced, and

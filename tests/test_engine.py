@@ -1,5 +1,5 @@
 """The engine through its public API (tests/helpers/engine_driver.c): timing rules
-(SPEC §5), exactness under threads, failure episodes (SPEC §7), close, file sink."""
+(doc/behaviour.md §3), exactness under threads, failure episodes (doc/behaviour.md §10), close, file sink."""
 import json
 import subprocess
 import time

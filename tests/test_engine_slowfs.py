@@ -1,5 +1,5 @@
 """The engine's file sink against slowfs, a slow and faulty drive that records when each
-batch reached it (SPEC §5 timing, §7 failures): tests/helpers/engine_driver writes through
+batch reached it (doc/behaviour.md §3 timing, §10 failures): tests/helpers/engine_driver writes through
 bufshim_open_file into the mount, and slowfs's event log is the observer."""
 import subprocess
 import time
@@ -90,7 +90,7 @@ def test_three_failing_writes_then_recovery_leave_the_file_exact(slowfs):
     assert sum(results[3:]) == len(data)
     # Retries wait for the interval too.
     assert_spaced(batches(slowfs, "e.log", p.pid), 200 * MS)
-    # One line when the episode starts, one when it ends (SPEC §7).
+    # One line when the episode starts, one when it ends (doc/behaviour.md §10).
     episode = [line for line in err.splitlines() if line.startswith("bufshim: ")]
     assert len(episode) == 2, err
     assert "e.log" in episode[0]

@@ -1,6 +1,6 @@
 """Batch writes that fail or hang, on a real FUSE mount (slowfs): nothing dropped,
 nothing written twice, one stderr line when an episode starts and one when it
-ends, and a hung target does not hold up the others (SPEC §7)."""
+ends, and a hung target does not hold up the others (doc/behaviour.md §10)."""
 import subprocess
 import time
 

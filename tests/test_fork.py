@@ -1,5 +1,5 @@
 """fork and exec from multi-threaded programs: no deadlock, every record exactly
-once and whole, children after the parent's earlier bytes (SPEC §7)."""
+once and whole, children after the parent's earlier bytes (doc/behaviour.md §9)."""
 import re
 import subprocess
 
@@ -56,7 +56,7 @@ def test_fork_200_times_with_8_threads_appending(tmp_path):
 
 
 def test_fork_and_exec_100_children_with_8_threads_on_3_targets(tmp_path):
-    """The issue's stress test: children exec /bin/sh (under its own shim) writing
+    """The stress test: children exec /bin/sh (under its own shim) writing
     to the same three files."""
     counts = run_stress(tmp_path, 8, 100, "exec", timeout=300)
     check_files(tmp_path, counts, 100, "x")

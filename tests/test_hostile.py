@@ -1,4 +1,4 @@
-"""Programs that are hard on a shim (SPEC §4, §7): they close every descriptor, run
+"""Programs that are hard on a shim (doc/behaviour.md §7, §9, §10): they close every descriptor, run
 out of descriptors or memory, write from constructors before the shim initialised,
 or load the shim twice. Output must match the run without the shim."""
 import shutil

@@ -1,5 +1,5 @@
-"""The shim keeps no descriptor in the program's reach (SPEC §4 "Nothing the shim does is
-visible"; issue 10): the program's /proc/self/fd, a child's, a count of descriptors up to a
+"""The shim keeps no descriptor in the program's reach (doc/behaviour.md §7, "Invisible
+descriptors"): the program's /proc/self/fd, a child's, a count of descriptors up to a
 lowered RLIMIT_NOFILE, and /proc/PID/fd read from outside show exactly what they show
 without the shim, while a target is being written and after batches have happened. (The
 writer thread's own private table, /proc/PID/task/TID/fd of that thread, may hold the

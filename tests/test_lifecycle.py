@@ -1,4 +1,4 @@
-"""Exit paths, exec and child processes flush first (SPEC §6, §7): nothing lost,
+"""Exit paths, exec and child processes flush first (doc/behaviour.md §9): nothing lost,
 nothing doubled, children's bytes after the parent's earlier bytes."""
 import subprocess
 

@@ -1,4 +1,4 @@
-"""Locks keep their meaning under the shim (SPEC §4 "Locks", §6; issue 10).
+"""Locks keep their meaning under the shim (doc/behaviour.md §6, §4).
 
 - Lock-ordered writers: 8 processes append BEGIN/10 lines/END groups under an exclusive lock
   (bash with util-linux flock(1), python3 fcntl.flock, and a C helper with flock, fcntl

@@ -1,5 +1,5 @@
-"""Metadata set after writing comes out as without the shim (SPEC §4 "Files come out the
-same with their metadata", §6 default-barrier; issue 10).
+"""Metadata set after writing comes out as without the shim (doc/behaviour.md §8 "Metadata", §4
+default-barrier).
 
 Each scenario runs twice, in ``plain/`` without the shim and in ``shim/`` under it with an
 interval no test waits for (whatever the later batch does to the file shows). Then a plain
@@ -120,7 +120,7 @@ def test_c_time_setter_after_writes(tmp_path, call):
 
 
 def test_python_os_utime_after_a_closed_write(tmp_path):
-    # The issue's first reproduction: open().write() (closed at once), then os.utime.
+    # The first reproduction of the bug this file guards against: open().write() (closed at once), then os.utime.
     code = ("import os\n"
             "for i in range(5):\n"
             "    open('f.log', 'a').write(f'line {i}\\n')\n"
@@ -266,7 +266,7 @@ MIB = 1 << 20
 
 
 def test_posix_fallocate_between_writes(tmp_path):
-    # The issue's reproduction: an offset-based appending stream ("w"), 100 B,
+    # The reproduction of the bug this case guards against: an offset-based appending stream ("w"), 100 B,
     # posix_fallocate(fd, 0, 1 MiB), 100 B: 1 MiB with both records at the front.
     files, out = differential(tmp_path, lambda d, run: run(meta_ops(
         "reopen", "w", "bytes", "50", "a", "bytes", "50", "b",
@@ -302,6 +302,6 @@ def test_ftruncate_between_writes(tmp_path, reopen, length):
 
 @pytest.mark.parametrize("reopen", ["a", "w"])
 def test_raw_syscall_fstat_counts_the_buffered_bytes(tmp_path, reopen):
-    # syscall(SYS_fstat) is answered like fstat (SPEC §6): the size includes buffered bytes.
+    # syscall(SYS_fstat) is answered like fstat (doc/behaviour.md §4): the size includes buffered bytes.
     differential(tmp_path, lambda d, run: run(meta_ops(
         "reopen", reopen, "rec", "5", "line", "fstat", "sys_fstat")))

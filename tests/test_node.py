@@ -1,6 +1,6 @@
-"""Node.js under the shim (issue 10): libuv asks for sizes with syscall(SYS_statx, ...) and
+"""Node.js under the shim (doc/behaviour.md §4, §8): libuv asks for sizes with syscall(SYS_statx, ...) and
 sets times with utimensat, so the shim's virtual size and its barriers must cover the raw
-system-call forms too (SPEC §6). Compared with the same run without the shim; the shimmed
+system-call forms too (doc/behaviour.md §4). Compared with the same run without the shim; the shimmed
 run must have diverted (tests/diversion.py)."""
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""Descriptor bookkeeping: open*, creat, dup*, fcntl, close*, inherited descriptors (SPEC §3, §4)."""
+"""Descriptor bookkeeping: open*, creat, dup*, fcntl, close*, inherited descriptors (doc/behaviour.md §2, §5)."""
 import resource
 
 import pytest

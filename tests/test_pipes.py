@@ -1,6 +1,6 @@
 """stdout as a target, into a pipe whose reader goes away: the program sees
 SIGPIPE/EPIPE as it would without the shim, and does not run on filling memory
-(SPEC §7)."""
+(doc/behaviour.md §10)."""
 import signal
 import subprocess
 

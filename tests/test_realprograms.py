@@ -74,7 +74,7 @@ PY_LOGGING = textwrap.dedent("""
 
 def per_thread_order_and_same_lines(rel, a, b):
     """Threads interleave differently from run to run: the same lines, and within
-    each thread the same order (SPEC §4, multi-threaded)."""
+    each thread the same order (doc/behaviour.md §5, multi-threaded)."""
     if sorted_lines(a) != sorted_lines(b):
         return False
     def by_thread(data):

@@ -1,4 +1,4 @@
-"""Bytes follow their file through rename, unlink, replacement and symlink swaps (SPEC §4)."""
+"""Bytes follow their file through rename, unlink, replacement and symlink swaps (doc/behaviour.md §5)."""
 import os
 import subprocess
 import time

@@ -1,6 +1,6 @@
 """SIGTERM/SIGINT/SIGHUP/SIGQUIT at their default action flush, then kill the
 process by the same signal; a handler the program installs keeps its behaviour
-(SPEC §7)."""
+(doc/behaviour.md §9)."""
 import select
 import signal
 import subprocess
@@ -115,7 +115,7 @@ def test_ignored_signal_stays_ignored(tmp_path):
 
 
 def test_kill_term_of_a_bash_loop(tmp_path):
-    """The issue's must-show with a real bash: every record it wrote is in the file
+    """The acceptance case, with a real bash: every record it wrote is in the file
     and its status is 'killed by SIGTERM'."""
     path = tmp_path / "b.log"
     script = f'i=0; while :; do echo "l $i" >> {path}; i=$((i+1)); ' \

@@ -1,4 +1,4 @@
-"""stdio under the shim (SPEC §3, §4, §7): every output call alone, std streams,
+"""stdio under the shim (doc/behaviour.md §2, §5, §9): every output call alone, std streams,
 exit flushes, descriptor queries on streams. Each scenario runs without and with
 the shim; the files must be byte-identical (a direct write(2) every few records
 shows exactly where each stream flushed), and the shimmed run must have diverted
@@ -329,7 +329,7 @@ int main(int argc, char **argv) {
 
 
 def test_threads_keep_records_whole_and_in_order(tmp_path):
-    """SPEC §4 multi-threaded: each fprintf record on a shared stream stays
+    """doc/behaviour.md §5, multi-threaded: each fprintf record on a shared stream stays
     contiguous and each thread's records keep their order. (stdout goes
     elsewhere: two fully buffered streams on one file interleave at buffer
     boundaries, mid-record, with or without the shim.)"""

@@ -1,4 +1,4 @@
-"""Random mixes of every stdio output call and direct writes on one file (SPEC §4):
+"""Random mixes of every stdio output call and direct writes on one file (doc/behaviour.md §5):
 several descriptors and FILE streams, stdout and stderr redirected to the same
 file, inline putc_unlocked, fflush, partial lines, fwrites larger than the
 buffers, seed-chosen setvbuf and ending. Byte-identical with and without the shim."""
@@ -29,7 +29,7 @@ def test_mix_plain(tmp_path, seed):
 @needs_strace
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_mix_must_show_only_batches_reach_the_file(tmp_path, seed):
-    """The issue's must-show: an -O2 -D_FORTIFY_SOURCE=2 program mixing printf,
+    """The acceptance case: an -O2 -D_FORTIFY_SOURCE=2 program mixing printf,
     fprintf, fputs, fwrite, putc_unlocked, puts, write and writev on a redirected
     stdout and on several streams of one file: identical files, and the only
     write syscalls reaching the file are the shim's batches (at most one per

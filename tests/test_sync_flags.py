@@ -1,4 +1,4 @@
-"""Descriptors opened with O_SYNC or O_DSYNC are not diverted (SPEC §3; issue 10): the
+"""Descriptors opened with O_SYNC or O_DSYNC are not diverted (doc/behaviour.md §2): the
 program asked for each write to be durable when it returns. Under strace every write(2) of
 the program on such a descriptor must reach the file as its own system call, while an
 ordinary appending descriptor to another matched file in the same program is diverted

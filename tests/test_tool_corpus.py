@@ -1,4 +1,4 @@
-"""A corpus of real tools run with and without the shim into a matched folder (issue 10).
+"""A corpus of real tools run with and without the shim into a matched folder (doc/behaviour.md §8).
 
 Each case runs the same scenario twice: into ``<tmp>/plain/out`` without the shim, and into
 ``<tmp>/shim/out`` under the shim with ``BUFSHIM_PATHS=<tmp>/shim/out/`` (everything below

@@ -1,4 +1,4 @@
-"""write and writev on diverted descriptors: same bytes, returned lengths, errno untouched (SPEC §3, §4)."""
+"""write and writev on diverted descriptors: same bytes, returned lengths, errno untouched (doc/behaviour.md §2, §5)."""
 import os
 
 from conftest import helper_path

@@ -14,8 +14,8 @@
  * reserved in it. An append adds its length to the word: the old value says which chunk,
  * where, and whether it fits, all as of one instant; installing a new chunk is an exchange
  * of the same word. So calls land in the order of their reservations, which is consistent
- * with the order in which they returned (SPEC §4); a chunk cannot be drained, let alone
- * reused, before every reservation that fitted in it has been copied, so the copy never
+ * with the order in which they returned (doc/behaviour.md §5); a chunk cannot be drained, let
+ * alone reused, before every reservation that fitted in it has been copied, so the copy never
  * lands in a recycled chunk; and a thread preempted in the middle of its copy holds up no
  * other appender, only the batch that drains the chunk.
  */

@@ -1,4 +1,5 @@
-/* barrier_i.h - flushing one target before a call that reads, changes or depends on it (SPEC §6). */
+/* barrier_i.h - flushing one target before a call that reads, changes or depends on it
+ * (doc/behaviour.md §4). */
 #ifndef BUFSHIM_BARRIER_I_H
 #define BUFSHIM_BARRIER_I_H
 
@@ -24,7 +25,7 @@ struct bs_target *bs_barrier_at(int dirfd, const char *path, int flags);
 void bs_barrier_end(struct bs_target *t);
 
 /*
- * Locks (wrap_lock.c, SPEC §4): taking or releasing a lock on a target flushes it
+ * Locks (wrap_lock.c, doc/behaviour.md §6): taking or releasing a lock on a target flushes it
  * first, so bytes written under a lock are in the file before the lock goes.
  * bs_lock_barrier before the call; bs_lock_done after it, took saying whether the
  * call (successfully) took a lock, which marks the target as locked.

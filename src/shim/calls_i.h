@@ -10,7 +10,7 @@
  * flags: AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH as the call defines them), STREAM
  * (a FILE *), AIOCB (a struct aiocb *), NONE.
  *
- * class, the rule of SPEC §6 applied to the call:
+ * class, the rule of doc/behaviour.md §4 applied to the call:
  *   WRITE    diverted output (wrap_write.c, the stdio layer)
  *   QUERY    position and size answered as if the queued bytes were written
  *            (wrap_query.c)

@@ -1,4 +1,5 @@
-/* config.c - reads the BUFSHIM_* environment once (SPEC §2); a bad value makes the shim inert. */
+/* config.c - reads the BUFSHIM_* environment once (doc/behaviour.md §1); a bad value makes the
+ * shim inert. */
 #include "real_i.h"
 
 #include <errno.h>

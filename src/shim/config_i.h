@@ -1,4 +1,4 @@
-/* config_i.h - the shim's configuration (SPEC §2) and path matching. */
+/* config_i.h - the shim's configuration (doc/behaviour.md §1) and path matching. */
 #ifndef BUFSHIM_CONFIG_I_H
 #define BUFSHIM_CONFIG_I_H
 

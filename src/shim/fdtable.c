@@ -132,7 +132,7 @@ static void decide(struct bs_ofd *o, int fd)
         f = BS_OFD_WRITABLE;
         if (fl & (O_DSYNC | O_DIRECT)) {
             /* O_SYNC/O_DSYNC (O_SYNC includes O_DSYNC's bit): the program asked for
-               each write to be durable when it returns, and gets that (SPEC §3).
+               each write to be durable when it returns, and gets that (doc/behaviour.md §2).
                O_DIRECT: writes carry alignment rules of their own. Both pass
                through, after the target's queued bytes (WRITABLE). */
         } else if (!t->regular) {

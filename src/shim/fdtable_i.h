@@ -37,7 +37,7 @@ struct bs_target {
     atomic_int refs;   /* program descriptors + transient users */
 
     /*
-     * Exact size queries (SPEC §6): acc = bytes accepted by the engine, wr = bytes
+     * Exact size queries (doc/behaviour.md §4): acc = bytes accepted by the engine, wr = bytes
      * the sink wrote. While a write syscall is in flight, base is the file size
      * before it. seq is odd while the sink updates them (a seqlock).
      */

@@ -66,7 +66,7 @@ __attribute__((constructor)) static void bs_shim_start(void)
 /*
  * Final flush: runs from _dl_fini, after the program's atexit handlers. stdio
  * buffers that glibc flushes after destructors then find every descriptor in
- * pass-through, at its end of file (SPEC §7).
+ * pass-through, at its end of file (doc/behaviour.md §9).
  */
 __attribute__((destructor)) static void bs_shim_stop(void)
 {

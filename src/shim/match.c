@@ -1,4 +1,4 @@
-/* match.c - decides whether a path is one BUFSHIM_PATHS names (SPEC §2). */
+/* match.c - decides whether a path is one BUFSHIM_PATHS names (doc/behaviour.md §1). */
 #include "real_i.h"
 
 #include <errno.h>

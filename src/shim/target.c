@@ -238,7 +238,7 @@ static ssize_t write_all(struct bs_target *t, int fd, const char *data, size_t l
 }
 
 /*
- * One batch's I/O (SPEC §5). A regular file is opened by path and checked to
+ * One batch's I/O (doc/behaviour.md §3). A regular file is opened by path and checked to
  * still be the target's (dev, ino); otherwise, and for pipes, terminals and the
  * stdout/stderr words, the held descriptor is used, so bytes always reach the
  * file the program wrote them to. private: on a writer thread, in the private
@@ -275,7 +275,7 @@ static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int 
     if (r == -EPIPE && !t->regular) {
         /* The reader is gone (`app | head -1`). Nobody can ever read these bytes;
            the program's next write goes to the kernel and gets its own EPIPE or
-           SIGPIPE, as it would have without the shim (SPEC §7). */
+           SIGPIPE, as it would have without the shim (doc/behaviour.md §10). */
         atomic_store(&t->broken, 1);
         if (bs_cfg.debug)
             bs_log("(stream): reader gone, %zu bytes discarded, now pass-through", len);

@@ -1,5 +1,5 @@
-/* wrap_barrier.c - calls that must see a target's queued bytes first (SPEC §6): flush, then call.
- */
+/* wrap_barrier.c - calls that must see a target's queued bytes first (doc/behaviour.md §4):
+ * flush, then call. */
 #include "real_i.h"
 
 #include <errno.h>

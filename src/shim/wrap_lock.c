@@ -10,7 +10,7 @@
 
 /*
  * Decision: every lock call on a target is a barrier, taking as well as releasing
- * (SPEC §6). Releasing is what lock-ordered writers in several processes rely
+ * (doc/behaviour.md §6). Releasing is what lock-ordered writers in several processes rely
  * on: the next holder must find the bytes in the file. Taking flushes what was
  * written before the lock, so that nothing written outside the lock can land
  * after what the next holder writes under it. A program that takes and drops a

@@ -1,4 +1,5 @@
-/* wrap_query.c - position and size queries answered as if queued bytes were written (SPEC §6). */
+/* wrap_query.c - position and size queries answered as if queued bytes were written
+ * (doc/behaviour.md §4). */
 #include "real_i.h"
 
 #include <errno.h>

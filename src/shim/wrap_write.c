@@ -1,4 +1,5 @@
-/* wrap_write.c - write and writev: diverted descriptors append through the engine (SPEC §3). */
+/* wrap_write.c - write and writev: diverted descriptors append through the engine
+ * (doc/behaviour.md §2). */
 #include "real_i.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* lock_groups.c - lock-ordered appenders and lock probes (issue 10, SPEC §4 "Locks").
+/* lock_groups.c - lock-ordered appenders and lock probes (doc/behaviour.md §6).
  *
  * KIND is one of: flock (flock LOCK_EX / LOCK_UN), fcntl (F_SETLKW / F_UNLCK), ofd
  * (F_OFD_SETLKW / F_UNLCK), lockf (lockf F_LOCK / F_ULOCK). POSIX and OFD locks cover the

@@ -1,4 +1,4 @@
-/* meta_ops.c - appends to one file and changes its metadata in between (issue 10).
+/* meta_ops.c - appends to one file and changes its metadata in between (doc/behaviour.md §8).
  *
  * Usage: meta_ops PATH OP ARGS... [OP ARGS...]...
  * PATH is opened once with O_WRONLY|O_APPEND|O_CREAT (0644) before the first OP; every

@@ -1,4 +1,4 @@
-/* sync_writes.c - O_SYNC / O_DSYNC descriptors beside an ordinary appending one (SPEC §3).
+/* sync_writes.c - O_SYNC / O_DSYNC descriptors beside an ordinary appending one (doc/behaviour.md §2).
  *
  * Usage: sync_writes FLAG SYNCPATH APPENDPATH N
  * FLAG is sync (O_SYNC) or dsync (O_DSYNC). Opens SYNCPATH with O_WRONLY|O_APPEND|O_CREAT|FLAG

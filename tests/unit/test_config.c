@@ -1,4 +1,4 @@
-/* test_config.c - unit tests of the configuration parser (src/shim/config.c, SPEC §2). */
+/* test_config.c - unit tests of the configuration parser (src/shim/config.c, doc/behaviour.md §1). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

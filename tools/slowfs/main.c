@@ -19,7 +19,7 @@ static const char usage[] =
     "Mounts a pass-through view of BACKING at MOUNTPOINT that delays, fails and hangs\n"
     "operations on command (write lines to MOUNTPOINT/.slowfs/ctl) and logs each\n"
     "operation as one JSON line to FILE. See tools/slowfs/README.md.\n"
-    "  --latency SPEC  initial latencies, e.g. open=5ms,write=2ms,release=5ms,fsync=20ms\n"
+    "  --latency LIST  initial latencies, e.g. open=5ms,write=2ms,release=5ms,fsync=20ms\n"
     "  --log FILE      append the event log to FILE\n"
     "  --page-cache    go through the kernel's page cache (shared mmap works, but writes\n"
     "                  arrive split at page boundaries); default: direct I/O, one write(2)\n"
