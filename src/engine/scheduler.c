@@ -60,7 +60,23 @@ static struct timespec abs_mono(uint64_t ns)
 static void *thread_main(void *arg);
 
 static void (*thread_start_hook)(int inherited);
-static __thread int on_engine_thread;
+static __thread int on_engine_thread; /* 1: a writer thread; 2: one a writer thread started */
+static __thread int hook_ran;
+
+/*
+ * Runs the start hook on this writer thread before its first work (a job, a
+ * batch, starting another thread), not when it starts: a short process's only
+ * writer thread, which sleeps until the process ends, never pays for it.
+ * Decision: called with sched.lock held, once per thread.
+ */
+static void thread_ready(void)
+{
+    if (hook_ran)
+        return;
+    hook_ran = 1;
+    if (thread_start_hook)
+        thread_start_hook(on_engine_thread == 2);
+}
 
 void bs_engine_set_thread_start(void (*hook)(int inherited))
 {
@@ -79,6 +95,9 @@ int bs_engine_thread_here(void)
  */
 static int spawn_thread(void)
 {
+    /* A writer thread's table (what the hook gives it) is inherited: make it first. */
+    if (on_engine_thread)
+        thread_ready();
     pthread_attr_t attr;
     pthread_t t;
     sigset_t all, old;
@@ -86,9 +105,13 @@ static int spawn_thread(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* The thread starts with the mask given (glibc >= 2.32); failing that, block around it. */
+    int masked = pthread_attr_setsigmask_np(&attr, &all) == 0;
+    if (!masked)
+        pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&t, &attr, thread_main, (void *)(intptr_t)on_engine_thread);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!masked)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (r != 0)
         return -r;
@@ -159,9 +182,7 @@ static void run_call(void)
 
 static void *thread_main(void *arg)
 {
-    on_engine_thread = 1;
-    if (thread_start_hook)
-        thread_start_hook((int)(intptr_t)arg);
+    on_engine_thread = arg ? 2 : 1;
     /* Visible in ps -L, top -H and /proc/PID/task/TID/comm. */
     pthread_setname_np(pthread_self(), "bufshim");
     pthread_mutex_lock(&sched.lock);
@@ -180,6 +201,7 @@ static void *thread_main(void *arg)
         }
         sched.has_leader = 1;
         if (sched.calls) {
+            thread_ready();
             run_call();
             continue;
         }
@@ -205,6 +227,7 @@ static void *thread_main(void *arg)
          * apart (a follower idle that long ends).
          */
         sched.has_leader = 0;
+        thread_ready();
         hand_over();
         pthread_mutex_unlock(&sched.lock);
         bs_writer_run_batch(w);
@@ -282,17 +305,11 @@ int bs_sched_register(struct bufshim_writer *w)
         sched.head->prev = w;
     sched.head = w;
     sched.nwriters++;
-    int r = 0;
-    if (sched.nthreads == 0)
-        r = spawn_thread();
-    if (r < 0) {
-        sched.head = w->next;
-        if (sched.head)
-            sched.head->prev = NULL;
-        sched.nwriters--;
-    }
+    /* Decision: no thread yet. The first append wakes (and so starts) one; a writer
+       nothing is appended to, as a program's open of a file it never writes, costs
+       no thread. */
     pthread_mutex_unlock(&sched.lock);
-    return r;
+    return 0;
 }
 
 void bs_sched_unregister(struct bufshim_writer *w)
@@ -323,11 +340,15 @@ static int wake_leader(void)
     return 0;
 }
 
+atomic_int bs_sched_threadless;
+
 void bs_sched_wake(struct bufshim_writer *w)
 {
     (void)w;
     pthread_mutex_lock(&sched.lock);
-    wake_leader();
+    /* No thread could be started: every append tries again until one is. */
+    atomic_store_explicit(&bs_sched_threadless, wake_leader() < 0 && sched.nthreads == 0,
+                          memory_order_relaxed);
     pthread_mutex_unlock(&sched.lock);
 }
 

@@ -98,7 +98,7 @@ static int append(bufshim_writer *w, const void *data, size_t len)
         int r = bs_stage_try_append(&w->in, data, len, &first, &full);
         if (r > 0) {
             /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
-            if (first)
+            if (first || atomic_load_explicit(&bs_sched_threadless, memory_order_relaxed))
                 bs_sched_wake(w);
             return 0;
         }

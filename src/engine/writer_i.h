@@ -63,7 +63,7 @@ static inline int bs_writer_has_work(const struct bufshim_writer *w)
  */
 ssize_t bs_writer_run_batch(struct bufshim_writer *w);
 
-/* Adds w to the registry (starting a thread if none runs). Returns 0 or -errno. */
+/* Adds w to the registry (its first append starts a thread if none runs). Returns 0. */
 int bs_sched_register(struct bufshim_writer *w);
 
 /* Removes w from the registry; the last writer out lets the threads exit. */
@@ -71,6 +71,9 @@ void bs_sched_unregister(struct bufshim_writer *w);
 
 /* Tells the scheduler that w's input went from empty to non-empty. */
 void bs_sched_wake(struct bufshim_writer *w);
+
+/* Set while no writer thread exists and none could be started (appends retry). */
+extern atomic_int bs_sched_threadless;
 
 /* 1 once bs_engine_shutdown has started. */
 extern _Atomic int bs_engine_shutdown_flag;

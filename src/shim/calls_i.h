@@ -24,6 +24,9 @@
  *   TRACK    descriptor or stream bookkeeping: open, dup, close (wrap_open.c,
  *            the stdio layer)
  *   SIGNAL   the signal layer (signals.c)
+ *   EXIT     the process starts leaving: main returned, or exit was called; what
+ *            the exit's own handlers close is written by the final flush that
+ *            follows (lifecycle.c)
  *   PASS     cannot read, change or depend on a target's data or metadata: not
  *            wrapped (listed so that the table accounts for every libc call that
  *            takes a descriptor or a path; tests/test_calls.py holds it to that)
@@ -264,6 +267,8 @@
     X(lockf, FD, LOCK, _, _, _) \
     X(lockf64, FD, LOCK, _, _, _) \
     /* --- process lifecycle: every target first --- */ \
+    X(exit, NONE, EXIT, _, _, _) \
+    X(__libc_start_main, NONE, EXIT, _, _, _) \
     X(_exit, NONE, ALL, _, _, _) \
     X(_Exit, NONE, ALL, _, _, _) \
     X(quick_exit, NONE, ALL, _, _, _) \

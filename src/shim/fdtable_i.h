@@ -234,6 +234,9 @@ void bs_shim_flush_all(void);
 /* Final flush (exit, _exit, destructor): afterwards every write passes through. */
 void bs_shim_final_flush(void);
 
+/* 1 once main returned or exit was called (lifecycle.c). */
+extern atomic_int bs_exiting;
+
 /* Process that owns the shim state (a vfork child is not it). */
 extern pid_t bs_owner_pid;
 int bs_is_owner(void);

@@ -93,7 +93,13 @@ int __vwprintf_chk(int flag, const wchar_t *fmt, va_list ap);
 #define BS_REAL_MEMBER_ALL BS_REAL_MEMBER_WRAPPED
 #define BS_REAL_MEMBER_TRACK BS_REAL_MEMBER_WRAPPED
 #define BS_REAL_MEMBER_SIGNAL BS_REAL_MEMBER_WRAPPED
+#define BS_REAL_MEMBER_EXIT BS_REAL_MEMBER_WRAPPED
 #define BS_REAL_MEMBER_PASS(name)
+
+/* glibc's program entry (csu/libc-start.c), called by _start; no header declares it. */
+int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+                      void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
+                      void *stack_end);
 struct bs_real_table {
     BS_CALLS(BS_REAL_MEMBER)
 };

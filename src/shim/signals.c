@@ -120,7 +120,8 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
     errno = saved;
 }
 
-static int install_stand_in(int sig)
+/* Installs the stand-in for sig; the disposition it replaced goes to *old (may be NULL). */
+static int install_stand_in(int sig, struct sigaction *old)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -128,7 +129,7 @@ static int install_stand_in(int sig)
     /* SA_RESTART: a deferred flush must not turn into EINTR the program never saw. */
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
-    int r = BS_REAL(sigaction)(sig, &sa, NULL);
+    int r = BS_REAL(sigaction)(sig, &sa, old);
     if (r == 0)
         atomic_store(&standing_in[sig], 1);
     return r;
@@ -139,16 +140,29 @@ void bs_signals_init(void)
     ready = 1;
     if (!bs_shim_active())
         return;
+    /*
+     * One call a signal: install, and put back what was there unless it was
+     * SIG_DFL (SIG_IGN, say, from nohup). The signals stay blocked meanwhile, so
+     * that one arriving in between meets the disposition it would have met anyway.
+     */
+    sigset_t these, before;
+    sigemptyset(&these);
+    for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++)
+        sigaddset(&these, flushing[i]);
+    pthread_sigmask(SIG_BLOCK, &these, &before);
     for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++) {
         int sig = flushing[i];
         struct sigaction cur;
-        if (BS_REAL(sigaction)(sig, NULL, &cur) != 0)
+        if (install_stand_in(sig, &cur) != 0)
             continue;
         if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
             program_view[sig] = cur;
-            install_stand_in(sig);
+        } else {
+            BS_REAL(sigaction)(sig, &cur, NULL);
+            atomic_store(&standing_in[sig], 0);
         }
     }
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
 }
 
 BS_EXPORT BS_EARLY int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -173,7 +187,7 @@ static int shim_sigaction(int sig, const struct sigaction *act, struct sigaction
         if (!was_standing_in) {
             r = BS_REAL(sigaction)(sig, NULL, &real_old);
             if (r == 0)
-                r = install_stand_in(sig);
+                r = install_stand_in(sig, NULL);
         }
     } else if (act) {
         r = BS_REAL(sigaction)(sig, act, &real_old);

@@ -196,6 +196,9 @@ void bs_target_prepare_close(struct bs_target *t, int fd)
     if (!t->regular || !bs_is_owner())
         return;
     wait_held(t);
+    /* Leaving: the final flush follows in this thread, and finds the file by its path. */
+    if (atomic_load(&bs_exiting))
+        return;
     /* The last descriptor of a regular target with bytes still queued: keep a way to
        the file, in case its name is taken before the next batch. */
     if (atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
@@ -506,8 +509,8 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         return NULL;
     }
 
-    if (t->regular && fd >= 0)
-        request_held(t, fd);
+    /* A regular target gets its held descriptor when its last descriptor closes
+       (bs_target_prepare_close), not now: most never need one. */
 
     pthread_mutex_lock(&reg_lock);
     t->w = w;

@@ -31,6 +31,7 @@
 #define BS_GEN_ALL(...)
 #define BS_GEN_TRACK(...)
 #define BS_GEN_SIGNAL(...)
+#define BS_GEN_EXIT(...)
 #define BS_GEN_PASS(...)
 
 /* The AT form's flags: the call's own argument, except where the call has none. */
