@@ -124,7 +124,8 @@ BS_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, ch
 
 BS_EXPORT void exit(int status)
 {
-    atomic_store(&bs_exiting, 1);
+    if (bs_is_owner()) /* not a vfork child's (wrong) exit: the parent goes on */
+        atomic_store(&bs_exiting, 1);
     BS_REAL(exit)(status);
     __builtin_unreachable();
 }
