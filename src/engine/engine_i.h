@@ -69,7 +69,6 @@ int bs_engine_is_shut_down(void);
  */
 void bs_busy_enter(void);
 void bs_busy_leave(void);
-int bs_busy_here(void);
 int bs_busy_defer(void (*fn)(int), int arg);
 
 /*

@@ -323,9 +323,8 @@ static int wake_leader(void)
     return 0;
 }
 
-void bs_sched_wake(struct bufshim_writer *w)
+void bs_sched_wake(void)
 {
-    (void)w;
     pthread_mutex_lock(&sched.lock);
     wake_leader();
     pthread_mutex_unlock(&sched.lock);

@@ -99,7 +99,7 @@ static int append(bufshim_writer *w, const void *data, size_t len)
         if (r > 0) {
             /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
             if (first)
-                bs_sched_wake(w);
+                bs_sched_wake();
             return 0;
         }
         if (r < 0)

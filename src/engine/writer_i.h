@@ -69,8 +69,8 @@ int bs_sched_register(struct bufshim_writer *w);
 /* Removes w from the registry; the last writer out lets the threads exit. */
 void bs_sched_unregister(struct bufshim_writer *w);
 
-/* Tells the scheduler that w's input went from empty to non-empty. */
-void bs_sched_wake(struct bufshim_writer *w);
+/* Tells the scheduler that a writer's input went from empty to non-empty. */
+void bs_sched_wake(void);
 
 /* 1 once bs_engine_shutdown has started. */
 extern _Atomic int bs_engine_shutdown_flag;

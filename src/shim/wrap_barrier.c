@@ -7,7 +7,6 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 
-#include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
 #include "barrier_i.h"

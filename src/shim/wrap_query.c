@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 
-#include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"

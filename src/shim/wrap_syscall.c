@@ -8,7 +8,6 @@
 #include <sys/syscall.h>
 
 #include "barrier_i.h"
-#include "config_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
 
