@@ -136,4 +136,16 @@ int bs_sys_fdatasync(int fd);
 /* Writes all of buf (EINTR, short writes): len, or what was written before an error, or -errno. */
 ssize_t bs_sys_write_all(int fd, const void *buf, size_t len);
 
+/*
+ * The one write-all loop: bs_sys_write_all with each write(2) made by
+ * write_once(ctx, fd, buf, len), which returns the bytes written or -errno (for a
+ * caller that brackets every single write, as the shim's size bookkeeping does).
+ */
+typedef ssize_t (*bs_write_once_fn)(void *ctx, int fd, const void *buf, size_t len);
+ssize_t bs_write_all_with(bs_write_once_fn write_once, void *ctx, int fd, const void *buf,
+                          size_t len);
+
+/* Sleeps ns nanoseconds, resuming after signals; errno preserved. */
+void bs_sleep_ns(uint64_t ns);
+
 #endif /* BUFSHIM_ENGINE_I_H */

@@ -172,6 +172,9 @@ uint64_t bs_target_pending(struct bs_target *t);
  */
 int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg);
 
+/* bs_target_vsize with the real fstat(fd)'s st_size as the real size (fd refers to t). */
+int64_t bs_target_vsize_fd(struct bs_target *t, int fd);
+
 /* Records len bytes accepted by the engine for t; returns the new t->acc. */
 uint64_t bs_target_accepted(struct bs_target *t, size_t len);
 

@@ -180,15 +180,8 @@ struct out {
 
 static void out_flush(struct out *o)
 {
-    size_t done = 0;
-    while (done < o->len) {
-        ssize_t n = bs_sys_write(o->fd, o->buf + done, o->len - done);
-        if (n == -EINTR)
-            continue;
-        if (n <= 0)
-            break; /* Nothing sensible to do at exit: the report is best effort. */
-        done += (size_t)n;
-    }
+    /* An error is ignored: nothing sensible to do at exit, the report is best effort. */
+    bs_sys_write_all(o->fd, o->buf, o->len);
     o->len = 0;
 }
 

@@ -8,12 +8,6 @@
 #include "fdtable_i.h"
 #include "shim_i.h"
 
-static int64_t fstat_size(void *arg)
-{
-    struct stat st;
-    return BS_REAL(fstat)(*(int *)arg, &st) == 0 ? (int64_t)st.st_size : -1;
-}
-
 /*
  * lseek on a diverted descriptor: lseek(fd, 0, SEEK_CUR), lseek(fd, 0,
  * SEEK_END) and a SEEK_SET to the current end are queries, answered with the
@@ -38,7 +32,7 @@ static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
                 return p;
             }
         } else if (whence == SEEK_END && off == 0) {
-            int64_t v = bs_target_vsize(t, fstat_size, &fd);
+            int64_t v = bs_target_vsize_fd(t, fd);
             if (v >= 0) {
                 /* The description is now at the end: a later write appends. */
                 atomic_store(&o->mark, atomic_load(&t->acc));

@@ -126,6 +126,18 @@ ssize_t bs_fd_write(int fd, const void *buf, size_t len)
     return r;
 }
 
+size_t bs_fd_write_all(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = bs_fd_write(fd, (const char *)buf + done, len - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    return done;
+}
+
 BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     return bs_fd_write(fd, buf, len);
