@@ -9,6 +9,14 @@
 
 #include "bufshim.h"
 
+/*
+ * Errno: the raw system calls (bs_sys_*, bs_sys_write_all, and bs_write_all_with
+ * when its write_once does), bs_log and bs_sleep_ns keep errno and report errors as
+ * -errno return values; bs_syscall sets errno as syscall(2) does. Any other function
+ * here may change errno. The engine code around them keeps the caller's errno with
+ * errno_i.h's helpers where it runs inside the program's calls.
+ */
+
 #define BS_DEFAULT_INTERVAL 1.0
 
 /* Counters of one writer since it was opened (for BUFSHIM_STATS and tests). */

@@ -12,6 +12,7 @@
 
 #include "config_i.h"
 #include "engine_i.h"
+#include "errno_i.h"
 #include "fdtable_i.h"
 
 /*
@@ -349,6 +350,7 @@ void bs_fd_recheck(struct bs_target *t)
 
 void bs_fd_recheck_one(int fd)
 {
+    BS_KEEP_ERRNO();
     struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
     if (o && !bs_engine_is_shut_down() && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
         decide(o, fd);

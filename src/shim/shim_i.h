@@ -11,6 +11,8 @@
  * calls libc's write/lseek/read/close for a stream's descriptor itself: it calls
  * these, which behave exactly as the program's own call of the same name would
  * under the shim (divert, barrier, pass through), and never touch errno on success.
+ * Errno: on failure each sets errno as the program's call would; bs_shim_active and
+ * bs_fd_rescan keep it.
  */
 
 /* 1 when the configuration is valid and non-empty and the final flush has not run. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine_i.h"
+#include "errno_i.h"
 #include "stats_i.h"
 
 /* Per-incarnation medians kept for one name; older ones are overwritten. */
@@ -65,14 +66,12 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 void bs_stats_retire(bufshim_writer *w)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct bs_writer_stats st;
     memset(&st, 0, sizeof st);
     bs_writer_stats(w, &st);
-    if (st.records == 0 && st.batches == 0 && st.failure_episodes == 0) {
-        errno = saved;
+    if (st.records == 0 && st.batches == 0 && st.failure_episodes == 0)
         return;
-    }
     const char *name = bs_writer_name(w);
     pthread_once(&retired_once, retired_init);
     pthread_mutex_lock(&retired_lock);
@@ -82,7 +81,6 @@ void bs_stats_retire(bufshim_writer *w)
         r = calloc(1, sizeof *r + n);
         if (!r) { /* Statistics are best effort; the bytes are unaffected. */
             pthread_mutex_unlock(&retired_lock);
-            errno = saved;
             return;
         }
         memcpy(r->name, name, n);
@@ -104,7 +102,6 @@ void bs_stats_retire(bufshim_writer *w)
             r->nsamples++;
     }
     pthread_mutex_unlock(&retired_lock);
-    errno = saved;
 }
 
 /*
@@ -351,11 +348,9 @@ static void report_retired(struct report *r)
 
 void bs_stats_report(const char *dest)
 {
-    int saved = errno;
-    if (!dest || !*dest) {
-        errno = saved;
+    BS_KEEP_ERRNO();
+    if (!dest || !*dest)
         return;
-    }
     struct out o;
     o.len = 0;
     o.fd = 2;
@@ -372,7 +367,6 @@ void bs_stats_report(const char *dest)
        inherits BUFSHIM_STATS. */
     if (r.count == 0) {
         pthread_mutex_unlock(&retired_lock);
-        errno = saved;
         return;
     }
 
@@ -381,7 +375,6 @@ void bs_stats_report(const char *dest)
         if (o.fd < 0) {
             pthread_mutex_unlock(&retired_lock);
             bs_log("BUFSHIM_STATS=\"%s\": %s; no statistics written", dest, strerror(-o.fd));
-            errno = saved;
             return;
         }
     } else {
@@ -397,5 +390,4 @@ void bs_stats_report(const char *dest)
     out_flush(&o);
     if (r.json)
         bs_sys_close(o.fd);
-    errno = saved;
 }

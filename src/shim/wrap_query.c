@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 
 #include "engine_i.h"
+#include "errno_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
 
@@ -192,9 +193,7 @@ static int stat_call(struct stat_call *c)
         struct stat *st = c->buf;
         if (!S_ISREG(st->st_mode))
             return c->ret;
-        int saved = errno;
-        t = bs_target_acquire(st->st_dev, st->st_ino, 0, -1, NULL, 0);
-        errno = saved;
+        BS_SAVE_ERRNO(t = bs_target_acquire(st->st_dev, st->st_ino, 0, -1, NULL, 0));
         if (!t)
             return c->ret;
         ref = 1;

@@ -13,6 +13,7 @@
 
 #include "real_i.h"
 
+#include "errno_i.h"
 #include "shim_i.h"
 #include "stdio_i.h"
 #include "stdio_stream_i.h"
@@ -398,11 +399,8 @@ int bs_stdio_stream_close(FILE *fp)
         errno = saved;
     }
     int r = BS_REAL(fclose)(fp);
-    if (glibc_fd >= 0) {
-        int saved = errno;
-        bs_fd_rescan(glibc_fd);
-        errno = saved;
-    }
+    if (glibc_fd >= 0)
+        BS_SAVE_ERRNO(bs_fd_rescan(glibc_fd));
     if (detached) {
         free(s->buf);
         free(s);

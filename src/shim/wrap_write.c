@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
@@ -102,11 +103,8 @@ static void before_pass(struct bs_ofd *o)
 
 static void after_pass(struct bs_ofd *o, ssize_t r)
 {
-    if (r >= 0) {
-        int saved = errno;
-        bs_fd_recheck(o->t);
-        errno = saved;
-    }
+    if (r >= 0)
+        BS_SAVE_ERRNO(bs_fd_recheck(o->t));
 }
 
 ssize_t bs_fd_write(int fd, const void *buf, size_t len)
