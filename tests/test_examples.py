@@ -51,7 +51,8 @@ def test_examples_use_only_the_public_header():
     for name in ("logger", "tcp_sink"):
         d = subprocess.run(["readelf", "-d", str(example(name))], capture_output=True,
                            text=True, check=True).stdout
-        assert "[libbufshim.so]" in d, f"{name} does not link libbufshim.so"
+        assert re.search(r"\(NEEDED\).*\[libbufshim\.so\.\d+\]", d), \
+            f"{name} does not link libbufshim.so (by its versioned SONAME)"
 
 
 def test_logger_from_several_threads(tmp_path):

@@ -34,13 +34,6 @@ void bs_buf_consume(struct bs_buf *b, size_t n)
         b->off = b->len = 0;
 }
 
-void bs_buf_swap(struct bs_buf *a, struct bs_buf *b)
-{
-    struct bs_buf t = *a;
-    *a = *b;
-    *b = t;
-}
-
 void bs_buf_trim(struct bs_buf *b, size_t recent_need)
 {
     if (b->len != 0 || b->cap <= BS_BUF_TRIM_ABOVE || b->cap / 4 <= recent_need)

@@ -23,9 +23,6 @@ int bs_buf_append(struct bs_buf *b, const void *p, size_t n);
 /* Marks n more bytes consumed; an emptied buffer is rewound, keeping its capacity. */
 void bs_buf_consume(struct bs_buf *b, size_t n);
 
-/* Exchanges the contents of a and b (pointers only). */
-void bs_buf_swap(struct bs_buf *a, struct bs_buf *b);
-
 /*
  * Gives memory back after a burst: an empty buffer whose capacity exceeds both
  * 1 MiB and four times recent_need shrinks to max(64 KiB, 2 * recent_need).

@@ -9,6 +9,14 @@
 
 #include "bufshim.h"
 
+/*
+ * Errno: the raw system calls (bs_sys_*, bs_sys_write_all, and bs_write_all_with
+ * when its write_once does), bs_log and bs_sleep_ns keep errno and report errors as
+ * -errno return values; bs_syscall sets errno as syscall(2) does. Any other function
+ * here may change errno. The engine code around them keeps the caller's errno with
+ * errno_i.h's helpers where it runs inside the program's calls.
+ */
+
 #define BS_DEFAULT_INTERVAL 1.0
 
 /* Counters of one writer since it was opened (for BUFSHIM_STATS and tests). */
@@ -69,7 +77,6 @@ int bs_engine_is_shut_down(void);
  */
 void bs_busy_enter(void);
 void bs_busy_leave(void);
-int bs_busy_here(void);
 int bs_busy_defer(void (*fn)(int), int arg);
 
 /*
@@ -136,5 +143,17 @@ int bs_sys_fdatasync(int fd);
 
 /* Writes all of buf (EINTR, short writes): len, or what was written before an error, or -errno. */
 ssize_t bs_sys_write_all(int fd, const void *buf, size_t len);
+
+/*
+ * The one write-all loop: bs_sys_write_all with each write(2) made by
+ * write_once(ctx, fd, buf, len), which returns the bytes written or -errno (for a
+ * caller that brackets every single write, as the shim's size bookkeeping does).
+ */
+typedef ssize_t (*bs_write_once_fn)(void *ctx, int fd, const void *buf, size_t len);
+ssize_t bs_write_all_with(bs_write_once_fn write_once, void *ctx, int fd, const void *buf,
+                          size_t len);
+
+/* Sleeps ns nanoseconds, resuming after signals; errno preserved. */
+void bs_sleep_ns(uint64_t ns);
 
 #endif /* BUFSHIM_ENGINE_I_H */

@@ -23,18 +23,9 @@ static ssize_t file_sink_write(void *ctx, const void *data, size_t len)
     int fd = bs_sys_open(fs->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0)
         return fd;
-    size_t done = 0;
-    ssize_t err = 0;
-    while (done < len) {
-        ssize_t w = bs_sys_write(fd, (const char *)data + done, len - done);
-        if (w == -EINTR)
-            continue;
-        if (w <= 0) {
-            err = w < 0 ? w : -EIO;
-            break;
-        }
-        done += (size_t)w;
-    }
+    ssize_t w = bs_sys_write_all(fd, data, len);
+    size_t done = w > 0 ? (size_t)w : 0;
+    ssize_t err = w < 0 ? w : 0;
     if (done > 0 && fs->fsync) {
         int r = bs_sys_fdatasync(fd);
         if (r < 0)

@@ -342,9 +342,8 @@ static int wake_leader(void)
 
 atomic_int bs_sched_threadless;
 
-void bs_sched_wake(struct bufshim_writer *w)
+void bs_sched_wake(void)
 {
-    (void)w;
     pthread_mutex_lock(&sched.lock);
     /* No thread could be started: every append tries again until one is. */
     atomic_store_explicit(&bs_sched_threadless, wake_leader() < 0 && sched.nthreads == 0,
@@ -482,7 +481,7 @@ int bs_engine_flush_all(void)
 static uint64_t pending_all(uint64_t *retry_ns)
 {
     uint64_t total = 0;
-    *retry_ns = 500000000u;
+    *retry_ns = BS_FINAL_RETRY_MAX_NS;
     pthread_mutex_lock(&sched.lock);
     for (struct bufshim_writer *w = sched.head; w; w = w->next) {
         uint64_t p = bs_writer_pending(w);
@@ -502,12 +501,7 @@ static void report_loss(bufshim_writer *w, void *arg)
         bs_log("%s: %llu bytes could not be written at exit", w->name, (unsigned long long)p);
 }
 
-/*
- * The final flush. A sink that fails is retried a few times, at its interval (at
- * most 0.5 s apart), before the loss is reported: exit should not hang on a dead
- * target for long, but one bad moment must not cost data.
- */
-#define FINAL_ATTEMPTS 4
+/* The final flush, retried as BS_FINAL_ATTEMPTS says (writer_i.h). */
 
 void bs_engine_shutdown(void)
 {
@@ -519,13 +513,11 @@ void bs_engine_shutdown(void)
         uint64_t retry_ns;
         if (pending_all(&retry_ns) == 0)
             break;
-        if (attempt == FINAL_ATTEMPTS) {
+        if (attempt == BS_FINAL_ATTEMPTS) {
             bs_engine_foreach_writer(report_loss, NULL);
             break;
         }
-        struct timespec ts = {(time_t)(retry_ns / 1000000000u), (long)(retry_ns % 1000000000u)};
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-            ;
+        bs_sleep_ns(retry_ns);
     }
     bs_busy_leave();
 }

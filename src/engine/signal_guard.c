@@ -33,11 +33,6 @@ void bs_busy_leave(void)
     }
 }
 
-int bs_busy_here(void)
-{
-    return busy_depth;
-}
-
 int bs_busy_defer(void (*fn)(int), int arg)
 {
     if (busy_depth == 0)

@@ -62,11 +62,18 @@ void bs_log_set_output(void (*out)(const char *line, size_t len))
     log_output = out;
 }
 
-ssize_t bs_sys_write_all(int fd, const void *buf, size_t len)
+static ssize_t sys_write_once(void *ctx, int fd, const void *buf, size_t len)
+{
+    (void)ctx;
+    return bs_sys_write(fd, buf, len);
+}
+
+ssize_t bs_write_all_with(bs_write_once_fn write_once, void *ctx, int fd, const void *buf,
+                          size_t len)
 {
     size_t off = 0;
     while (off < len) {
-        ssize_t w = bs_sys_write(fd, (const char *)buf + off, len - off);
+        ssize_t w = write_once(ctx, fd, (const char *)buf + off, len - off);
         if (w == -EINTR)
             continue;
         if (w <= 0)
@@ -74,6 +81,20 @@ ssize_t bs_sys_write_all(int fd, const void *buf, size_t len)
         off += (size_t)w;
     }
     return (ssize_t)off;
+}
+
+ssize_t bs_sys_write_all(int fd, const void *buf, size_t len)
+{
+    return bs_write_all_with(sys_write_once, NULL, fd, buf, len);
+}
+
+void bs_sleep_ns(uint64_t ns)
+{
+    int saved = errno;
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+    errno = saved;
 }
 
 void bs_log(const char *fmt, ...)

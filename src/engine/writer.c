@@ -99,7 +99,7 @@ static int append(bufshim_writer *w, const void *data, size_t len)
         if (r > 0) {
             /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
             if (first || atomic_load_explicit(&bs_sched_threadless, memory_order_relaxed))
-                bs_sched_wake(w);
+                bs_sched_wake();
             return 0;
         }
         if (r < 0)
@@ -254,7 +254,7 @@ static int close_writer(bufshim_writer *w)
     pthread_mutex_unlock(&w->lock);
 
     /* Final write: keep going while the sink makes progress; after a failure,
-       retry a few times at the interval before reporting the loss. */
+       retry as BS_FINAL_ATTEMPTS says before reporting the loss. */
     int result = 0, failures = 0;
     for (;;) {
         pthread_mutex_lock(&w->lock);
@@ -271,15 +271,13 @@ static int close_writer(bufshim_writer *w)
         if (r > 0)
             continue;
         result = r < 0 ? (int)r : -EIO;
-        if (++failures >= 3) {
+        if (++failures >= BS_FINAL_ATTEMPTS) {
             bs_log("%s: closed with %zu bytes unwritten: %s", w->name, pending,
                    strerror(-result));
             break;
         }
-        struct timespec ts = {(time_t)(w->interval_ns / 1000000000u),
-                              (long)(w->interval_ns % 1000000000u)};
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-            ;
+        bs_sleep_ns(w->interval_ns < BS_FINAL_RETRY_MAX_NS ? w->interval_ns
+                                                           : BS_FINAL_RETRY_MAX_NS);
     }
 
     bs_sched_unregister(w);

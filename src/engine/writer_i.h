@@ -69,8 +69,17 @@ int bs_sched_register(struct bufshim_writer *w);
 /* Removes w from the registry; the last writer out lets the threads exit. */
 void bs_sched_unregister(struct bufshim_writer *w);
 
-/* Tells the scheduler that w's input went from empty to non-empty. */
-void bs_sched_wake(struct bufshim_writer *w);
+/*
+ * The retry policy of a final write (bufshim_close, and the final flush at exit): a
+ * sink that fails is tried BS_FINAL_ATTEMPTS times in all, the attempts its interval
+ * but at most BS_FINAL_RETRY_MAX_NS apart, before the loss is reported. Exit and close
+ * should not hang on a dead target for long, but one bad moment must not cost data.
+ */
+#define BS_FINAL_ATTEMPTS 4
+#define BS_FINAL_RETRY_MAX_NS 500000000u
+
+/* Tells the scheduler that a writer's input went from empty to non-empty. */
+void bs_sched_wake(void);
 
 /* Set while no writer thread exists and none could be started (appends retry). */
 extern atomic_int bs_sched_threadless;

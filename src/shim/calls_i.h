@@ -32,9 +32,10 @@
  *            takes a descriptor or a path; tests/test_calls.py holds it to that)
  *
  * ret, params, args are used only by the generated barriers (`_` elsewhere).
- * Every name not PASS is exported by libbufshim.so and resolved into the table of
- * real functions (real_i.h); src/gen_exports.py reads this file for the version
- * script, so each entry stays on one line.
+ * Every name not PASS is exported by libbufshim.so (defined with BS_EXPORT, at the
+ * base version: src/exports/README) and resolved into the table of real functions
+ * (real_i.h); tests/test_exports.py and test_calls.py read this file, so each entry
+ * stays on one line.
  */
 // clang-format off
 #define BS_CALLS(X) \

@@ -14,6 +14,7 @@
 
 #include "config_i.h"
 #include "engine_i.h"
+#include "errno_i.h"
 #include "fdtable_i.h"
 
 /*
@@ -101,15 +102,9 @@ static void ofd_put(struct bs_ofd *o)
     bs_target_release(t);
 }
 
-static int64_t fstat_size(void *arg)
-{
-    struct stat st;
-    return BS_REAL(fstat)(*(int *)arg, &st) == 0 ? (int64_t)st.st_size : -1;
-}
-
 int64_t bs_ofd_position(struct bs_ofd *o, int fd)
 {
-    int64_t vs = bs_target_vsize(o->t, fstat_size, &fd);
+    int64_t vs = bs_target_vsize_fd(o->t, fd);
     if (vs < 0)
         return -1;
     uint64_t acc = atomic_load(&o->t->acc), mark = atomic_load(&o->mark);
@@ -139,7 +134,7 @@ static void decide(struct bs_ofd *o, int fd)
             f |= BS_OFD_DIVERTED | BS_OFD_APPEND;
         } else {
             off_t off = BS_REAL(lseek)(fd, 0, SEEK_CUR);
-            int64_t vs = bs_target_vsize(t, fstat_size, &fd);
+            int64_t vs = bs_target_vsize_fd(t, fd);
             if (off >= 0 && vs >= 0) {
                 if (fl & O_APPEND)
                     f |= BS_OFD_DIVERTED | BS_OFD_APPEND | (off != vs ? BS_OFD_STALEPOS : 0);
@@ -423,6 +418,7 @@ void bs_fd_recheck(struct bs_target *t)
 
 void bs_fd_recheck_one(int fd)
 {
+    BS_KEEP_ERRNO();
     struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
     if (o && !bs_engine_is_shut_down() && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
         decide(o, fd);

@@ -11,6 +11,12 @@
 #include "engine_i.h"
 
 /*
+ * Errno: a function here whose comment says "keeps errno" leaves errno as it
+ * found it; any other may change it, and a wrapper that must keep the program's
+ * errno brackets the call with BS_SAVE_ERRNO (errno_i.h).
+ */
+
+/*
  * A target is one open file, identified by (st_dev, st_ino): every descriptor
  * and path to it shares one engine writer, hence one order of bytes. Target
  * structs are never freed (a retired one is reused when the file is opened
@@ -198,7 +204,8 @@ struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow);
 /* 1 when there is at least one live target (cheap pre-check for path wrappers). */
 int bs_target_any(void);
 
-/* Writes t's pending bytes now (a barrier); then program offsets of t are at its end. */
+/* Writes t's pending bytes now (a barrier); then program offsets of t are at its end.
+   Keeps errno. */
 void bs_target_flush(struct bs_target *t);
 
 /* Bytes accepted for t but not yet in the file. */
@@ -211,6 +218,9 @@ uint64_t bs_target_pending(struct bs_target *t);
  */
 int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg);
 
+/* bs_target_vsize with the real fstat(fd)'s st_size as the real size (fd refers to t). */
+int64_t bs_target_vsize_fd(struct bs_target *t, int fd);
+
 /* Records len bytes accepted by the engine for t; returns the new t->acc. */
 uint64_t bs_target_accepted(struct bs_target *t, size_t len);
 
@@ -218,20 +228,23 @@ uint64_t bs_target_accepted(struct bs_target *t, size_t len);
  * Moves the kernel offset of every diverted regular descriptor of t (all
  * targets if t is NULL) to its virtual offset: diverted writes did not move it.
  * Called after a flush, before the kernel uses the offsets (barriers, exec, exit).
+ * Keeps errno.
  */
 void bs_fd_sync_offsets(struct bs_target *t);
 
 /* Re-decides whether each description of t is diverted, from the kernel's offsets
-   (after a truncate, a moving seek, a read). */
+   (after a truncate, a moving seek, a read). Keeps errno. */
 void bs_fd_recheck(struct bs_target *t);
 
-/* Re-decides fd's description only (after a read or a seek moved its offset). */
+/* Re-decides fd's description only (after a read or a seek moved its offset); keeps
+   errno, as bs_fd_recheck does. */
 void bs_fd_recheck_one(int fd);
 
-/* Flushes every target and syncs offsets: before fork, exec, spawn. */
+/* Flushes every target and syncs offsets: before fork, exec, spawn. Keeps errno. */
 void bs_shim_flush_all(void);
 
-/* Final flush (exit, _exit, destructor): afterwards every write passes through. */
+/* Final flush (exit, _exit, destructor): afterwards every write passes through.
+   Keeps errno. */
 void bs_shim_final_flush(void);
 
 /* 1 once main returned or exit was called (lifecycle.c). */

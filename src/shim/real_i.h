@@ -39,10 +39,16 @@
 #include <utime.h>
 #include <wchar.h>
 
+#include "bufshim.h"
 #include "calls_i.h"
 
-/* Definitions of wrapped libc names: exported (the default visibility is hidden). */
-#define BS_EXPORT __attribute__((visibility("default")))
+/*
+ * The one export macro: a definition of a wrapped libc name is exported (the default
+ * visibility is hidden) at the base version, as is each wrapper the call table lists.
+ * It is bufshim.h's BUFSHIM_EXPORT under the shim's prefix; the public API gets its
+ * version node from the version script (src/gen_exports.py).
+ */
+#define BS_EXPORT BUFSHIM_EXPORT
 
 /* glibc entry points that its headers declare only under _FORTIFY_SOURCE, or not at all. */
 int __open_2(const char *path, int flags);

@@ -11,6 +11,8 @@
  * calls libc's write/lseek/read/close for a stream's descriptor itself: it calls
  * these, which behave exactly as the program's own call of the same name would
  * under the shim (divert, barrier, pass through), and never touch errno on success.
+ * Errno: on failure each sets errno as the program's call would; bs_shim_active and
+ * bs_fd_rescan keep it.
  */
 
 /* 1 when the configuration is valid and non-empty and the final flush has not run. */
@@ -18,6 +20,13 @@ int bs_shim_active(void);
 
 /* As write(2) under the shim: diverted bytes are buffered and len is returned. */
 ssize_t bs_fd_write(int fd, const void *buf, size_t len);
+
+/*
+ * Writes buf with bs_fd_write as glibc's stdio writes a stream's buffer
+ * (_IO_new_file_write): over short writes, stopping at the first error or write of
+ * 0 (no retry of EINTR, errno as that write left it). Returns the bytes written.
+ */
+size_t bs_fd_write_all(int fd, const void *buf, size_t len);
 
 /* As read(2) under the shim: a barrier on a target, then the real read. */
 ssize_t bs_fd_read(int fd, void *buf, size_t len);

@@ -1,13 +1,17 @@
 /* stats.c - BUFSHIM_STATS: the per-target report written once, at the final flush. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine_i.h"
+#include "errno_i.h"
 #include "stats_i.h"
 
 /* Per-incarnation medians kept for one name; older ones are overwritten. */
@@ -62,14 +66,12 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 void bs_stats_retire(bufshim_writer *w)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct bs_writer_stats st;
     memset(&st, 0, sizeof st);
     bs_writer_stats(w, &st);
-    if (st.records == 0 && st.batches == 0 && st.failure_episodes == 0) {
-        errno = saved;
+    if (st.records == 0 && st.batches == 0 && st.failure_episodes == 0)
         return;
-    }
     const char *name = bs_writer_name(w);
     pthread_once(&retired_once, retired_init);
     pthread_mutex_lock(&retired_lock);
@@ -79,7 +81,6 @@ void bs_stats_retire(bufshim_writer *w)
         r = calloc(1, sizeof *r + n);
         if (!r) { /* Statistics are best effort; the bytes are unaffected. */
             pthread_mutex_unlock(&retired_lock);
-            errno = saved;
             return;
         }
         memcpy(r->name, name, n);
@@ -101,7 +102,6 @@ void bs_stats_retire(bufshim_writer *w)
             r->nsamples++;
     }
     pthread_mutex_unlock(&retired_lock);
-    errno = saved;
 }
 
 /*
@@ -153,6 +153,18 @@ static void merge_retired(struct bs_writer_stats *st, const struct retired *r)
     st->batch_ns_p50 = p50;
 }
 
+/*
+ * The report is formatted with snprintf into a fixed buffer, as bs_log formats its
+ * lines. Decision on async-signal-safety: the report runs at the final flush, which
+ * also runs in the shim's handler of a terminating signal (signals.c, die_of). POSIX
+ * does not list snprintf as async-signal-safe, but the conversions used here
+ * (integers, with widths below 20, and short literal %s) make glibc's snprintf into a
+ * caller's buffer take no lock, allocate nothing and read no locale data that could
+ * change under it (no floating point, no ' flag, no wide strings); bs_log on the same
+ * path already relies on that. Paths, the only text of unbounded length, are copied
+ * character by character (escaped) into the buffer, never through a format.
+ */
+
 /* Big enough for any line but a pathological path; longer lines are written in
  * pieces (the file is O_APPEND, so a piece never lands inside another process's). */
 #define OUT_CAP 8192
@@ -165,15 +177,8 @@ struct out {
 
 static void out_flush(struct out *o)
 {
-    size_t done = 0;
-    while (done < o->len) {
-        ssize_t n = bs_sys_write(o->fd, o->buf + done, o->len - done);
-        if (n == -EINTR)
-            continue;
-        if (n <= 0)
-            break; /* Nothing sensible to do at exit: the report is best effort. */
-        done += (size_t)n;
-    }
+    /* An error is ignored: nothing sensible to do at exit, the report is best effort. */
+    bs_sys_write_all(o->fd, o->buf, o->len);
     o->len = 0;
 }
 
@@ -184,62 +189,23 @@ static void out_char(struct out *o, char c)
     o->buf[o->len++] = c;
 }
 
-static void out_str(struct out *o, const char *s)
+/* Appends the formatted text; when it does not fit after what is buffered, that goes
+ * out first. Every format of this file is far shorter than OUT_CAP. */
+__attribute__((format(printf, 2, 3))) static void out_printf(struct out *o, const char *fmt, ...)
 {
-    while (*s)
-        out_char(o, *s++);
-}
-
-static void out_spaces(struct out *o, int n)
-{
-    while (n-- > 0)
-        out_char(o, ' ');
-}
-
-/* Decimal digits of v into tmp (not terminated); returns their count. */
-static int u64_digits(uint64_t v, char tmp[20])
-{
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return n;
-}
-
-static void out_u64(struct out *o, uint64_t v)
-{
-    char tmp[20];
-    int n = u64_digits(v, tmp);
-    while (n)
-        out_char(o, tmp[--n]);
-}
-
-/* A number right-aligned in width columns. */
-static void out_u64_w(struct out *o, uint64_t v, int width)
-{
-    char tmp[20];
-    int n = u64_digits(v, tmp);
-    out_spaces(o, width - n);
-    while (n)
-        out_char(o, tmp[--n]);
-}
-
-/* "<int>.<frac>" where v is in units of 1/10^decimals, right-aligned. */
-static void out_fixed_w(struct out *o, uint64_t v, int decimals, int width)
-{
-    uint64_t scale = 1;
-    for (int i = 0; i < decimals; i++)
-        scale *= 10;
-    char tmp[20];
-    int n = u64_digits(v / scale, tmp);
-    out_spaces(o, width - n - 1 - decimals);
-    while (n)
-        out_char(o, tmp[--n]);
-    out_char(o, '.');
-    uint64_t frac = v % scale;
-    for (uint64_t d = scale / 10; d; d /= 10)
-        out_char(o, (char)('0' + (frac / d) % 10));
+    for (int pass = 0; pass < 2; pass++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, OUT_CAP - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < OUT_CAP - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        out_flush(o);
+    }
 }
 
 /* Bytes for people: "512 B", "1.5 KiB", "20.0 MiB", right-aligned in width. */
@@ -247,8 +213,7 @@ static void out_size_w(struct out *o, uint64_t v, int width)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
     if (v < 1024) {
-        out_u64_w(o, v, width - 2);
-        out_str(o, " B");
+        out_printf(o, "%*" PRIu64 " B", width - 2, v);
         return;
     }
     int u = 0;
@@ -261,20 +226,19 @@ static void out_size_w(struct out *o, uint64_t v, int width)
     uint64_t tenths = (v * 10 + div / 2) / div;
     if (v > UINT64_MAX / 10)
         tenths = v / div * 10;
-    out_fixed_w(o, tenths, 1, width - 4);
-    out_char(o, ' ');
-    out_str(o, units[u]);
+    /* "<int>.<tenth> <unit>": the integer part takes what the rest leaves of width. */
+    out_printf(o, "%*" PRIu64 ".%" PRIu64 " %s", width - 6, tenths / 10, tenths % 10, units[u]);
 }
 
 /* Milliseconds with two decimals from nanoseconds, right-aligned. */
 static void out_ms_w(struct out *o, uint64_t ns, int width)
 {
-    out_fixed_w(o, (ns + 5000) / 10000, 2, width);
+    uint64_t hundredths = (ns + 5000) / 10000;
+    out_printf(o, "%*" PRIu64 ".%02" PRIu64, width - 3, hundredths / 100, hundredths % 100);
 }
 
 static void out_json_string(struct out *o, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     out_char(o, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
@@ -282,9 +246,7 @@ static void out_json_string(struct out *o, const char *s)
             out_char(o, '\\');
             out_char(o, (char)c);
         } else if (c < 0x20 || c == 0x7f) {
-            out_str(o, "\\u00");
-            out_char(o, hex[c >> 4]);
-            out_char(o, hex[c & 15]);
+            out_printf(o, "\\u%04x", c);
         } else {
             out_char(o, (char)c);
         }
@@ -300,14 +262,6 @@ static void out_printable(struct out *o, const char *s)
         out_char(o, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
 }
 
-static void out_field(struct out *o, const char *key, uint64_t v)
-{
-    out_str(o, ",\"");
-    out_str(o, key);
-    out_str(o, "\":");
-    out_u64(o, v);
-}
-
 struct report {
     struct out *out;
     int json;
@@ -320,39 +274,29 @@ static void print_target(struct report *r, const char *name, const struct bs_wri
 {
     struct out *o = r->out;
     if (r->json) {
-        out_str(o, "{\"pid\":");
-        out_u64(o, r->pid);
-        out_str(o, ",\"path\":");
+        out_printf(o, "{\"pid\":%" PRIu64 ",\"path\":", r->pid);
         out_json_string(o, name);
-        out_field(o, "bytes", st->bytes);
-        out_field(o, "records", st->records);
-        out_field(o, "batches", st->batches);
-        out_field(o, "largest_batch", st->largest_batch);
-        out_field(o, "peak_buffered", st->peak_buffered);
-        out_field(o, "batch_ns_p50", st->batch_ns_p50);
-        out_field(o, "batch_ns_max", st->batch_ns_max);
-        out_field(o, "failure_episodes", st->failure_episodes);
-        out_field(o, "unwritten", pending);
-        out_str(o, "}\n");
+        out_printf(o,
+                   ",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64 ",\"batches\":%" PRIu64
+                   ",\"largest_batch\":%" PRIu64 ",\"peak_buffered\":%" PRIu64
+                   ",\"batch_ns_p50\":%" PRIu64 ",\"batch_ns_max\":%" PRIu64
+                   ",\"failure_episodes\":%" PRIu64 ",\"unwritten\":%" PRIu64 "}\n",
+                   st->bytes, st->records, st->batches, st->largest_batch, st->peak_buffered,
+                   st->batch_ns_p50, st->batch_ns_max, st->failure_episodes, pending);
         out_flush(o); /* one write per line: lines of concurrent processes stay whole */
         return;
     }
-    out_str(o, "bufshim: ");
+    out_printf(o, "bufshim: ");
     out_size_w(o, st->bytes, 11);
-    out_u64_w(o, st->records, 9);
-    out_u64_w(o, st->batches, 8);
+    out_printf(o, "%9" PRIu64 "%8" PRIu64, st->records, st->batches);
     out_size_w(o, st->largest_batch, 11);
     out_size_w(o, st->peak_buffered, 11);
     out_ms_w(o, st->batch_ns_p50, 9);
     out_ms_w(o, st->batch_ns_max, 9);
-    out_u64_w(o, st->failure_episodes, 9);
-    out_str(o, "  ");
+    out_printf(o, "%9" PRIu64 "  ", st->failure_episodes);
     out_printable(o, name);
-    if (pending) {
-        out_str(o, "  (");
-        out_u64(o, pending);
-        out_str(o, " bytes unwritten)");
-    }
+    if (pending)
+        out_printf(o, "  (%" PRIu64 " bytes unwritten)", pending);
     out_char(o, '\n');
 }
 
@@ -404,11 +348,9 @@ static void report_retired(struct report *r)
 
 void bs_stats_report(const char *dest)
 {
-    int saved = errno;
-    if (!dest || !*dest) {
-        errno = saved;
+    BS_KEEP_ERRNO();
+    if (!dest || !*dest)
         return;
-    }
     struct out o;
     o.len = 0;
     o.fd = 2;
@@ -425,7 +367,6 @@ void bs_stats_report(const char *dest)
        inherits BUFSHIM_STATS. */
     if (r.count == 0) {
         pthread_mutex_unlock(&retired_lock);
-        errno = saved;
         return;
     }
 
@@ -434,15 +375,14 @@ void bs_stats_report(const char *dest)
         if (o.fd < 0) {
             pthread_mutex_unlock(&retired_lock);
             bs_log("BUFSHIM_STATS=\"%s\": %s; no statistics written", dest, strerror(-o.fd));
-            errno = saved;
             return;
         }
     } else {
-        out_str(&o, "bufshim: statistics of process ");
-        out_u64(&o, r.pid);
-        out_str(&o, " (batch times in ms)\n");
-        out_str(&o, "bufshim:       bytes  records batches    largest       peak"
-                    "      p50      max failures  path\n");
+        out_printf(&o,
+                   "bufshim: statistics of process %" PRIu64 " (batch times in ms)\n"
+                   "bufshim:       bytes  records batches    largest       peak"
+                   "      p50      max failures  path\n",
+                   r.pid);
     }
     bs_engine_foreach_writer(report_writer, &r);
     report_retired(&r);
@@ -450,5 +390,4 @@ void bs_stats_report(const char *dest)
     out_flush(&o);
     if (r.json)
         bs_sys_close(o.fd);
-    errno = saved;
 }

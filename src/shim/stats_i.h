@@ -7,8 +7,10 @@
 /*
  * Writes one report on every engine writer (one per target): to fd 2 as a short
  * human table when dest is "stderr", otherwise appended to the file dest as one
- * JSON object a line. Runs at exit, so it uses raw system calls only (never stdio
- * or the shim's own wrappers), allocates nothing, and leaves errno as it was.
+ * JSON object a line. Runs at exit and in a terminating signal's handler, so it
+ * writes with raw system calls only (never a stdio stream or the shim's own
+ * wrappers), formats with snprintf into its own buffer (stats.c says why that is
+ * safe there), allocates nothing, and leaves errno as it was.
  * A dest that cannot be opened gives one line on stderr.
  */
 void bs_stats_report(const char *dest);

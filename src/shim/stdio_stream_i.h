@@ -25,17 +25,16 @@
 #define BS_IO_CURRENTLY_PUTTING 0x0800
 #define BS_IO_IS_APPENDING 0x1000
 
-#define BS_STDIO_EXPORT __attribute__((visibility("default")))
-
 /*
  * Declares and begins the definition of the wrapper exported as NAME. The C
  * name is bs_wrap_NAME and the symbol name is given by an asm label, so the
  * header's _FILE_OFFSET_BITS=64 renames (fopen -> fopen64) and its extern
- * inline definitions (putchar, fputc_unlocked, ...) cannot touch it.
+ * inline definitions (putchar, fputc_unlocked, ...) cannot touch it. BS_EXPORT is
+ * real_i.h's, included first by every shim source.
  */
 #define BS_WRAPPER(ret, name, params)                                                              \
-    BS_STDIO_EXPORT ret bs_wrap_##name params __asm__(#name);                                      \
-    BS_STDIO_EXPORT ret bs_wrap_##name params
+    BS_EXPORT ret bs_wrap_##name params __asm__(#name);                                            \
+    BS_EXPORT ret bs_wrap_##name params
 
 
 /*

@@ -208,36 +208,33 @@ void bs_target_prepare_close(struct bs_target *t, int fd)
     }
 }
 
-/* Writes all of data to fd (EINTR, short writes), keeping the size snapshot exact. */
-static ssize_t write_all(struct bs_target *t, int fd, const char *data, size_t len)
+/*
+ * One write(2) of a batch, for bs_write_all_with: each single write is bracketed
+ * in t's seqlock (the file's size before it, then the bytes it wrote), so that a
+ * size snapshot taken meanwhile stays exact; hence not plain bs_sys_write_all.
+ */
+static ssize_t write_once(void *ctx, int fd, const void *data, size_t len)
 {
-    size_t done = 0;
-    while (done < len) {
-        if (t->regular) {
-            struct stat st;
-            uint64_t size = BS_REAL(fstat)(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-            atomic_fetch_add(&t->seq, 1);
-            atomic_store(&t->base, size);
-            atomic_store(&t->inflight, 1);
-            atomic_fetch_add(&t->seq, 1);
-        }
-        ssize_t w = bs_sys_write(fd, data + done, len - done);
-        if (t->regular) {
-            atomic_fetch_add(&t->seq, 1);
-            if (w > 0)
-                atomic_fetch_add(&t->wr, (uint64_t)w);
-            atomic_store(&t->inflight, 0);
-            atomic_fetch_add(&t->seq, 1);
-        } else if (w > 0) {
-            atomic_fetch_add(&t->wr, (uint64_t)w);
-        }
-        if (w == -EINTR)
-            continue;
-        if (w <= 0)
-            return done > 0 ? (ssize_t)done : (w < 0 ? w : -EIO);
-        done += (size_t)w;
+    struct bs_target *t = ctx;
+    if (t->regular) {
+        struct stat st;
+        uint64_t size = BS_REAL(fstat)(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        atomic_fetch_add(&t->seq, 1);
+        atomic_store(&t->base, size);
+        atomic_store(&t->inflight, 1);
+        atomic_fetch_add(&t->seq, 1);
     }
-    return (ssize_t)done;
+    ssize_t w = bs_sys_write(fd, data, len);
+    if (t->regular) {
+        atomic_fetch_add(&t->seq, 1);
+        if (w > 0)
+            atomic_fetch_add(&t->wr, (uint64_t)w);
+        atomic_store(&t->inflight, 0);
+        atomic_fetch_add(&t->seq, 1);
+    } else if (w > 0) {
+        atomic_fetch_add(&t->wr, (uint64_t)w);
+    }
+    return w;
 }
 
 /*
@@ -274,7 +271,7 @@ static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int 
         if (t->held_shares_ofd && t->regular)
             BS_REAL(lseek)(fd, 0, SEEK_END);
     }
-    ssize_t r = write_all(t, fd, data, len);
+    ssize_t r = bs_write_all_with(write_once, t, fd, data, len);
     if (r == -EPIPE && !t->regular) {
         /* The reader is gone (`app | head -1`). Nobody can ever read these bytes;
            the program's next write goes to the kernel and gets its own EPIPE or
@@ -377,6 +374,17 @@ int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), vo
         uint64_t acc = atomic_load(&t->acc);
         return (infl ? (int64_t)base : size) + (int64_t)(acc > wr ? acc - wr : 0);
     }
+}
+
+static int64_t fstat_size(void *arg)
+{
+    struct stat st;
+    return BS_REAL(fstat)(*(int *)arg, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+int64_t bs_target_vsize_fd(struct bs_target *t, int fd)
+{
+    return bs_target_vsize(t, fstat_size, &fd);
 }
 
 /* Retires targets nobody refers to whose bytes are all written. */

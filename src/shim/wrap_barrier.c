@@ -7,8 +7,8 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 
-#include "config_i.h"
 #include "engine_i.h"
+#include "errno_i.h"
 #include "fdtable_i.h"
 #include "barrier_i.h"
 #include "shim_i.h"
@@ -23,7 +23,7 @@ static struct bs_target *barrier_fd(int fd)
     if (__builtin_expect(!o, 1) || bs_in_shim)
         return NULL;
     struct bs_target *t = o->t;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_target_flush(t);
     unsigned f = atomic_load(&o->flags);
     if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS) && t->regular) {
@@ -31,7 +31,6 @@ static struct bs_target *barrier_fd(int fd)
         if (pos >= 0)
             BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
     }
-    errno = saved;
     return t;
 }
 
@@ -43,30 +42,22 @@ static struct bs_target *barrier_fd(int fd)
 static struct bs_target *barrier_fd_all(int fd)
 {
     struct bs_target *t = barrier_fd(fd);
-    if (t) {
-        int saved = errno;
-        bs_fd_sync_offsets(t);
-        errno = saved;
-    }
+    if (t)
+        BS_SAVE_ERRNO(bs_fd_sync_offsets(t));
     return t;
 }
 
 /* After a read moved fd's own offset: re-decide that description only. */
 static void after_read(int fd)
 {
-    int saved = errno;
-    bs_fd_recheck_one(fd);
-    errno = saved;
+    bs_fd_recheck_one(fd); /* keeps errno */
 }
 
 /* After a call that changed the size (offsets synced before): re-decide them all. */
 static void after_move(struct bs_target *t)
 {
-    if (t) {
-        int saved = errno;
-        bs_fd_recheck(t);
-        errno = saved;
-    }
+    if (t)
+        BS_SAVE_ERRNO(bs_fd_recheck(t));
 }
 
 struct bs_target *bs_barrier_path(int dirfd, const char *path, int nofollow)
@@ -74,11 +65,8 @@ struct bs_target *bs_barrier_path(int dirfd, const char *path, int nofollow)
     if (bs_in_shim || !bs_target_any())
         return NULL;
     struct bs_target *t = bs_target_by_path(dirfd, path, nofollow);
-    if (t) {
-        int saved = errno;
-        bs_target_flush(t);
-        errno = saved;
-    }
+    if (t)
+        BS_SAVE_ERRNO(bs_target_flush(t));
     return t;
 }
 
@@ -93,13 +81,12 @@ struct bs_target *bs_barrier_fd(int fd)
         return o->t;
     }
     struct stat st;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct bs_target *t = NULL;
     if (fd >= 0 && BS_REAL(fstat)(fd, &st) == 0)
         t = bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
     if (t)
         bs_target_flush(t);
-    errno = saved;
     return t;
 }
 
@@ -118,11 +105,8 @@ struct bs_target *bs_barrier_at(int dirfd, const char *path, int flags)
 
 void bs_barrier_end(struct bs_target *t)
 {
-    if (t) {
-        int saved = errno;
-        bs_target_release(t);
-        errno = saved;
-    }
+    if (t)
+        BS_SAVE_ERRNO(bs_target_release(t));
 }
 
 /* --- durability --- */
@@ -291,11 +275,8 @@ BS_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off64_t of
 
 static void before_resize(struct bs_target *t)
 {
-    if (t) {
-        int saved = errno;
-        bs_fd_sync_offsets(t);
-        errno = saved;
-    }
+    if (t)
+        BS_SAVE_ERRNO(bs_fd_sync_offsets(t));
 }
 
 /*

@@ -6,8 +6,8 @@
 #include <stdarg.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "barrier_i.h"
-#include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
@@ -201,11 +201,8 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
 {
     if (!bs_in_shim && oldfd != newfd) {
         bs_lock_before_close(newfd);
-        if (bs_fd_slot_raw(newfd)) {
-            int saved = errno;
-            bs_fd_prepare_close(newfd);
-            errno = saved;
-        }
+        if (bs_fd_slot_raw(newfd))
+            BS_SAVE_ERRNO(bs_fd_prepare_close(newfd));
     }
     int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
     int saved = errno;
@@ -280,11 +277,8 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
 int bs_fd_close(int fd)
 {
     bs_lock_before_close(fd);
-    if (!bs_in_shim && bs_fd_slot_raw(fd)) {
-        int saved = errno;
-        bs_fd_forget(fd);
-        errno = saved;
-    }
+    if (!bs_in_shim && bs_fd_slot_raw(fd))
+        BS_SAVE_ERRNO(bs_fd_forget(fd));
     return BS_REAL(close)(fd);
 }
 

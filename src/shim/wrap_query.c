@@ -5,16 +5,10 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 
-#include "config_i.h"
 #include "engine_i.h"
+#include "errno_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
-
-static int64_t fstat_size(void *arg)
-{
-    struct stat st;
-    return BS_REAL(fstat)(*(int *)arg, &st) == 0 ? (int64_t)st.st_size : -1;
-}
 
 /*
  * lseek on a diverted descriptor: lseek(fd, 0, SEEK_CUR), lseek(fd, 0,
@@ -40,7 +34,7 @@ static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
                 return p;
             }
         } else if (whence == SEEK_END && off == 0) {
-            int64_t v = bs_target_vsize(t, fstat_size, &fd);
+            int64_t v = bs_target_vsize_fd(t, fd);
             if (v >= 0) {
                 /* The description is now at the end: a later write appends. */
                 atomic_store(&o->mark, atomic_load(&t->acc));
@@ -200,9 +194,7 @@ static int stat_call(struct stat_call *c)
         struct stat *st = c->buf;
         if (!S_ISREG(st->st_mode))
             return c->ret;
-        int saved = errno;
-        t = bs_target_acquire(st->st_dev, st->st_ino, 0, -1, NULL, 0);
-        errno = saved;
+        BS_SAVE_ERRNO(t = bs_target_acquire(st->st_dev, st->st_ino, 0, -1, NULL, 0));
         if (!t)
             return c->ret;
         ref = 1;

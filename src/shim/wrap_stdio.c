@@ -293,13 +293,7 @@ static int fd_vprintf(int fd, int flag, const char *fmt, va_list ap)
             n = __vsnprintf_chk(buf, (size_t)n + 1, flag, (size_t)n + 1, fmt, again);
     }
     va_end(again);
-    size_t done = 0;
-    while (n > 0 && done < (size_t)n) {
-        ssize_t w = bs_fd_write(fd, buf + done, (size_t)n - done);
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
+    size_t done = n > 0 ? bs_fd_write_all(fd, buf, (size_t)n) : 0;
     int r = n >= 0 && done == (size_t)n ? n : -1;
     if (buf != stackbuf && buf != NULL) {
         int e = errno;

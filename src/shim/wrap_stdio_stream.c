@@ -13,6 +13,7 @@
 
 #include "real_i.h"
 
+#include "errno_i.h"
 #include "shim_i.h"
 #include "stdio_i.h"
 #include "stdio_stream_i.h"
@@ -114,17 +115,8 @@ int bs_stdio_is_ours(FILE *fp)
 static ssize_t cookie_write(void *cookie, const char *buf, size_t len)
 {
     struct bs_stream *s = cookie;
-    size_t done = 0;
-    /* Like _IO_new_file_write: loop over partial writes, stop at the first
-     * error (errno stays as the write left it); a short count makes glibc set
-     * the stream's error flag. */
-    while (done < len) {
-        ssize_t n = bs_fd_write(s->fd, buf + done, len - done);
-        if (n <= 0)
-            break;
-        done += (size_t)n;
-    }
-    return (ssize_t)done;
+    /* A short count makes glibc set the stream's error flag. */
+    return (ssize_t)bs_fd_write_all(s->fd, buf, len);
 }
 
 static ssize_t cookie_read(void *cookie, char *buf, size_t len)
@@ -407,11 +399,8 @@ int bs_stdio_stream_close(FILE *fp)
         errno = saved;
     }
     int r = BS_REAL(fclose)(fp);
-    if (glibc_fd >= 0) {
-        int saved = errno;
-        bs_fd_rescan(glibc_fd);
-        errno = saved;
-    }
+    if (glibc_fd >= 0)
+        BS_SAVE_ERRNO(bs_fd_rescan(glibc_fd));
     if (detached) {
         free(s->buf);
         free(s);

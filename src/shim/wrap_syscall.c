@@ -7,8 +7,8 @@
 #include <stdarg.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "barrier_i.h"
-#include "config_i.h"
 #include "fdtable_i.h"
 #include "shim_i.h"
 
@@ -277,11 +277,8 @@ BS_EXPORT long syscall(long nr, ...)
     }
     ret = raw(nr, a);
     /* The offsets and sizes may have moved under the target's descriptors. */
-    if (t && ret >= 0) {
-        int saved = errno;
-        bs_fd_recheck(t);
-        errno = saved;
-    }
+    if (t && ret >= 0)
+        BS_SAVE_ERRNO(bs_fd_recheck(t));
     bs_barrier_end(t);
     bs_barrier_end(t2);
     return ret;

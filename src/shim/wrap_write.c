@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
@@ -103,11 +104,8 @@ static void before_pass(struct bs_ofd *o)
 
 static void after_pass(struct bs_ofd *o, ssize_t r)
 {
-    if (r >= 0) {
-        int saved = errno;
-        bs_fd_recheck(o->t);
-        errno = saved;
-    }
+    if (r >= 0)
+        BS_SAVE_ERRNO(bs_fd_recheck(o->t));
 }
 
 ssize_t bs_fd_write(int fd, const void *buf, size_t len)
@@ -125,6 +123,18 @@ ssize_t bs_fd_write(int fd, const void *buf, size_t len)
     ssize_t r = BS_REAL(write)(fd, buf, len);
     after_pass(o, r);
     return r;
+}
+
+size_t bs_fd_write_all(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = bs_fd_write(fd, (const char *)buf + done, len - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    return done;
 }
 
 BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
