@@ -118,11 +118,10 @@ int64_t bs_ofd_position(struct bs_ofd *o, int fd)
  * O_APPEND (STALEPOS while the offset is elsewhere, until its first write), and
  * for other descriptions while they stay there. Pipes and terminals append.
  */
-static void decide(struct bs_ofd *o, int fd)
+static void decide_with(struct bs_ofd *o, int fd, int fl)
 {
     struct bs_target *t = o->t;
     unsigned f = 0;
-    int fl = BS_REAL(fcntl)(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) != O_RDONLY) {
         f = BS_OFD_WRITABLE;
         if (fl & (O_DSYNC | O_DIRECT)) {
@@ -145,6 +144,11 @@ static void decide(struct bs_ofd *o, int fd)
     }
     atomic_store(&o->mark, atomic_load(&t->acc));
     atomic_store(&o->flags, f);
+}
+
+static void decide(struct bs_ofd *o, int fd)
+{
+    decide_with(o, fd, BS_REAL(fcntl)(fd, F_GETFL));
 }
 
 static int word_fd(int fd)
@@ -185,12 +189,13 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
  * NULL). inherited: the descriptor may share its description with another one
  * already registered (found at start, or handed to fdopen).
  */
-static void register_fd(int fd, int matched, const char *path, int inherited)
+static void register_fd(int fd, int matched, const char *path, int inherited,
+                        const struct stat *known)
 {
     struct stat st;
     uintptr_t slot = 0;
     int word = word_fd(fd);
-    if (BS_REAL(fstat)(fd, &st) == 0) {
+    if (known ? (st = *known, 1) : BS_REAL(fstat)(fd, &st) == 0) {
         int fl = BS_REAL(fcntl)(fd, F_GETFL);
         int writable = fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && !(fl & O_PATH);
         int create = (matched || word) && writable;
@@ -208,7 +213,7 @@ static void register_fd(int fd, int matched, const char *path, int inherited)
                 atomic_fetch_add(&o->refs, 1);
                 bs_target_release(t); /* the description holds the target already */
             } else if ((o = ofd_new(t)) != NULL) {
-                decide(o, fd);
+                decide_with(o, fd, fl);
             } else {
                 bs_target_release(t);
             }
@@ -260,7 +265,7 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
         matched = bs_match_path(canon);
     /* Not matching by name, it may still be a target reached by another name. */
     if (matched || bs_target_any() || word_fd(fd))
-        register_fd(fd, matched, have_canon ? canon : abs[0] ? abs : NULL, 0);
+        register_fd(fd, matched, have_canon ? canon : abs[0] ? abs : NULL, 0, NULL);
     else
         ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
     bs_in_shim--;
@@ -283,14 +288,14 @@ static void look_at(int fd)
     if (S_ISSOCK(st.st_mode)) {
         /* Only the stdout/stderr word, or a descriptor of a target it made. */
         if (word_fd(fd) || bs_target_any())
-            register_fd(fd, 0, NULL, 1);
+            register_fd(fd, 0, NULL, 1, &st);
         return;
     }
     char canon[PATH_MAX];
     int have = fd_path(fd, canon, sizeof canon) == 0;
     int matched = have && bs_match_path(canon);
     if (matched || bs_target_any() || word_fd(fd))
-        register_fd(fd, matched, have ? canon : NULL, 1);
+        register_fd(fd, matched, have ? canon : NULL, 1, &st);
 }
 
 void bs_fd_register_existing(int fd)
