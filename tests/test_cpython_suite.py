@@ -8,7 +8,7 @@ candidate target, and the children they spawn inherit the shim). ``--junit-xml``
 outside the folder) gives each test case's outcome: passed, skipped, failure or error.
 
 - For every module, the set of test ids and each one's outcome must be the same in both
-  runs, except for ``EXPECTED_DIFFERENT`` (listed with the reason).
+  runs, without exception; ``test_faulthandler``'s two crash cases must also pass.
 - The shimmed run must have diverted: some target in the folder with ``records > batches``
   in ``BUFSHIM_STATS``.
 - ``test_subprocess``'s ``test_close_fds_when_max_fd_is_lowered`` is checked on its own too:
@@ -35,14 +35,14 @@ MODULES = ["test_io", "test_fileio", "test_file", "test_os", "test_shutil", "tes
            "test_tarfile", "test_zipfile", "test_logging", "test_subprocess",
            "test_faulthandler", "test_gzip", "test_csv", "test_mailbox"]
 
-# Known to differ until crash-proofing is done (doc/behaviour.md §9, Not yet: crash output is lost): these tests
-# make the interpreter crash (faulthandler._sigsegv) after faulthandler.enable(file=...) on a
-# file in the matched folder, and the traceback the handler writes stays in the dead process's
-# buffer. Everything else must match.
-EXPECTED_DIFFERENT = {
+# Every test case must come out the same. The two that crash the interpreter after
+# faulthandler.enable(file=...) on a file in the matched folder differed until fatal signals
+# flushed (the traceback faulthandler writes before it re-raises SIGSEGV stayed in the dead
+# process's buffer); they are checked on their own below as well.
+FAULTHANDLER_CRASH_TESTS = (
     "test.test_faulthandler.FaultHandlerTests.test_enable_fd",
     "test.test_faulthandler.FaultHandlerTests.test_enable_file",
-}
+)
 
 CLOSE_FDS_TEST = ("test.test_subprocess.POSIXProcessTestCase."
                   "test_close_fds_when_max_fd_is_lowered")
@@ -109,7 +109,7 @@ def test_same_outcome_per_test_case(suite_runs, module):
     assert a, f"{module}: no test case ran without the shim\n{plain['stdout'][-3000:]}"
     diffs = [f"  {k}: {a.get(k, 'absent')} without the shim, {b.get(k, 'absent')} with it"
              for k in sorted(set(a) | set(b))
-             if a.get(k) != b.get(k) and k not in EXPECTED_DIFFERENT]
+             if a.get(k) != b.get(k)]
     assert not diffs, (f"{module}: {len(diffs)} test cases differ\n" + "\n".join(diffs[:100])
                        + "\n--- regrtest output with the shim (tail):\n"
                        + shim["stdout"][-4000:])
@@ -122,11 +122,11 @@ def test_close_fds_when_max_fd_is_lowered(suite_runs):
         "a child sees a descriptor that is not its own after lowering RLIMIT_NOFILE")
 
 
-@pytest.mark.xfail(reason="crash output is lost: crash-proofing is not done (doc/behaviour.md §9)", strict=False)
-def test_expected_different_cases(suite_runs):
+def test_faulthandler_crash_output_reaches_its_file(suite_runs):
     plain, shim = suite_runs
-    for k in sorted(EXPECTED_DIFFERENT):
-        assert plain["outcomes"].get(k) == shim["outcomes"].get(k), k
+    for k in FAULTHANDLER_CRASH_TESTS:
+        assert plain["outcomes"].get(k) == "passed", k
+        assert shim["outcomes"].get(k) == "passed", k
 
 
 def test_shimmed_run_diverted(suite_runs):

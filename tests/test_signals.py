@@ -1,6 +1,10 @@
-"""SIGTERM/SIGINT/SIGHUP/SIGQUIT at their default action flush, then kill the
-process by the same signal; a handler the program installs keeps its behaviour
-(doc/behaviour.md §9)."""
+"""Fatal signals at their default action flush, then kill the process by the same
+signal: SIGTERM/SIGINT/SIGHUP/SIGQUIT, the crashes (SIGSEGV, SIGBUS, SIGABRT from abort()
+and assert(), SIGFPE, SIGILL, a crash handler that re-raises, as Python's faulthandler does)
+and SIGPIPE. A handler the program installs keeps its behaviour (doc/behaviour.md §9)."""
+import json
+import re
+import resource
 import select
 import signal
 import subprocess
@@ -13,12 +17,18 @@ from lifecycle_util import parse_records, shim_env
 
 # Long enough that nothing reaches the file by the interval during a test.
 LONG = "30"
+PY = "/usr/bin/python3"
+
+
+def no_core():
+    """A crash test must not leave core files behind (nor fill a disk)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def start(path, mode, env):
     argv = [str(helper_path("lifecycle_writer")), str(path), mode]
     p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=no_core)
     line = p.stdout.readline()
     assert line == "ready\n", (line, p.stderr.read() if p.poll() is not None else "")
     time.sleep(0.2)  # keep writing a little past "ready"
@@ -48,7 +58,11 @@ def contiguous(records, tag="l"):
     return len(seq)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+FATAL = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGSEGV,
+         signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL, signal.SIGPIPE]
+
+
+@pytest.mark.parametrize("sig", FATAL, ids=[s.name for s in FATAL])
 def test_default_action_flushes_then_dies_of_the_signal(tmp_path, sig):
     path = tmp_path / "a.log"
     p = start(path, "loop", shim_env([str(tmp_path / "*.log")], LONG))
@@ -150,3 +164,81 @@ def test_second_signal_kills_when_the_flush_is_stuck(slowfs):
     _, err = p.communicate(timeout=30)
     assert_no_sanitizer_report(err)
     assert p.returncode == -signal.SIGTERM
+
+
+def run_pair(tmp_path, argv_of, files, normalise=lambda b: b):
+    """Runs argv_of(folder) without and with the shim (interval 30 s: nothing is written by
+    a batch before the death); returns both processes. The shimmed run must have diverted
+    (BUFSHIM_STATS: records above batches for some target)."""
+    out = {}
+    for mode in ("plain", "shim"):
+        d = tmp_path / mode
+        d.mkdir()
+        env = shim_env([str(d / "*.log")], LONG, {"BUFSHIM_STATS": tmp_path / "shim.stats"}) \
+            if mode == "shim" else None
+        p = subprocess.run(argv_of(d), env=env, cwd=d, capture_output=True, text=True,
+                           timeout=60, preexec_fn=no_core)
+        assert_no_sanitizer_report(p.stderr)
+        out[mode] = p
+    for name in files:
+        assert normalise((tmp_path / "shim" / name).read_bytes()) == \
+            normalise((tmp_path / "plain" / name).read_bytes()), name
+    stats = [json.loads(line) for line in (tmp_path / "shim.stats").read_text().splitlines()
+             if line.startswith("{")]
+    assert any(t.get("records", 0) > t.get("batches", 0) for t in stats), stats
+    return out["plain"], out["shim"]
+
+
+@pytest.mark.parametrize("mode", ["assert", "segv"])
+def test_crash_of_a_c_program_keeps_its_last_lines(tmp_path, mode):
+    """A C program writes its records, then a line to stderr (stdio), then fails an assert
+    (abort, SIGABRT) or writes through NULL (a real SIGSEGV): the records and the stderr line
+    (assert's own message included) are in their files, as without the shim."""
+    def argv(d):
+        return ["bash", "-c", f'exec 2>>{d}/err.log; exec {helper_path("lifecycle_writer")} '
+                              f'{d}/a.log {mode} 500']
+    plain, shim = run_pair(tmp_path, argv, ["a.log", "err.log"])
+    assert plain.returncode == shim.returncode, (plain.returncode, shim.returncode, shim.stderr)
+    assert (tmp_path / "shim" / "err.log").read_text().startswith("about to")
+
+
+def test_bash_killing_itself_with_sigabrt(tmp_path):
+    """bash -c 'echo ... >&2; kill -ABRT $$' with stderr to a matched file."""
+    def argv(d):
+        return ["bash", "-c", f"exec 2>>{d}/err.log; echo one >&2; echo two >&2; "
+                              f"echo fatal >&2; kill -ABRT $$"]
+    plain, shim = run_pair(tmp_path, argv, ["err.log"])
+    assert plain.returncode == shim.returncode == -signal.SIGABRT
+    assert (tmp_path / "shim" / "err.log").read_text() == "one\ntwo\nfatal\n"
+
+
+def test_python_faulthandler_report_reaches_its_file(tmp_path):
+    """A real python3 enables faulthandler on a matched file, writes lines to another, and
+    crashes (faulthandler._sigsegv): faulthandler's traceback, written from its handler
+    before it re-raises SIGSEGV, is in its file, and so are the lines."""
+    code = ("import faulthandler\n"
+            "f = open('crash.log', 'w')\n"
+            "faulthandler.enable(file=f)\n"
+            "g = open('a.log', 'a')\n"
+            "for i in range(50):\n"
+            "    g.write(f'line {i}\\n'); g.flush()\n"
+            "faulthandler._sigsegv()\n")
+    # The report names the thread by its address, which differs from run to run.
+    plain, shim = run_pair(tmp_path, lambda d: [PY, "-c", code], ["a.log", "crash.log"],
+                           normalise=lambda b: re.sub(rb"0x[0-9a-f]+", b"0x?", b))
+    assert plain.returncode == shim.returncode == -signal.SIGSEGV
+    assert "Segmentation fault" in (tmp_path / "shim" / "crash.log").read_text()
+
+
+def test_sigpipe_of_a_bash_writing_to_a_closed_pipe(tmp_path):
+    """bash logs to a matched file, then writes to a pipe whose reader is gone: it dies of
+    SIGPIPE, and what it logged is in the file."""
+    def argv(d):
+        # The reader goes first (its fork, and sleep's, are barriers that would flush the
+        # log lines); then only builtins run.
+        return ["bash", "-c", f"exec 3>>{d}/a.log; exec 1> >(true); sleep 0.2; "
+                              f"for i in 1 2 3 4 5; do echo log $i >&3; done; "
+                              f"while :; do echo y; done"]
+    plain, shim = run_pair(tmp_path, argv, ["a.log"])
+    assert plain.returncode == shim.returncode == -signal.SIGPIPE, (plain, shim)
+    assert (tmp_path / "shim" / "a.log").read_text() == "".join(f"log {i}\n" for i in range(1, 6))

@@ -1,4 +1,5 @@
-/* signals.c - SIGTERM, SIGINT, SIGHUP, SIGQUIT at their default action: flush, then die of it. */
+/* signals.c - fatal signals at their default action (termination, crashes, SIGPIPE): flush,
+ * then die of the signal. */
 #include "real_i.h"
 
 #include <dlfcn.h>
@@ -27,7 +28,21 @@
  * thread leaves it, a few microseconds later.
  */
 
-static const int flushing[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+/*
+ * The termination signals, the crashes (a fault, abort() and assert(), a crash
+ * handler that re-raises after it wrote its report, as Python's faulthandler does)
+ * and SIGPIPE (a program writing to a closed pipe). Decision: the signals whose
+ * default action kills and that programs meet without asking for them; SIGUSR1/2,
+ * SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGSYS, SIGTRAP and the real-time
+ * signals are left alone (README, limits): a sigaction each costs every process at
+ * start. SIGKILL cannot be caught at all.
+ *
+ * A fault inside the shim itself (interrupted thread busy in the engine) cannot be
+ * deferred as a termination signal is: the handler returns, the faulting
+ * instruction faults again, and the second entry dies at once without the flush.
+ */
+static const int flushing[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGILL,
+                               SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGPIPE};
 
 /*
  * Sanitizer runtimes preloaded ahead of the shim call sigaction() while they

@@ -19,11 +19,15 @@
  *                     and that re-setting SIG_DFL keeps the flush-on-signal behaviour
  *     fsync           after the N records, wait 0.5 s, print "ready\n", then fsync(PATH)
  *                     (a barrier: it waits for a batch in flight)
+ *     assert          after the N records, a line to stderr (stdio), then a failing assert()
+ *     segv            after the N records, a line to stderr, then a write through NULL
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +107,14 @@ int main(int argc, char **argv)
     }
 
     records('p', n);
+    if (!strcmp(mode, "assert")) {
+        fprintf(stderr, "about to fail after %d records\n", n);
+        assert(n < 0);
+    }
+    if (!strcmp(mode, "segv")) {
+        fprintf(stderr, "about to fault after %d records\n", n);
+        *(volatile int *)(intptr_t)(n - n) = 1;
+    }
     if (!strcmp(mode, "return"))
         return 0;
     if (!strcmp(mode, "exit"))
