@@ -1,7 +1,8 @@
 """What a short process pays for the shim, checked by what it does rather than by time
 (timing is tools/bench's, scenario (h)): descriptors are looked at when first used, not in a
-scan at start; no writer thread starts before something is appended; a target closed while
-the process exits keeps no descriptor of the shim's, its bytes written by the final flush.
+scan at start; no writer thread starts before something is appended, nor for what is
+appended while the process exits; a target closed while the process exits keeps no
+descriptor of the shim's, its bytes written by the final flush.
 Real programs: coreutils' /bin/echo and /bin/true, GNU bash. Every case also checks that the
 shim did divert (the write reaches the file from a descriptor opened by path after the
 program's own close, or the stats count records)."""
@@ -51,12 +52,13 @@ def test_inherited_descriptor_not_used_is_not_looked_at(tmp_path):
 def test_echo_at_exit_takes_no_kept_descriptor_and_its_bytes_land(tmp_path):
     """/bin/echo writes "hi" through stdio, which coreutils flushes and closes in an atexit
     handler (close_stdout). Under the shim the write is diverted (it reaches the file through
-    a descriptor the final flush opened by path, after echo's own close of fd 1), no writer
-    thread reopens fd 1 to keep the file (no /proc/PID/fd/1 open by anyone), and the file
+    a descriptor the final flush opened by path, after echo's own close of fd 1); nothing
+    reopens fd 1 to keep the file (no /proc/PID/fd/1 open by anyone); no writer thread
+    starts, since the append came during the exit, whose final flush follows; and the file
     holds the line."""
     log_file = tmp_path / "a.log"
     r, text = trace(tmp_path, [BASH, "-c", f"exec >>{log_file}; exec /bin/echo hi"],
-                    [f"{tmp_path}/*.log"], "write,openat,close,execve,pidfd_getfd")
+                    [f"{tmp_path}/*.log"], "write,openat,close,execve,pidfd_getfd,clone,clone3")
     after_exec = text[text.rindex("execve(\"/bin/echo\""):]
     assert log_file.read_text() == "hi\n"
     lines = after_exec.splitlines()
@@ -65,6 +67,7 @@ def test_echo_at_exit_takes_no_kept_descriptor_and_its_bytes_land(tmp_path):
     assert write > close1, after_exec  # diverted: without the shim echo writes before closing
     assert not re.search(r"/proc/\d+/(task/\d+/)?fd/1", after_exec), after_exec
     assert "pidfd_getfd" not in after_exec, after_exec
+    assert "CLONE_THREAD" not in after_exec, after_exec
 
 
 def test_no_writer_thread_until_something_is_appended(tmp_path):

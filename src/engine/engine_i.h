@@ -110,9 +110,17 @@ int bs_engine_wait_for(struct bs_job *job, uint64_t timeout_ns);
 int bs_engine_thread_here(void);
 
 /*
- * hook(inherited) runs first thing on every new writer thread; inherited is 1 when
- * another writer thread started it (it shares that thread's context), 0 when a
- * thread of the program did. Set once, before the first writer opens.
+ * From now on an append that finds no writer thread does not start one: its bytes
+ * wait for bs_engine_shutdown (or a flush, a job), which the caller promises will
+ * come soon. For a process that has begun to exit. Jobs still start a thread.
+ */
+void bs_engine_appends_start_no_thread(void);
+
+/*
+ * hook(inherited) runs on every writer thread before its first work (a job, a batch,
+ * starting another thread); inherited is 1 when another writer thread started it
+ * (it shares that thread's context), 0 when a thread of the program did. Set once,
+ * before the first writer opens.
  */
 void bs_engine_set_thread_start(void (*hook)(int inherited));
 

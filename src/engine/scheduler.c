@@ -341,10 +341,21 @@ static int wake_leader(void)
 }
 
 atomic_int bs_sched_threadless;
+static atomic_int appends_start_no_thread;
+
+void bs_engine_appends_start_no_thread(void)
+{
+    atomic_store(&appends_start_no_thread, 1);
+}
 
 void bs_sched_wake(void)
 {
     pthread_mutex_lock(&sched.lock);
+    if (sched.nthreads == 0 && atomic_load(&appends_start_no_thread)) {
+        atomic_store_explicit(&bs_sched_threadless, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&sched.lock);
+        return;
+    }
     /* No thread could be started: every append tries again until one is. */
     atomic_store_explicit(&bs_sched_threadless, wake_leader() < 0 && sched.nthreads == 0,
                           memory_order_relaxed);

@@ -106,10 +106,23 @@ atomic_int bs_exiting;
 
 static int (*program_main)(int, char **, char **);
 
+/*
+ * Leaving: the exit's handlers' appends start no writer thread either (the final
+ * flush writes them, in this thread, moments later). Known limit: an exit handler
+ * that then blocks for good keeps them in memory until the process is killed; a
+ * termination signal still flushes them.
+ */
+static void now_exiting(void)
+{
+    atomic_store(&bs_exiting, 1);
+    if (bs_cfg.active)
+        bs_engine_appends_start_no_thread();
+}
+
 static int main_then_exit(int argc, char **argv, char **envp)
 {
     int r = program_main(argc, argv, envp);
-    atomic_store(&bs_exiting, 1);
+    now_exiting();
     return r;
 }
 
@@ -125,7 +138,7 @@ BS_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, ch
 BS_EXPORT void exit(int status)
 {
     if (bs_is_owner()) /* not a vfork child's (wrong) exit: the parent goes on */
-        atomic_store(&bs_exiting, 1);
+        now_exiting();
     BS_REAL(exit)(status);
     __builtin_unreachable();
 }
