@@ -38,6 +38,10 @@ struct bs_writer_stats {
 bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
                                      const struct bufshim_options *options, const char *name);
 
+/* The same, and ctx_free(ctx) runs when the writer is closed (not when the open fails). */
+bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
+                                     const struct bufshim_options *options, const char *name);
+
 /* Bytes appended to w that the sink has not consumed yet (input + unwritten output). */
 uint64_t bs_writer_pending(bufshim_writer *w);
 
