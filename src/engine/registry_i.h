@@ -9,8 +9,9 @@
 #include "writer_i.h"
 
 /*
- * Errno: every function here keeps errno, except that bs_registry_claim_due's caller
- * then runs a batch, which may change it (writer_i.h).
+ * Errno: every function here keeps errno except bs_registry_fork_child, which may change
+ * it (the writers free what they held, writer_i.h). Errors are returned, never left in
+ * errno.
  *
  * Lock: the registry's own, taken after the scheduler's and before a writer's.
  */

@@ -5,8 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,8 +26,8 @@
  * writer thread, in the writer threads' context. A call is claimed and run like a batch,
  * with the leader role handed over first when anything else could need it.
  *
- * The writers are the registry's (registry.c); the scheduler asks it which one is due
- * and asks no writer more than that (writer_i.h).
+ * The writers are the registry's (registry.c): the scheduler asks it which one is due,
+ * then runs that writer's batch (writer_i.h); it reads and sets no writer's fields.
  *
  * Lock order: sched.lock, then the registry's lock, then a writer's lock. Appenders
  * take only their writer's lock, and sched.lock once per batch (when their input goes

@@ -5,7 +5,11 @@
 
 #include <stdatomic.h>
 
-/* Errno: every function here keeps errno (failures are kept as state: bs_sched_threadless). */
+/*
+ * Errno: bs_sched_init and bs_sched_writer_closed keep errno; bs_sched_wake may change it
+ * when it starts a thread (pthread_create), whose failure it keeps as state instead
+ * (bs_sched_threadless).
+ */
 
 /*
  * Sets the scheduler up once: its monotonic clock and its pthread_atfork handlers, which

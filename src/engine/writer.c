@@ -1,10 +1,8 @@
 /* writer.c - one writer: append, the batch, flush, the final write at close, failure
  * episodes and their stderr lines, counters. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "writer_i.h"
 

@@ -14,9 +14,10 @@
 
 /*
  * Errno: bs_writer_new sets errno when it fails (it returns NULL, as bufshim_open does).
- * bs_writer_claim_due, bs_writer_pin, bs_writer_unpin, bs_writer_interval_ns, the fork
- * hooks and the final-flush flag keep errno. The others (appending, a batch and what runs
- * batches, freeing) may change it: they allocate, and a batch calls the sink. Errors are
+ * bs_writer_claim_due, bs_writer_pin, bs_writer_unpin, bs_writer_interval_ns,
+ * bs_writer_fork_prepare, bs_writer_fork_parent and the final-flush flag keep errno. The
+ * others may change it: they allocate or free (appending, bs_writer_free,
+ * bs_writer_fork_child), and a batch, and what runs batches, calls the sink. Errors are
  * returned as -errno, never left in errno.
  */
 
