@@ -87,7 +87,7 @@ void bs_engine_set_thread_start(void (*hook)(int inherited))
 
 int bs_engine_thread_here(void)
 {
-    return on_engine_thread;
+    return on_engine_thread != 0; /* 1 as engine_i.h says, also on a thread one started */
 }
 
 /*
