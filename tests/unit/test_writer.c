@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -245,7 +246,8 @@ struct job_probe {
     int nested_inline;
 };
 
-static int job_counter;
+/* Jobs are started in order, not one at a time: two may run at once on two threads. */
+static atomic_int job_counter;
 
 static void nested_job(void *arg)
 {
@@ -257,7 +259,7 @@ static void probe_job(void *arg)
 {
     struct job_probe *p = arg;
     p->ran_on_engine = bs_engine_thread_here();
-    p->order = ++job_counter;
+    p->order = atomic_fetch_add(&job_counter, 1) + 1;
     /* Called on a writer thread, a call runs at once, in that thread. */
     bs_engine_call(nested_job, p);
 }
