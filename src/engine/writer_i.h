@@ -1,6 +1,7 @@
 /* writer_i.h - one writer: its buffers, its batch, its failure episodes and counters
- * (writer.c). The registry, the scheduler and the public API ask a writer through these
- * functions; none of them reads or sets its fields, except the registry's links. */
+ * (writer.c). The registry, the scheduler and the public API (api.c, which also holds the
+ * opens that register a writer) ask a writer through these functions; none of them reads
+ * or sets its fields, except the registry's links. */
 #ifndef BUFSHIM_WRITER_I_H
 #define BUFSHIM_WRITER_I_H
 
