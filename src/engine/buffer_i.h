@@ -4,6 +4,12 @@
 
 #include <stddef.h>
 
+/*
+ * Errno: bs_buf_pending and bs_buf_consume keep errno; bs_buf_append, bs_buf_trim and
+ * bs_buf_free may change it (realloc, free). Errors are returned as -errno, never
+ * through errno.
+ */
+
 struct bs_buf {
     char *data;
     size_t len; /* bytes stored, including the consumed prefix */

@@ -10,11 +10,16 @@
 #include "bufshim.h"
 
 /*
- * Errno: the raw system calls (bs_sys_*, bs_sys_write_all, and bs_write_all_with
- * when its write_once does), bs_log and bs_sleep_ns keep errno and report errors as
- * -errno return values; bs_syscall sets errno as syscall(2) does. Any other function
- * here may change errno. The engine code around them keeps the caller's errno with
- * errno_i.h's helpers where it runs inside the program's calls.
+ * Errno. These keep errno: the raw system calls (bs_sys_*, bs_sys_write_all, and
+ * bs_write_all_with when its write_once does), bs_log, bs_sleep_ns, bs_now_ns,
+ * bs_busy_enter, bs_busy_defer, and the getters bs_writer_name, bs_writer_pending,
+ * bs_engine_is_shut_down and bs_engine_thread_here; errors come back as -errno return
+ * values. bs_syscall sets errno as syscall(2) does. bs_writer_open_named and
+ * bs_writer_open_owned set errno when they return NULL. Every other function here may
+ * change errno: it runs sinks, jobs or hooks, allocates, or waits on a futex (the
+ * flushes, the final flush, jobs and their waits, bs_writer_stats, and bs_busy_leave
+ * when it runs a deferred action). The engine code around them keeps the caller's
+ * errno with errno_i.h's helpers where it runs inside the program's calls.
  */
 
 #define BS_DEFAULT_INTERVAL 1.0
@@ -36,6 +41,10 @@ struct bs_writer_stats {
  * that report a failure episode. name is copied.
  */
 bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
+                                     const struct bufshim_options *options, const char *name);
+
+/* The same, and ctx_free(ctx) runs when the writer is closed (not when the open fails). */
+bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
                                      const struct bufshim_options *options, const char *name);
 
 /* Bytes appended to w that the sink has not consumed yet (input + unwritten output). */

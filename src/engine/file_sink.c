@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "writer_i.h"
+#include "engine_i.h"
+#include "errno_i.h"
 
 struct file_sink {
     int fsync;
@@ -49,13 +50,8 @@ bufshim_writer *bufshim_open_file(const char *path, const struct bufshim_options
         return NULL;
     memcpy(fs->path, path, n + 1);
     fs->fsync = options ? options->fsync : 0;
-    bufshim_writer *w = bs_writer_open_named(file_sink_write, fs, options, path);
-    if (!w) {
-        int e = errno;
-        free(fs);
-        errno = e;
-        return NULL;
-    }
-    w->ctx_free = free;
+    bufshim_writer *w = bs_writer_open_owned(file_sink_write, fs, free, options, path);
+    if (!w)
+        BS_SAVE_ERRNO(free(fs));
     return w;
 }

@@ -1,15 +1,16 @@
-/* scheduler.c - the writer threads: who writes which batch when, fork safety, final flush. */
+/* scheduler.c - the writer threads: who writes which batch when, jobs on writer threads,
+ * fork safety of both. */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "registry_i.h"
+#include "scheduler_i.h"
 #include "writer_i.h"
 
 /*
@@ -25,16 +26,17 @@
  * writer thread, in the writer threads' context. A call is claimed and run like a batch,
  * with the leader role handed over first when anything else could need it.
  *
- * Lock order: sched.lock, then a writer's lock. Appenders take only their writer's
- * lock, and sched.lock once per batch (when their input goes from empty to
- * non-empty) to wake the leader.
+ * The writers are the registry's (registry.c): the scheduler asks it which one is due,
+ * then runs that writer's batch (writer_i.h); it reads and sets no writer's fields.
+ *
+ * Lock order: sched.lock, then the registry's lock, then a writer's lock. Appenders
+ * take only their writer's lock, and sched.lock once per batch (when their input goes
+ * from empty to non-empty) to wake the leader.
  */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;   /* the leader sleeps here */
     pthread_cond_t follow; /* idle followers sleep here */
-    struct bufshim_writer *head;
-    int nwriters;
     int nthreads;
     int nidle;
     int has_leader;
@@ -46,7 +48,7 @@ static struct {
     .follow = PTHREAD_COND_INITIALIZER,
 };
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t init_once_done = PTHREAD_ONCE_INIT;
 static pthread_condattr_t mono_attr;
 
 #define FOLLOWER_IDLE_EXIT_NS (10ull * 1000000000ull)
@@ -85,7 +87,7 @@ void bs_engine_set_thread_start(void (*hook)(int inherited))
 
 int bs_engine_thread_here(void)
 {
-    return on_engine_thread;
+    return on_engine_thread != 0; /* 1 as engine_i.h says, also on a thread one started */
 }
 
 /*
@@ -119,29 +121,6 @@ static int spawn_thread(void)
     return 0;
 }
 
-/*
- * Picks a due writer and claims it, or computes when the next one is due.
- * Returns the claimed writer or NULL; *next_ns is UINT64_MAX when nothing waits.
- */
-static struct bufshim_writer *pick_due(uint64_t now, uint64_t *next_ns)
-{
-    *next_ns = UINT64_MAX;
-    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
-        pthread_mutex_lock(&w->lock);
-        if (bs_writer_has_work(w)) {
-            if (w->next_due_ns <= now) {
-                w->in_flight = 1;
-                pthread_mutex_unlock(&w->lock);
-                return w;
-            }
-            if (w->next_due_ns < *next_ns)
-                *next_ns = w->next_due_ns;
-        }
-        pthread_mutex_unlock(&w->lock);
-    }
-    return NULL;
-}
-
 static void futex_wake_all(_Atomic uint32_t *word)
 {
     bs_syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
@@ -166,7 +145,7 @@ static void run_call(void)
     sched.has_leader = 0;
     /* Decision: a job hands over only when other work exists, unlike a batch: the first
        job of a short process (its held descriptor) must not cost it a second thread. */
-    if (sched.nwriters > 1 || sched.calls)
+    if (bs_registry_count() > 1 || sched.calls)
         hand_over();
     pthread_mutex_unlock(&sched.lock);
     void (*fn)(void *) = c->fn;
@@ -187,7 +166,7 @@ static void *thread_main(void *arg)
     pthread_setname_np(pthread_self(), "bufshim");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
-        if (sched.nwriters == 0 && !sched.calls)
+        if (bs_registry_count() == 0 && !sched.calls)
             break;
         if (sched.has_leader) {
             /* Follower: wait to become leader; leave when idle for long and not alone. */
@@ -205,8 +184,9 @@ static void *thread_main(void *arg)
             run_call();
             continue;
         }
+        /* Picks a due writer and claims it, or learns when the next one is due. */
         uint64_t next;
-        struct bufshim_writer *w = pick_due(bs_now_ns(), &next);
+        struct bufshim_writer *w = bs_registry_claim_due(bs_now_ns(), &next);
         if (!w) {
             sched.leader_sleeping = 1;
             if (next == UINT64_MAX) {
@@ -241,37 +221,28 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static void atfork_prepare(void)
+/* The registry and every writer are held still across fork, inside sched.lock. */
+static void sched_fork_prepare(void)
 {
     pthread_mutex_lock(&sched.lock);
-    for (struct bufshim_writer *w = sched.head; w; w = w->next)
-        pthread_mutex_lock(&w->lock);
+    bs_registry_fork_prepare();
 }
 
-static void atfork_parent(void)
+static void sched_fork_parent(void)
 {
-    for (struct bufshim_writer *w = sched.head; w; w = w->next)
-        pthread_mutex_unlock(&w->lock);
+    bs_registry_fork_parent();
     pthread_mutex_unlock(&sched.lock);
 }
 
 /*
  * In the child only the forking thread exists. Every byte buffered before the
  * fork belongs to the parent, which writes it: the child drops its copy (no
- * byte written twice) and starts threads of its own when it appends.
+ * byte written twice, bs_writer_fork_child) and starts threads of its own when
+ * it appends.
  */
-static void atfork_child(void)
+static void sched_fork_child(void)
 {
-    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
-        bs_stage_reset(&w->in);
-        w->out.len = w->out.off = 0;
-        w->in_flight = 0;
-        w->pins = 0;
-        w->failing = 0;
-        atomic_store(&w->consumed, atomic_load(&w->accepted));
-        pthread_cond_init(&w->idle, NULL);
-        pthread_mutex_unlock(&w->lock);
-    }
+    bs_registry_fork_child();
     sched.nthreads = sched.nidle = sched.has_leader = sched.leader_sleeping = 0;
     /* Jobs waiting belong to the parent's threads; a job the forking thread submitted
        without waiting for it is done, as far as the child is concerned. */
@@ -292,36 +263,17 @@ static void init_once(void)
     pthread_cond_destroy(&sched.follow);
     pthread_cond_init(&sched.wake, &mono_attr);
     pthread_cond_init(&sched.follow, &mono_attr);
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    pthread_atfork(sched_fork_prepare, sched_fork_parent, sched_fork_child);
 }
 
-int bs_sched_register(struct bufshim_writer *w)
+void bs_sched_init(void)
 {
-    pthread_once(&atfork_once, init_once);
-    pthread_mutex_lock(&sched.lock);
-    w->prev = NULL;
-    w->next = sched.head;
-    if (sched.head)
-        sched.head->prev = w;
-    sched.head = w;
-    sched.nwriters++;
-    /* Decision: no thread yet. The first append wakes (and so starts) one; a writer
-       nothing is appended to, as a program's open of a file it never writes, costs
-       no thread. */
-    pthread_mutex_unlock(&sched.lock);
-    return 0;
+    pthread_once(&init_once_done, init_once);
 }
 
-void bs_sched_unregister(struct bufshim_writer *w)
+void bs_sched_writer_closed(void)
 {
     pthread_mutex_lock(&sched.lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        sched.head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    sched.nwriters--;
     /* Let the leader notice an empty registry and exit; followers time out. */
     pthread_cond_broadcast(&sched.wake);
     pthread_cond_broadcast(&sched.follow);
@@ -371,7 +323,7 @@ int bs_engine_submit(struct bs_job *job)
         atomic_store(&job->done, 1);
         return 0;
     }
-    pthread_once(&atfork_once, init_once);
+    bs_sched_init();
     bs_busy_enter(); /* no flushing signal handler while sched.lock is held */
     pthread_mutex_lock(&sched.lock);
     int r = wake_leader();
@@ -420,120 +372,4 @@ int bs_engine_call(void (*fn)(void *arg), void *arg)
     if (r == 0)
         bs_engine_wait(&job);
     return r;
-}
-
-void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *arg)
-{
-    pthread_mutex_lock(&sched.lock);
-    for (struct bufshim_writer *w = sched.head; w; w = w->next)
-        fn(w, arg);
-    pthread_mutex_unlock(&sched.lock);
-}
-
-static void unpin(struct bufshim_writer *w)
-{
-    pthread_mutex_lock(&w->lock);
-    if (--w->pins == 0)
-        pthread_cond_broadcast(&w->idle);
-    pthread_mutex_unlock(&w->lock);
-}
-
-static int pin(struct bufshim_writer *w)
-{
-    pthread_mutex_lock(&w->lock);
-    int ok = !w->closing;
-    if (ok)
-        w->pins++;
-    pthread_mutex_unlock(&w->lock);
-    return ok;
-}
-
-/*
- * Flushes every writer, walking the registry in rounds of at most FLUSH_ROUND.
- * Each writer is pinned while it is written without sched.lock held (close waits
- * for pins), and the last one of a round stays pinned as the cursor where the
- * next round resumes. No allocation: this also runs from signal handlers.
- */
-#define FLUSH_ROUND 64
-
-int bs_engine_flush_all(void)
-{
-    bs_busy_enter();
-    struct bufshim_writer *list[FLUSH_ROUND];
-    struct bufshim_writer *cursor = NULL;
-    int result = 0;
-    pthread_mutex_lock(&sched.lock);
-    for (;;) {
-        struct bufshim_writer *w = cursor ? cursor->next : sched.head;
-        size_t k = 0;
-        for (; w && k < FLUSH_ROUND; w = w->next)
-            if (pin(w))
-                list[k++] = w;
-        struct bufshim_writer *prev = cursor;
-        cursor = (w && k > 0 && pin(list[k - 1])) ? list[k - 1] : NULL;
-        pthread_mutex_unlock(&sched.lock);
-        if (prev)
-            unpin(prev);
-        for (size_t i = 0; i < k; i++) {
-            ssize_t r = bufshim_flush(list[i]);
-            if (r < 0 && result == 0)
-                result = (int)r;
-            unpin(list[i]);
-        }
-        if (!cursor)
-            break;
-        pthread_mutex_lock(&sched.lock);
-    }
-    bs_busy_leave();
-    return result;
-}
-
-/* Sums what every writer still holds; *retry_ns is the shortest interval among them. */
-static uint64_t pending_all(uint64_t *retry_ns)
-{
-    uint64_t total = 0;
-    *retry_ns = BS_FINAL_RETRY_MAX_NS;
-    pthread_mutex_lock(&sched.lock);
-    for (struct bufshim_writer *w = sched.head; w; w = w->next) {
-        uint64_t p = bs_writer_pending(w);
-        total += p;
-        if (p && w->interval_ns < *retry_ns)
-            *retry_ns = w->interval_ns;
-    }
-    pthread_mutex_unlock(&sched.lock);
-    return total;
-}
-
-static void report_loss(bufshim_writer *w, void *arg)
-{
-    (void)arg;
-    uint64_t p = bs_writer_pending(w);
-    if (p)
-        bs_log("%s: %llu bytes could not be written at exit", w->name, (unsigned long long)p);
-}
-
-/* The final flush, retried as BS_FINAL_ATTEMPTS says (writer_i.h). */
-
-void bs_engine_shutdown(void)
-{
-    if (atomic_exchange(&bs_engine_shutdown_flag, 1))
-        return;
-    bs_busy_enter();
-    for (int attempt = 1;; attempt++) {
-        bs_engine_flush_all();
-        uint64_t retry_ns;
-        if (pending_all(&retry_ns) == 0)
-            break;
-        if (attempt == BS_FINAL_ATTEMPTS) {
-            bs_engine_foreach_writer(report_loss, NULL);
-            break;
-        }
-        bs_sleep_ns(retry_ns);
-    }
-    bs_busy_leave();
-}
-
-int bs_engine_is_shut_down(void)
-{
-    return atomic_load(&bs_engine_shutdown_flag);
 }

@@ -10,6 +10,13 @@
 #include "buffer_i.h"
 
 /*
+ * Errno: bs_stage_has_input, bs_stage_untaken, bs_stage_live and bs_stage_wait keep
+ * errno (a wait only yields). The others allocate, free or advise the kernel (madvise,
+ * whose failures do not matter) and may change it. Errors are returned as -errno, never
+ * through errno.
+ */
+
+/*
  * The reservation word packs the current slot, log2 of its chunk's capacity and the bytes
  * reserved in it. An append adds its length to the word: the old value says which chunk,
  * where, and whether it fits, all as of one instant; installing a new chunk is an exchange

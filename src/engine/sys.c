@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine_i.h"
+#include "errno_i.h"
 
 /*
  * The engine's own I/O goes through syscall(2), never through the libc entry
@@ -20,12 +21,9 @@ long (*bs_syscall)(long nr, ...) = syscall;
 
 static long raw4(long nr, long a, long b, long c, long d)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     long r = bs_syscall(nr, a, b, c, d);
-    if (r < 0)
-        r = -errno;
-    errno = saved;
-    return r;
+    return r < 0 ? -errno : r;
 }
 
 ssize_t bs_sys_write(int fd, const void *buf, size_t len)
@@ -90,17 +88,16 @@ ssize_t bs_sys_write_all(int fd, const void *buf, size_t len)
 
 void bs_sleep_ns(uint64_t ns)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
-    errno = saved;
 }
 
 void bs_log(const char *fmt, ...)
 {
+    BS_KEEP_ERRNO();
     char line[1024];
-    int saved = errno;
     size_t n = (size_t)snprintf(line, sizeof line, "bufshim: ");
     va_list ap;
     va_start(ap, fmt);
@@ -113,5 +110,4 @@ void bs_log(const char *fmt, ...)
         log_output(line, n);
     else
         bs_sys_write_all(2, line, n);
-    errno = saved;
 }

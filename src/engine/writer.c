@@ -1,13 +1,23 @@
-/* writer.c - the public writer API: append, flush, close, and the batch itself. */
+/* writer.c - one writer: append, the batch, flush, the final write at close, failure
+ * episodes and their stderr lines, counters. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "writer_i.h"
 
-_Atomic int bs_engine_shutdown_flag;
+/* 1 once the final flush has begun (bs_writer_begin_final). */
+static _Atomic int final_begun;
+
+int bs_writer_begin_final(void)
+{
+    return atomic_exchange(&final_begun, 1);
+}
+
+int bs_writer_final_begun(void)
+{
+    return atomic_load(&final_begun);
+}
 
 static uint64_t interval_ns_of(const struct bufshim_options *o)
 {
@@ -17,7 +27,7 @@ static uint64_t interval_ns_of(const struct bufshim_options *o)
     return (uint64_t)(s * 1e9);
 }
 
-bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
+struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
                                      const struct bufshim_options *options, const char *name)
 {
     if (!sink) {
@@ -44,6 +54,7 @@ bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
     }
     w->sink = sink;
     w->ctx = ctx;
+    w->ctx_free = ctx_free;
     w->interval_ns = interval_ns_of(options);
     /* The interval is measured from the previous batch, or from the open. */
     w->next_due_ns = bs_now_ns() + w->interval_ns;
@@ -55,53 +66,33 @@ bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
     pthread_mutex_init(&w->lock, &ma);
     pthread_mutexattr_destroy(&ma);
     pthread_cond_init(&w->idle, NULL);
-
-    int r = bs_sched_register(w);
-    if (r < 0) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->idle);
-        bs_stage_free(&w->in);
-        free(w->name);
-        free(w);
-        errno = -r;
-        return NULL;
-    }
-    /* Opened after the final flush began (which seals every registered writer
-       closed): close this one too, so that appends write through rather than wait
-       for a flush that will never come. The flag is read after registration, so a
-       writer is either found by the final flush or sees the flag. */
-    if (atomic_load(&bs_engine_shutdown_flag)) {
-        pthread_mutex_lock(&w->lock);
-        w->in_flight = 1;
-        pthread_mutex_unlock(&w->lock);
-        bs_writer_run_batch(w);
-    }
     return w;
 }
 
-bufshim_writer *bufshim_open(bufshim_sink_fn sink, void *ctx, const struct bufshim_options *options)
+void bs_writer_free(struct bufshim_writer *w)
 {
-    char name[64];
-    snprintf(name, sizeof name, "sink %p", (void *)ctx);
-    return bs_writer_open_named(sink, ctx, options, name);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->idle);
+    bs_stage_free(&w->in);
+    bs_buf_free(&w->out);
+    if (w->ctx_free)
+        w->ctx_free(w->ctx);
+    free(w->name);
+    free(w);
 }
 
-static int append(bufshim_writer *w, const void *data, size_t len)
+int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first)
 {
     if (!w || (!data && len))
         return -EINVAL;
     if (len == 0)
         return 0;
     for (;;) {
-        int first = 0;
         unsigned full = 0;
-        int r = bs_stage_try_append(&w->in, data, len, &first, &full);
-        if (r > 0) {
-            /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
-            if (first || atomic_load_explicit(&bs_sched_threadless, memory_order_relaxed))
-                bs_sched_wake();
-            return 0;
-        }
+        *first = 0;
+        int r = bs_stage_try_append(&w->in, data, len, first, &full);
+        if (r > 0)
+            return 1;
         if (r < 0)
             return r; /* -ESHUTDOWN: the final flush has sealed this writer */
         /* The chunk is full: add a larger one (once per chunk, under the lock). */
@@ -136,7 +127,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
 {
     pthread_mutex_lock(&w->lock);
     /* After the flag the seal installs the closed state: later appends write through. */
-    int last = bs_stage_seal(&w->in, &w->out, atomic_load(&bs_engine_shutdown_flag));
+    int last = bs_stage_seal(&w->in, &w->out, atomic_load(&final_begun));
     pthread_mutex_unlock(&w->lock);
     if (last >= 0) {
         /* Copies into the sealed chunks that are still running: no lock held. */
@@ -194,7 +185,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
         err = (int)-r;
         held = held_now(w, NULL);
         /* No realloc once the final flush has begun: it may run from a signal handler. */
-        if (w->out.len == w->out.off && !atomic_load(&bs_engine_shutdown_flag))
+        if (w->out.len == w->out.off && !atomic_load(&final_begun))
             bs_buf_trim(&w->out, n);
         /* The next batch starts no earlier than interval after this one ended. */
         w->next_due_ns = t1 + w->interval_ns;
@@ -220,7 +211,7 @@ static void claim(struct bufshim_writer *w)
     w->in_flight = 1;
 }
 
-static ssize_t flush(bufshim_writer *w)
+ssize_t bs_writer_flush(struct bufshim_writer *w)
 {
     if (!w)
         return -EINVAL;
@@ -243,10 +234,8 @@ static ssize_t flush(bufshim_writer *w)
     }
 }
 
-static int close_writer(bufshim_writer *w)
+int bs_writer_finish(struct bufshim_writer *w)
 {
-    if (!w)
-        return -EINVAL;
     pthread_mutex_lock(&w->lock);
     w->closing = 1;
     while (w->pins)
@@ -279,42 +268,79 @@ static int close_writer(bufshim_writer *w)
         bs_sleep_ns(w->interval_ns < BS_FINAL_RETRY_MAX_NS ? w->interval_ns
                                                            : BS_FINAL_RETRY_MAX_NS);
     }
-
-    bs_sched_unregister(w);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->idle);
-    bs_stage_free(&w->in);
-    bs_buf_free(&w->out);
-    if (w->ctx_free)
-        w->ctx_free(w->ctx);
-    free(w->name);
-    free(w);
     return result;
 }
 
-/* The public entry points bracket themselves for the async-signal guard. */
-int bufshim_append(bufshim_writer *w, const void *data, size_t len)
+/* True when w holds bytes and no batch is in flight. Caller holds w->lock. */
+static int has_work(const struct bufshim_writer *w)
 {
-    bs_busy_enter();
-    int r = append(w, data, len);
-    bs_busy_leave();
-    return r;
+    return !w->in_flight && !w->closing && (bs_stage_has_input(&w->in) || w->out.len > w->out.off);
 }
 
-ssize_t bufshim_flush(bufshim_writer *w)
+int bs_writer_claim_due(struct bufshim_writer *w, uint64_t now, uint64_t *next_ns)
 {
-    bs_busy_enter();
-    ssize_t r = flush(w);
-    bs_busy_leave();
-    return r;
+    int claimed = 0;
+    pthread_mutex_lock(&w->lock);
+    if (has_work(w)) {
+        if (w->next_due_ns <= now) {
+            w->in_flight = 1;
+            claimed = 1;
+        } else if (w->next_due_ns < *next_ns) {
+            *next_ns = w->next_due_ns;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return claimed;
 }
 
-int bufshim_close(bufshim_writer *w)
+int bs_writer_pin(struct bufshim_writer *w)
 {
-    bs_busy_enter();
-    int r = close_writer(w);
-    bs_busy_leave();
-    return r;
+    pthread_mutex_lock(&w->lock);
+    int ok = !w->closing;
+    if (ok)
+        w->pins++;
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+void bs_writer_unpin(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (--w->pins == 0)
+        pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->lock);
+}
+
+uint64_t bs_writer_interval_ns(struct bufshim_writer *w)
+{
+    return w->interval_ns;
+}
+
+void bs_writer_fork_prepare(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+}
+
+void bs_writer_fork_parent(struct bufshim_writer *w)
+{
+    pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * In the child only the forking thread exists. Every byte buffered before the
+ * fork belongs to the parent, which writes it: the child drops its copy (no
+ * byte written twice) and starts threads of its own when it appends.
+ */
+void bs_writer_fork_child(struct bufshim_writer *w)
+{
+    bs_stage_reset(&w->in);
+    w->out.len = w->out.off = 0;
+    w->in_flight = 0;
+    w->pins = 0;
+    w->failing = 0;
+    atomic_store(&w->consumed, atomic_load(&w->accepted));
+    pthread_cond_init(&w->idle, NULL);
+    pthread_mutex_unlock(&w->lock);
 }
 
 uint64_t bs_writer_pending(bufshim_writer *w)

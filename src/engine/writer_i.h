@@ -1,4 +1,7 @@
-/* writer_i.h - the writer object, shared by writer.c (API, batches) and scheduler.c (threads). */
+/* writer_i.h - one writer: its buffers, its batch, its failure episodes and counters
+ * (writer.c). The registry, the scheduler and the public API (api.c, which also holds the
+ * opens that register a writer) ask a writer through these functions; none of them reads
+ * or sets its fields, except the registry's links. */
 #ifndef BUFSHIM_WRITER_I_H
 #define BUFSHIM_WRITER_I_H
 
@@ -9,6 +12,15 @@
 #include "buffer_i.h"
 #include "engine_i.h"
 #include "stage_i.h"
+
+/*
+ * Errno: bs_writer_new sets errno when it fails (it returns NULL, as bufshim_open does).
+ * bs_writer_claim_due, bs_writer_pin, bs_writer_unpin, bs_writer_interval_ns,
+ * bs_writer_fork_prepare, bs_writer_fork_parent and the final-flush flag keep errno. The
+ * others may change it: they allocate or free (appending, bs_writer_free,
+ * bs_writer_fork_child), and a batch, and what runs batches, calls the sink. Errors are
+ * returned as -errno, never left in errno.
+ */
 
 #define BS_BATCH_SAMPLES 256
 
@@ -46,28 +58,84 @@ struct bufshim_writer {
     _Atomic uint64_t accepted; /* bytes appended */
     _Atomic uint64_t consumed; /* bytes the sink consumed */
 
-    /* Registry links, guarded by the scheduler's lock. */
+    /* The registry's links (registry.c), guarded by the registry's lock. */
     struct bufshim_writer *next, *prev;
 };
 
-/* True when w holds bytes and no batch is in flight. Caller holds w->lock. */
-static inline int bs_writer_has_work(const struct bufshim_writer *w)
-{
-    return !w->in_flight && !w->closing && (bs_stage_has_input(&w->in) || w->out.len > w->out.off);
-}
+/*
+ * A new writer, not registered yet: the sink, its context (ctx_free(ctx) runs when the
+ * writer is freed, unless NULL), the interval of the options, a copy of name ("sink"
+ * when NULL). Its first batch is due one interval from now. NULL with errno set on failure.
+ */
+struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
+                                     const struct bufshim_options *options, const char *name);
+
+/* Frees w and its buffers, and calls its ctx_free. w is out of the registry, nothing in flight. */
+void bs_writer_free(struct bufshim_writer *w);
 
 /*
- * Runs one batch of w in the calling thread. The caller has set w->in_flight
- * under w->lock and does not hold the lock. Clears in_flight before returning.
- * Returns what the sink returned (0 when there was nothing to write).
+ * Appends len bytes without waiting for I/O. Returns 1 when they are in (*first is set
+ * when they are the first of their chunk: the scheduler may be asleep with nothing due),
+ * 0 for len 0, -EINVAL for a NULL w (or NULL data with a length), -ESHUTDOWN once the
+ * final flush has sealed w, or -ENOMEM.
+ */
+int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first);
+
+/*
+ * Asks w whether a batch is due at now: when w holds bytes, no batch is in flight, it is
+ * not closing and its due time has come, claims the batch (bs_writer_run_batch's
+ * precondition) and returns 1. Otherwise returns 0, lowering *next_ns to w's due time
+ * when w holds bytes that are not due yet. Takes w's lock.
+ */
+int bs_writer_claim_due(struct bufshim_writer *w, uint64_t now, uint64_t *next_ns);
+
+/*
+ * Runs one batch of w in the calling thread. The caller has claimed it (by
+ * bs_writer_claim_due, or as bs_writer_flush does) and does not hold w's lock. Releases
+ * the claim before returning. Returns what the sink returned (0 when there was nothing
+ * to write).
  */
 ssize_t bs_writer_run_batch(struct bufshim_writer *w);
 
-/* Adds w to the registry (its first append starts a thread if none runs). Returns 0. */
-int bs_sched_register(struct bufshim_writer *w);
+/*
+ * Writes what w holds now in the calling thread, waiting for a batch in flight first
+ * (bufshim_flush without the signal guard). Returns the bytes written, or -errno when
+ * the sink failed before any.
+ */
+ssize_t bs_writer_flush(struct bufshim_writer *w);
 
-/* Removes w from the registry; the last writer out lets the threads exit. */
-void bs_sched_unregister(struct bufshim_writer *w);
+/*
+ * The final write of bufshim_close: marks w closing (the scheduler leaves it alone),
+ * waits until no flush-all holds it, then writes everything, retried as BS_FINAL_ATTEMPTS
+ * says, reporting a loss on stderr. Returns 0, or the sink's last -errno (-EIO when it
+ * made no progress without an error).
+ */
+int bs_writer_finish(struct bufshim_writer *w);
+
+/* Holds w open across a flush-all: 1, or 0 when w is closing (then it is not held). */
+int bs_writer_pin(struct bufshim_writer *w);
+void bs_writer_unpin(struct bufshim_writer *w);
+
+/* The interval between w's batches, in ns. */
+uint64_t bs_writer_interval_ns(struct bufshim_writer *w);
+
+/*
+ * Fork: prepare takes w's lock, parent releases it. child (in the child, only the forking
+ * thread left) drops every byte w holds, which the parent writes (no byte written twice),
+ * forgets batches and flush-alls of the parent's threads, and releases the lock.
+ */
+void bs_writer_fork_prepare(struct bufshim_writer *w);
+void bs_writer_fork_parent(struct bufshim_writer *w);
+void bs_writer_fork_child(struct bufshim_writer *w);
+
+/*
+ * The final flush (bs_engine_shutdown) starts with bs_writer_begin_final: from then on
+ * every batch seals its writer closed, so that later appends get -ESHUTDOWN and write
+ * through, and no batch gives memory back (the final flush may run in a signal handler).
+ * Returns 1 when it had begun already. bs_writer_final_begun: 1 once it has.
+ */
+int bs_writer_begin_final(void);
+int bs_writer_final_begun(void);
 
 /*
  * The retry policy of a final write (bufshim_close, and the final flush at exit): a
@@ -77,14 +145,5 @@ void bs_sched_unregister(struct bufshim_writer *w);
  */
 #define BS_FINAL_ATTEMPTS 4
 #define BS_FINAL_RETRY_MAX_NS 500000000u
-
-/* Tells the scheduler that a writer's input went from empty to non-empty. */
-void bs_sched_wake(void);
-
-/* Set while no writer thread exists and none could be started (appends retry). */
-extern atomic_int bs_sched_threadless;
-
-/* 1 once bs_engine_shutdown has started. */
-extern _Atomic int bs_engine_shutdown_flag;
 
 #endif /* BUFSHIM_WRITER_I_H */

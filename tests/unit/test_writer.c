@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -245,7 +246,8 @@ struct job_probe {
     int nested_inline;
 };
 
-static int job_counter;
+/* Jobs are started in order, not one at a time: two may run at once on two threads. */
+static atomic_int job_counter;
 
 static void nested_job(void *arg)
 {
@@ -257,7 +259,7 @@ static void probe_job(void *arg)
 {
     struct job_probe *p = arg;
     p->ran_on_engine = bs_engine_thread_here();
-    p->order = ++job_counter;
+    p->order = atomic_fetch_add(&job_counter, 1) + 1;
     /* Called on a writer thread, a call runs at once, in that thread. */
     bs_engine_call(nested_job, p);
 }
@@ -276,6 +278,49 @@ static int test_jobs_run_on_writer_threads(void)
     bs_engine_wait(&jb);
     CHECK(atomic_load(&jb.done) == 1 && atomic_load(&jc.done) == 1);
     CHECK(b.ran_on_engine && c.ran_on_engine && b.order == 2 && c.order == 3);
+    return 0;
+}
+
+static int freed_ctx;
+
+static void count_free(void *ctx)
+{
+    (void)ctx;
+    freed_ctx++;
+}
+
+static int test_owned_context_is_freed_at_close(void)
+{
+    struct script s = {0};
+    freed_ctx = 0;
+    CHECK(!bs_writer_open_owned(NULL, &s, count_free, &slow, "bad") && errno == EINVAL);
+    CHECK(freed_ctx == 0); /* a failed open leaves the context to the caller */
+    bufshim_writer *w = bs_writer_open_owned(script_sink, &s, count_free, &slow, "owned");
+    CHECK(w);
+    CHECK(bufshim_append(w, "abc", 3) == 0);
+    CHECK(freed_ctx == 0);
+    CHECK(bufshim_close(w) == 0);
+    CHECK(freed_ctx == 1 && s.got_len == 3);
+    return 0;
+}
+
+static int test_a_writer_says_when_it_is_due(void)
+{
+    /* What the scheduler asks: nothing is due without bytes; with bytes, the due time. */
+    struct script s = {0};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
+    CHECK(w);
+    uint64_t now = bs_now_ns(), next = UINT64_MAX;
+    CHECK(bs_writer_claim_due(w, now, &next) == 0 && next == UINT64_MAX);
+    CHECK(bufshim_append(w, "due", 3) == 0);
+    CHECK(bs_writer_claim_due(w, now, &next) == 0);
+    CHECK(next > now + 3000ull * 1000000000ull && next != UINT64_MAX);
+    CHECK(bs_writer_claim_due(w, next, &next) == 1);
+    CHECK(bs_writer_run_batch(w) == 3);
+    CHECK(s.got_len == 3 && memcmp(s.got, "due", 3) == 0);
+    next = UINT64_MAX;
+    CHECK(bs_writer_claim_due(w, UINT64_MAX - 1, &next) == 0 && next == UINT64_MAX);
+    CHECK(bufshim_close(w) == 0);
     return 0;
 }
 
@@ -310,6 +355,8 @@ int main(void)
                             test_flush_all_reaches_every_writer,
                             test_failed_batches_are_retried_on_schedule,
                             test_jobs_run_on_writer_threads,
+                            test_owned_context_is_freed_at_close,
+                            test_a_writer_says_when_it_is_due,
                             test_shutdown_refuses_appends};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
     for (int i = 0; i < n; i++)
