@@ -239,7 +239,7 @@ static int test_failed_batches_are_retried_on_schedule(void)
     return 0;
 }
 
-/* bs_engine_call / submit / wait: the job runs on a writer thread, in order, and inline there. */
+/* bs_engine_call / submit / wait: the job runs on a writer thread, and a call made there runs inline. */
 struct job_probe {
     int ran_on_engine;
     int order;
@@ -270,14 +270,17 @@ static int test_jobs_run_on_writer_threads(void)
     CHECK(!bs_engine_thread_here());
     CHECK(bs_engine_call(probe_job, &a) == 0);
     CHECK(a.ran_on_engine == 1 && a.nested_inline == 1 && a.order == 1);
-    /* Two submitted jobs run in submission order; wait returns once each has run. */
+    /* Two submitted jobs both run, on writer threads; wait returns once each has run. They
+       start in submission order, but the first hands the leader role over (other work
+       exists), so the two may run at once and either may count first. */
     struct bs_job jb = {.fn = probe_job, .arg = &b}, jc = {.fn = probe_job, .arg = &c};
     CHECK(bs_engine_submit(&jb) == 0);
     CHECK(bs_engine_submit(&jc) == 0);
     bs_engine_wait(&jc);
     bs_engine_wait(&jb);
     CHECK(atomic_load(&jb.done) == 1 && atomic_load(&jc.done) == 1);
-    CHECK(b.ran_on_engine && c.ran_on_engine && b.order == 2 && c.order == 3);
+    CHECK(b.ran_on_engine && c.ran_on_engine && b.order + c.order == 5 &&
+          (b.order == 2 || b.order == 3));
     return 0;
 }
 
