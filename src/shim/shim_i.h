@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "descriptors_i.h" /* bs_fd_rescan */
+#include "process_i.h"     /* bs_shim_active */
+
 /*
  * Contract between the descriptor layer (shim core: fdtable, write/open/close
  * wrappers, barriers) and the stdio layer (wrap_stdio.c). The stdio layer never
@@ -14,9 +17,6 @@
  * Errno: on failure each sets errno as the program's call would; bs_shim_active and
  * bs_fd_rescan keep it.
  */
-
-/* 1 when the configuration is valid and non-empty and the final flush has not run. */
-int bs_shim_active(void);
 
 /* As write(2) under the shim: diverted bytes are buffered and len is returned. */
 ssize_t bs_fd_write(int fd, const void *buf, size_t len);
@@ -42,9 +42,5 @@ int bs_fd_close(int fd);
  * the descriptor when its path matches. Returns the fd or -1 with errno set.
  */
 int bs_fd_openat(int dirfd, const char *path, int flags, mode_t mode);
-
-/* Looks at fd afresh and registers it when it refers to a matching target
- * (fdopen and the std-stream set-up call it). */
-void bs_fd_rescan(int fd);
 
 #endif /* BUFSHIM_SHIM_I_H */

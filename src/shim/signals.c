@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "flush_i.h"
+#include "process_i.h"
 #include "shim_i.h"
 #include "signals_i.h"
 

@@ -1,4 +1,4 @@
-/* target.c - targets (one per open file): registry, held descriptors, the batch sink, barriers. */
+/* target.c - targets (one per open file): registry, held descriptors, the batch sink, flushes. */
 #include "real_i.h"
 
 #include <errno.h>
@@ -10,8 +10,10 @@
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
+#include "process_i.h"
 #include "private_fds_i.h"
 #include "stats_i.h"
+#include "target_i.h"
 
 /*
  * Locks: reg_lock guards the registry list and each target's w/refs transitions;
@@ -24,13 +26,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bs_target *registry;
 static atomic_int live_targets;
-
-pid_t bs_owner_pid;
-
-int bs_is_owner(void)
-{
-    return (pid_t)bs_syscall(SYS_getpid) == bs_owner_pid;
-}
 
 int bs_target_any(void)
 {
@@ -600,48 +595,14 @@ void bs_target_flush(struct bs_target *t)
     errno = saved;
 }
 
-void bs_shim_flush_all(void)
-{
-    if (!bs_cfg.active)
-        return;
-    int saved = errno;
-    bs_in_shim++;
-    bs_engine_flush_all();
-    bs_in_shim--;
-    bs_fd_sync_offsets(NULL);
-    errno = saved;
-}
-
-void bs_shim_final_flush(void)
-{
-    static atomic_int done;
-    if (!bs_cfg.active || atomic_exchange(&done, 1))
-        return;
-    int saved = errno;
-    bs_in_shim++;
-    bs_engine_shutdown();
-    bs_in_shim--;
-    bs_fd_sync_offsets(NULL);
-    /* From now on every write goes straight to the kernel at the right offset. */
-    for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
-        if (o)
-            atomic_fetch_and(&o->flags, ~(BS_OFD_DIVERTED | BS_OFD_STALEPOS));
-    }
-    if (bs_cfg.stats)
-        bs_stats_report(bs_cfg.stats);
-    errno = saved;
-}
-
-static void atfork_prepare(void)
+/* pthread_atfork hooks of the registry (called by wrap_fork.c's handlers). */
+void bs_target_fork_prepare(void)
 {
     pthread_mutex_lock(&reg_lock);
-    bs_fdtab_fork_prepare();
 }
 
-static void atfork_parent(void)
+void bs_target_fork_parent(void)
 {
-    bs_fdtab_fork_parent();
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -650,10 +611,8 @@ static void atfork_parent(void)
  * and the engine dropped the bytes buffered before the fork (the parent writes
  * them), so the size bookkeeping starts from nothing pending.
  */
-static void atfork_child(void)
+void bs_target_fork_child(void)
 {
-    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
-    bs_fdtab_fork_child();
     pthread_mutex_init(&create_lock, NULL);
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
@@ -668,7 +627,6 @@ static void atfork_child(void)
 
 void bs_target_init(void)
 {
-    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
+    bs_owner_reset();
     bs_private_init();
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

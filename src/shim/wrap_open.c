@@ -9,18 +9,9 @@
 #include "errno_i.h"
 #include "barrier_i.h"
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "descriptors_i.h"
+#include "process_i.h"
 #include "shim_i.h"
-#include "stdio_i.h"
-
-/* The stdio layer is a separate part: weak, so that the core links without it. */
-#pragma weak bs_stdio_fd_changed
-
-static void std_fd_changed(int fd)
-{
-    if (fd >= 0 && fd <= 2 && bs_stdio_fd_changed)
-        bs_stdio_fd_changed(fd);
-}
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -58,7 +49,7 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
     }
     if (fd >= 0 && !bs_in_shim)
         bs_fd_register_open(fd, dirfd, path);
-    std_fd_changed(fd);
+    bs_std_fd_changed(fd);
     errno = saved;
 }
 
@@ -172,16 +163,10 @@ BS_EXPORT int open_by_handle_at(int mountfd, struct file_handle *handle, int fla
     if (fd >= 0 && !bs_in_shim) {
         int saved = errno;
         bs_fd_register_existing(fd);
-        std_fd_changed(fd);
+        bs_std_fd_changed(fd);
         errno = saved;
     }
     return fd;
-}
-
-void bs_fd_rescan(int fd)
-{
-    if (!bs_in_shim)
-        bs_fd_register_existing(fd);
 }
 
 BS_EXPORT int dup(int fd)
@@ -190,7 +175,7 @@ BS_EXPORT int dup(int fd)
     if (r >= 0 && !bs_in_shim) {
         int saved = errno;
         bs_fd_copy(fd, r);
-        std_fd_changed(r);
+        bs_std_fd_changed(r);
         errno = saved;
     }
     return r;
@@ -209,7 +194,7 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
     if (r >= 0 && oldfd != newfd && !bs_in_shim)
         bs_fd_copy(oldfd, newfd);
     if (r >= 0)
-        std_fd_changed(newfd); /* a std stream over it may pick new buffering */
+        bs_std_fd_changed(newfd); /* a std stream over it may pick new buffering */
     errno = saved;
     return r;
 }
@@ -248,7 +233,7 @@ static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
     int saved = errno;
     if (r >= 0 && !bs_in_shim && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
         bs_fd_copy(fd, r);
-        std_fd_changed(r);
+        bs_std_fd_changed(r);
     }
     if (r >= 0 && t && cmd == F_SETFL)
         bs_fd_recheck(t);

@@ -559,6 +559,8 @@ void bs_stdio_init(void)
         return;
     int saved = errno;
     pthread_atfork(atfork_prepare, reg_release, reg_release);
+    /* From here on the wrappers tell this layer of a new file under fd 1 or 2. */
+    __atomic_store_n(&bs_std_fd_changed_hook, bs_stdio_fd_changed, __ATOMIC_RELEASE);
     replace_std(1);
     replace_std(2);
     errno = saved;

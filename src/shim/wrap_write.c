@@ -10,13 +10,8 @@
 #include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "descriptors_i.h"
 #include "shim_i.h"
-
-int bs_shim_active(void)
-{
-    return bs_cfg.active && !bs_engine_is_shut_down();
-}
 
 /*
  * Writes straight to the kernel for a diverted description (no memory, or
