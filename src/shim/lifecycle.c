@@ -15,7 +15,7 @@
 #include "process_i.h"
 #include "shim_i.h"
 #include "fork_i.h"
-#include "stdio_i.h"
+#include "stdio/stdio_i.h"
 #include "signals_i.h"
 
 /*

@@ -546,18 +546,18 @@ struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, co
     return t;
 }
 
-static void release(struct bs_target *t);
+static void release_unguarded(struct bs_target *t);
 
 void bs_target_release(struct bs_target *t)
 {
     if (!t)
         return;
     bs_busy_enter();
-    release(t);
+    release_unguarded(t);
     bs_busy_leave();
 }
 
-static void release(struct bs_target *t)
+static void release_unguarded(struct bs_target *t)
 {
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;

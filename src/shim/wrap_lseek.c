@@ -63,7 +63,7 @@ real:
     return is64 ? BS_REAL(lseek64)(fd, off, whence) : BS_REAL(lseek)(fd, off, whence);
 }
 
-off_t bs_fd_lseek(int fd, off_t offset, int whence)
+off_t bs_call_lseek(int fd, off_t offset, int whence)
 {
     return do_lseek(0, fd, offset, whence);
 }

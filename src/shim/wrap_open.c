@@ -53,7 +53,7 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
     errno = saved;
 }
 
-int bs_fd_openat(int dirfd, const char *path, int flags, mode_t mode)
+int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(openat)(dirfd, path, flags, mode);
@@ -259,7 +259,7 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
     return do_fcntl(1, fd, cmd, arg);
 }
 
-int bs_fd_close(int fd)
+int bs_call_close(int fd)
 {
     bs_lock_before_close(fd);
     if (!bs_in_shim && bs_fd_slot_raw(fd))
@@ -269,7 +269,7 @@ int bs_fd_close(int fd)
 
 BS_EXPORT int close(int fd)
 {
-    return bs_fd_close(fd);
+    return bs_call_close(fd);
 }
 
 static int raw_close_range(unsigned lo, unsigned hi, int flags)

@@ -6,7 +6,7 @@
 #include "descriptors_i.h"
 #include "shim_i.h"
 
-ssize_t bs_fd_read(int fd, void *buf, size_t len)
+ssize_t bs_call_read(int fd, void *buf, size_t len)
 {
     struct bs_target *t = bs_barrier_tracked(fd);
     ssize_t r = BS_REAL(read)(fd, buf, len);
@@ -17,7 +17,7 @@ ssize_t bs_fd_read(int fd, void *buf, size_t len)
 
 BS_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-    return bs_fd_read(fd, buf, len);
+    return bs_call_read(fd, buf, len);
 }
 
 BS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)

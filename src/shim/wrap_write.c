@@ -103,7 +103,7 @@ static void after_pass(struct bs_ofd *o, ssize_t r)
         BS_SAVE_ERRNO(bs_fd_recheck(o->t));
 }
 
-ssize_t bs_fd_write(int fd, const void *buf, size_t len)
+ssize_t bs_call_write(int fd, const void *buf, size_t len)
 {
     uintptr_t s = bs_fd_slot(fd);
     struct bs_ofd *o = bs_slot_ofd(s);
@@ -120,11 +120,11 @@ ssize_t bs_fd_write(int fd, const void *buf, size_t len)
     return r;
 }
 
-size_t bs_fd_write_all(int fd, const void *buf, size_t len)
+size_t bs_call_write_all(int fd, const void *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = bs_fd_write(fd, (const char *)buf + done, len - done);
+        ssize_t n = bs_call_write(fd, (const char *)buf + done, len - done);
         if (n <= 0)
             break;
         done += (size_t)n;
@@ -134,7 +134,7 @@ size_t bs_fd_write_all(int fd, const void *buf, size_t len)
 
 BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    return bs_fd_write(fd, buf, len);
+    return bs_call_write(fd, buf, len);
 }
 
 /*

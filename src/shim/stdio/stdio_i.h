@@ -1,4 +1,4 @@
-/* stdio_i.h - what the shim core calls in the stdio layer (wrap_stdio*.c). */
+/* stdio_i.h - what the lifecycle calls in the stdio layer (stdio/). */
 #ifndef BUFSHIM_STDIO_I_H
 #define BUFSHIM_STDIO_I_H
 

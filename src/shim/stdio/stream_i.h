@@ -1,4 +1,4 @@
-/* stdio_stream_i.h - diverting FILE streams, shared by the wrap_stdio*.c files. */
+/* stream_i.h - diverting FILE streams (stream.c), shared by the stdio layer's files. */
 #ifndef BUFSHIM_STDIO_STREAM_I_H
 #define BUFSHIM_STDIO_STREAM_I_H
 
