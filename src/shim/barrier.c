@@ -148,7 +148,7 @@ void bs_lock_before_close(int fd)
     if (__builtin_expect(atomic_load_explicit(&locked_targets, memory_order_relaxed) == 0, 1) ||
         bs_in_shim)
         return;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
     if (o) {
         if (atomic_load(&o->t->locked))
@@ -158,5 +158,4 @@ void bs_lock_before_close(int fd)
         struct bs_target *t = bs_barrier_fd(fd);
         bs_barrier_end(t);
     }
-    errno = saved;
 }

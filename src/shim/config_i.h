@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* Errno: bs_config_load may change errno (the constructor keeps the program's); the
+   parsing and matching functions do not touch it. */
+
 struct bs_glob {
     char *pattern; /* absolute fnmatch pattern; for a folder entry, the folder without '/' */
     int below;     /* 1: the entry ended in a slash (or slash, star, star): all below */

@@ -198,7 +198,7 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
     if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !path || !bs_is_owner())
         return;
     bs_fd_mark_seen(fd);
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++;
     char base[PATH_MAX], abs[PATH_MAX], canon[PATH_MAX];
     int matched = 0;
@@ -222,7 +222,6 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
     else
         ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
     bs_in_shim--;
-    errno = saved;
 }
 
 /*
@@ -256,11 +255,10 @@ void bs_fd_register_existing(int fd)
     if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !bs_is_owner())
         return;
     bs_fd_mark_seen(fd);
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++;
     look_at(fd);
     bs_in_shim--;
-    errno = saved;
 }
 
 /*
@@ -276,7 +274,7 @@ uintptr_t bs_fd_first_look(int fd)
 {
     if (bs_in_shim || !bs_cfg.active || !bs_is_owner() || bs_engine_is_shut_down())
         return 0;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++;
     bs_busy_enter();
     pthread_mutex_lock(&look_lock);
@@ -287,7 +285,6 @@ uintptr_t bs_fd_first_look(int fd)
     pthread_mutex_unlock(&look_lock);
     bs_busy_leave();
     bs_in_shim--;
-    errno = saved;
     return bs_fd_slot_raw(fd);
 }
 
@@ -338,17 +335,16 @@ static void put_offset(struct bs_ofd *o, int fd)
 
 void bs_ofd_lost_end(struct bs_ofd *o, int fd)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_target_flush(o->t);
     put_offset(o, fd);
     atomic_fetch_and(&o->flags, ~BS_OFD_DIVERTED);
-    errno = saved;
 }
 
 void bs_fd_sync_offsets(struct bs_target *t)
 {
     int top = atomic_load(&bs_fdtab_max);
-    int saved = errno;
+    BS_KEEP_ERRNO();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (!o || (t && o->t != t) || !o->t->regular)
@@ -357,7 +353,6 @@ void bs_fd_sync_offsets(struct bs_target *t)
         if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS))
             put_offset(o, fd);
     }
-    errno = saved;
 }
 
 void bs_fd_recheck(struct bs_target *t)
@@ -365,13 +360,12 @@ void bs_fd_recheck(struct bs_target *t)
     if (!t || bs_engine_is_shut_down())
         return;
     int top = atomic_load(&bs_fdtab_max);
-    int saved = errno;
+    BS_KEEP_ERRNO();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (o && o->t == t && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
             decide(o, fd);
     }
-    errno = saved;
 }
 
 void bs_fd_recheck_one(int fd)

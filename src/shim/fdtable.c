@@ -1,4 +1,5 @@
-/* fdtable.c - the descriptor table: one slot per program descriptor, each naming its description. */
+/* fdtable.c - the descriptor table: one slot per program descriptor, each naming its description.
+ */
 #include "real_i.h"
 
 #include <errno.h>
@@ -25,8 +26,8 @@ int bs_fdtab_init(void)
     void *m = calloc(FDTAB_CAP, sizeof(uintptr_t));
     /* Bits, no pointers: a bare mapping, zero and untouched until used (a calloc of
        this size would come from the heap and be cleared page by page at start). */
-    void *seen = mmap(NULL, FDTAB_CAP / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    void *seen =
+        mmap(NULL, FDTAB_CAP / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (!m || seen == MAP_FAILED) {
         free(m);
         if (seen != MAP_FAILED)
@@ -54,4 +55,3 @@ uintptr_t bs_fdtab_swap(int fd, uintptr_t slot)
         note_max(fd);
     return atomic_exchange(&bs_fdtab[fd], slot);
 }
-

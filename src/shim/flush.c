@@ -4,6 +4,7 @@
 
 #include <errno.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "descriptors_i.h"
 #include "engine_i.h"
@@ -15,12 +16,11 @@ void bs_shim_flush_all(void)
 {
     if (!bs_cfg.active)
         return;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++;
     bs_engine_flush_all();
     bs_in_shim--;
     bs_fd_sync_offsets(NULL);
-    errno = saved;
 }
 
 void bs_shim_final_flush(void)
@@ -28,7 +28,7 @@ void bs_shim_final_flush(void)
     static atomic_int done;
     if (!bs_cfg.active || atomic_exchange(&done, 1))
         return;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++;
     bs_engine_shutdown();
     bs_in_shim--;
@@ -41,7 +41,6 @@ void bs_shim_final_flush(void)
     }
     if (bs_cfg.stats)
         bs_stats_report(bs_cfg.stats);
-    errno = saved;
 }
 
 void bs_shim_before_exec(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "descriptors_i.h"
@@ -42,7 +43,7 @@ static int another_copy_first(void)
 /* Runs before main (after the libraries we depend on); wrappers pass through until it is done. */
 __attribute__((constructor)) static void bs_shim_start(void)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_real_init();
     bs_config_load();
     if (bs_cfg.active && another_copy_first()) {
@@ -64,7 +65,6 @@ __attribute__((constructor)) static void bs_shim_start(void)
             bs_signals_init();
         }
     }
-    errno = saved;
 }
 
 /*

@@ -1,4 +1,5 @@
-/* path.c - making a path absolute and folding "." and ".." (config.c and the descriptor layer use it). */
+/* path.c - making a path absolute and folding "." and ".." (config.c and the descriptor layer use
+ * it). */
 #include "real_i.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* process.c - the process the shim works for: its owner, whether it is leaving, whether the shim is on. */
+/* process.c - the process the shim works for: its owner, whether it is leaving, whether the shim is
+ * on. */
 #include "real_i.h"
 
 #include <sys/syscall.h>

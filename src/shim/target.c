@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
@@ -318,7 +319,7 @@ static void io_call(void *arg)
  */
 static ssize_t target_sink(void *ctx, const void *data, size_t len)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct io_req q = {ctx, data, len, -EBADF};
     int inline_tried = 0;
     /*
@@ -335,7 +336,6 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
     /* No writer thread to be had: the path is the only way, unless just tried. */
     if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0 && !inline_tried)
         q.r = target_io(ctx, data, len, 0);
-    errno = saved;
     return q.r;
 }
 
@@ -572,9 +572,8 @@ struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow)
     if (!bs_target_any() || !path)
         return NULL;
     struct stat st;
-    int saved = errno;
-    int r = BS_REAL(fstatat)(dirfd, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
-    errno = saved;
+    int r;
+    BS_SAVE_ERRNO(r = BS_REAL(fstatat)(dirfd, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0));
     if (r != 0)
         return NULL;
     return bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
@@ -585,14 +584,13 @@ void bs_target_flush(struct bs_target *t)
     bufshim_writer *w = t ? t->w : NULL;
     if (!w || bs_target_pending(t) == 0)
         return;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++; /* a signal handler's write meanwhile passes through, never deadlocks */
     /* Keep going while the sink makes progress: a barrier wants every byte out. */
     for (int i = 0; i < 64 && bs_target_pending(t) > 0; i++)
         if (bufshim_flush(w) <= 0)
             break;
     bs_in_shim--;
-    errno = saved;
 }
 
 /* pthread_atfork hooks of the registry (called by wrap_fork.c's handlers). */

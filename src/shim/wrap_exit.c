@@ -55,4 +55,3 @@ BS_EXPORT void quick_exit(int status)
     BS_REAL(quick_exit)(status);
     __builtin_unreachable();
 }
-

@@ -52,9 +52,7 @@ BS_EXPORT pid_t fork(void)
     bs_shim_before_exec();
     bs_busy_enter();
     pid_t pid = BS_REAL(fork)();
-    int saved = errno;
-    bs_busy_leave();
-    errno = saved;
+    BS_SAVE_ERRNO(bs_busy_leave());
     return pid;
 }
 

@@ -42,7 +42,7 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
 
 static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     if (t) {
         bs_fd_recheck(t);
         bs_target_release(t);
@@ -50,7 +50,6 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
     if (fd >= 0 && !bs_in_shim)
         bs_fd_register_open(fd, dirfd, path);
     bs_std_fd_changed(fd);
-    errno = saved;
 }
 
 int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
@@ -160,24 +159,16 @@ BS_EXPORT int creat64(const char *path, mode_t mode)
 BS_EXPORT int open_by_handle_at(int mountfd, struct file_handle *handle, int flags)
 {
     int fd = BS_REAL(open_by_handle_at)(mountfd, handle, flags);
-    if (fd >= 0 && !bs_in_shim) {
-        int saved = errno;
-        bs_fd_register_existing(fd);
-        bs_std_fd_changed(fd);
-        errno = saved;
-    }
+    if (fd >= 0 && !bs_in_shim)
+        BS_SAVE_ERRNO(bs_fd_register_existing(fd), bs_std_fd_changed(fd));
     return fd;
 }
 
 BS_EXPORT int dup(int fd)
 {
     int r = BS_REAL(dup)(fd);
-    if (r >= 0 && !bs_in_shim) {
-        int saved = errno;
-        bs_fd_copy(fd, r);
-        bs_std_fd_changed(r);
-        errno = saved;
-    }
+    if (r >= 0 && !bs_in_shim)
+        BS_SAVE_ERRNO(bs_fd_copy(fd, r), bs_std_fd_changed(r));
     return r;
 }
 
@@ -284,13 +275,12 @@ static int raw_close_range(unsigned lo, unsigned hi, int flags)
 static int close_range_tracked(unsigned lo, unsigned hi, int flags)
 {
     if (!bs_in_shim && bs_fdtab && !(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi && bs_is_owner()) {
-        int saved = errno;
+        BS_KEEP_ERRNO();
         int top = atomic_load(&bs_fdtab_max);
         for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++) {
             bs_lock_before_close((int)fd);
             bs_fd_forget((int)fd);
         }
-        errno = saved;
     }
     return raw_close_range(lo, hi, flags);
 }

@@ -227,7 +227,7 @@ BS_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, s
     if (c.ret != 0 || bs_in_shim || !bs_target_any() || !(buf->stx_mask & STATX_SIZE) ||
         !S_ISREG(buf->stx_mode))
         return c.ret;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct bs_target *t = bs_target_acquire(makedev(buf->stx_dev_major, buf->stx_dev_minor),
                                             buf->stx_ino, 0, -1, NULL, 0);
     if (t) {
@@ -236,6 +236,5 @@ BS_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, s
             buf->stx_size = (uint64_t)v;
         bs_target_release(t);
     }
-    errno = saved;
     return c.ret;
 }

@@ -10,10 +10,10 @@
  * lands at its offset, as it would have).
  */
 #define RESIZE_FD(call)                                                                            \
-    struct bs_target *t = bs_barrier_tracked(fd);                                                          \
-    bs_barrier_sync_offsets(t);                                                                              \
+    struct bs_target *t = bs_barrier_tracked(fd);                                                  \
+    bs_barrier_sync_offsets(t);                                                                    \
     int r = call;                                                                                  \
-    bs_barrier_redecide(t);                                                                                 \
+    bs_barrier_redecide(t);                                                                        \
     return r
 
 BS_EXPORT int ftruncate(int fd, off_t len)

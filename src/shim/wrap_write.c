@@ -21,11 +21,10 @@
 static void seek_to_position(struct bs_ofd *o, int fd)
 {
     if (o->t->regular && !(atomic_load(&o->flags) & BS_OFD_APPEND)) {
-        int saved = errno;
+        BS_KEEP_ERRNO();
         int64_t pos = bs_ofd_position(o, fd);
         if (pos >= 0)
             BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
-        errno = saved;
     }
 }
 
@@ -91,10 +90,7 @@ static int diverts(int fd, struct bs_ofd *o, unsigned f)
  */
 static void before_pass(struct bs_ofd *o)
 {
-    int saved = errno;
-    bs_target_flush(o->t);
-    bs_fd_sync_offsets(o->t);
-    errno = saved;
+    BS_SAVE_ERRNO(bs_target_flush(o->t), bs_fd_sync_offsets(o->t));
 }
 
 static void after_pass(struct bs_ofd *o, ssize_t r)

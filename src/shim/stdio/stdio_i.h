@@ -2,6 +2,8 @@
 #ifndef BUFSHIM_STDIO_I_H
 #define BUFSHIM_STDIO_I_H
 
+/* Errno: both functions keep errno. */
+
 /*
  * Replaces the `stdout` and `stderr` variables by diverting streams over fd 1
  * and fd 2 (after flushing the originals) when bs_shim_active(). Call once,

@@ -9,6 +9,11 @@
 #include <wchar.h>
 
 /*
+ * Errno: the stream functions here set errno only where the stdio call they serve
+ * would (a failed open, close or reopen); the registry look-ups do not touch it.
+ */
+
+/*
  * Bits of FILE._flags that the stdio layer reads or sets. They are glibc's
  * libio values (libio/libio.h), unchanged since glibc 2.1 and relied upon by
  * the inline putc/getc of every compiled program; bs_stdio_init checks them on
