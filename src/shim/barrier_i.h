@@ -1,9 +1,11 @@
 /* barrier_i.h - flushing one target before a call that reads, changes or depends on it
- * (doc/behaviour.md §4). */
+ * (doc/behaviour.md §4), and the lock rule (barrier.c). */
 #ifndef BUFSHIM_BARRIER_I_H
 #define BUFSHIM_BARRIER_I_H
 
-struct bs_target;
+#include "descriptors_i.h"
+
+/* Errno: every function here keeps errno. */
 
 /*
  * Each flushes the target the call names, if it names one, and returns it with a
@@ -23,6 +25,37 @@ struct bs_target *bs_barrier_at(int dirfd, const char *path, int flags);
 
 /* Drops the reference of a bs_barrier_* result (NULL is fine); keeps errno. */
 void bs_barrier_end(struct bs_target *t);
+
+/*
+ * For the hand-written barriers on one descriptor (wrap_read.c, wrap_pwrite.c, ...):
+ * when the table tracks fd, flushes its target and puts a diverted description's
+ * kernel offset where the program's offset is. Returns the target, without a
+ * reference (the descriptor holds one), or NULL. One slot load when fd is untracked.
+ */
+struct bs_target *bs_barrier_tracked_slow(struct bs_ofd *o, int fd);
+static inline struct bs_target *bs_barrier_tracked(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot(fd));
+    if (__builtin_expect(!o, 1) || bs_in_shim)
+        return NULL;
+    return bs_barrier_tracked_slow(o, fd);
+}
+
+/*
+ * bs_barrier_tracked for calls that change the file under every description
+ * (positional writes, kernel copies into it): all of the target's descriptions get
+ * their kernel offsets first (bs_barrier_sync_offsets), so that they can be
+ * re-decided after.
+ */
+struct bs_target *bs_barrier_tracked_all(int fd);
+
+/* Before a call that may move t's end (NULL: nothing): every description's kernel offset
+   goes where the program's offset is. */
+void bs_barrier_sync_offsets(struct bs_target *t);
+
+/* After a call that changed t's size or data (offsets synced before; NULL: nothing):
+   which descriptions are at the end is decided afresh. */
+void bs_barrier_redecide(struct bs_target *t);
 
 /*
  * Locks (wrap_lock.c, doc/behaviour.md §6): taking or releasing a lock on a target flushes it

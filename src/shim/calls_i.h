@@ -10,23 +10,31 @@
  * flags: AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH as the call defines them), STREAM
  * (a FILE *), AIOCB (a struct aiocb *), NONE.
  *
- * class, the rule of doc/behaviour.md §4 applied to the call:
- *   WRITE    diverted output (wrap_write.c, the stdio layer)
+ * class, the rule of doc/behaviour.md §4 applied to the call (each hand-written
+ * wrapper lives in the file named for its call, wrap_<call>.c, or for the family
+ * its header names):
+ *   WRITE    diverted output (wrap_write.c; stdio/: wrap_stdio.c, wrap_stdio_wide.c)
  *   QUERY    position and size answered as if the queued bytes were written
- *            (wrap_query.c)
+ *            (wrap_lseek.c, wrap_stat.c; ftell* and fgetpos* in stdio/wrap_stdio.c)
  *   BARRIER  flushes the target it names, then the real call: generated from
- *            ret, params and args by wrap_barrier_gen.c
+ *            ret, params and args by wrap_generated.c
  *   FLUSH    a barrier with more to do than the generated one (offsets to put
- *            right, descriptors to re-decide): hand-written in wrap_barrier.c
+ *            right, descriptors to re-decide), hand-written: wrap_read.c (read*,
+ *            pread*, preadv*), wrap_pwrite.c, wrap_truncate.c (truncate*,
+ *            fallocate*), wrap_rename.c (rename*, unlink*, remove, link*),
+ *            wrap_copy.c (sendfile*, splice, copy_file_range), wrap_mmap.c,
+ *            wrap_ioctl.c; fseek*, rewind, fsetpos* in stdio/wrap_stdio.c
  *   LOCK     taking or releasing a lock: a barrier that also marks the target as
- *            locked (wrap_lock.c)
- *   ALL      flushes every target first: process lifecycle (lifecycle.c), sync
- *   TRACK    descriptor or stream bookkeeping: open, dup, close (wrap_open.c,
- *            the stdio layer)
+ *            locked (wrap_lock.c; fcntl's lock commands in wrap_open.c)
+ *   ALL      flushes every target first: _exit, _Exit, quick_exit (wrap_exit.c),
+ *            exec*, posix_spawn*, system, popen (wrap_exec.c), fork, vfork
+ *            (wrap_fork.c), sync, syncfs (wrap_sync.c)
+ *   TRACK    descriptor or stream bookkeeping: open, dup, fcntl, close (wrap_open.c),
+ *            syscall (wrap_syscall.c), the streams (stdio/wrap_stdio.c)
  *   SIGNAL   the signal layer (signals.c)
  *   EXIT     the process starts leaving: main returned, or exit was called; what
  *            the exit's own handlers close is written by the final flush that
- *            follows (lifecycle.c)
+ *            follows (wrap_exit.c)
  *   PASS     cannot read, change or depend on a target's data or metadata: not
  *            wrapped (listed so that the table accounts for every libc call that
  *            takes a descriptor or a path; tests/test_calls.py holds it to that)

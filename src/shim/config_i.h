@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* Errno: bs_config_load may change errno (the constructor keeps the program's); the
+   parsing and matching functions do not touch it. */
+
 struct bs_glob {
     char *pattern; /* absolute fnmatch pattern; for a folder entry, the folder without '/' */
     int below;     /* 1: the entry ended in a slash (or slash, star, star): all below */
@@ -36,12 +39,13 @@ void bs_config_load(void);
  */
 int bs_config_parse_interval(const char *s, double *out);
 
-/* 1 when the absolute, folded path matches a glob entry of the configuration. */
+/* 1 when the absolute, folded path matches a glob entry of the configuration (match.c). */
 int bs_match_path(const char *abs);
 
 /*
  * Makes path absolute against base (a folder, absolute) unless it already is,
- * and folds "." and ".." and repeated slashes. Returns 0, or -ENAMETOOLONG.
+ * and folds "." and ".." and repeated slashes. Returns 0, or -ENAMETOOLONG (path.c,
+ * which uses nothing of the configuration).
  */
 int bs_path_absolute(const char *base, const char *path, char *out, size_t outsize);
 

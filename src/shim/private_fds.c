@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "private_fds_i.h"
@@ -104,7 +105,7 @@ static int borrow_program_fd(int pfd)
 
 int bs_private_from_program(int pfd, pid_t tid, int reopen, int *shared)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     int r;
     *shared = 0;
     if (reopen) {
@@ -120,7 +121,6 @@ int bs_private_from_program(int pfd, pid_t tid, int reopen, int *shared)
         else
             r = reopen_program_fd(pfd, tid);
     }
-    errno = saved;
     return r;
 }
 

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 
+#include "errno_i.h"
 #include "engine_i.h"
 
 struct bs_real_table bs_real_fns;
@@ -11,13 +12,12 @@ __thread int bs_in_shim __attribute__((tls_model("initial-exec")));
 
 void *bs_real_resolve(void **slot, const char *name)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++; /* dlsym may call wrapped functions (it can allocate, read files) */
     void *p = dlsym(RTLD_NEXT, name);
     bs_in_shim--;
     if (p)
         __atomic_store_n(slot, p, __ATOMIC_RELEASE);
-    errno = saved;
     return p;
 }
 

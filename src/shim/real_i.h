@@ -42,6 +42,8 @@
 #include "bufshim.h"
 #include "calls_i.h"
 
+/* Errno: resolving keeps errno; a BS_REAL call sets it as the libc function does. */
+
 /*
  * The one export macro: a definition of a wrapped libc name is exported (the default
  * visibility is hidden) at the base version, as is each wrapper the call table lists.

@@ -9,8 +9,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "errno_i.h"
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "flush_i.h"
+#include "process_i.h"
 #include "shim_i.h"
 #include "signals_i.h"
 
@@ -123,16 +125,14 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
 {
     (void)info;
     (void)uc;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     if (flush_deferred)
         die_now(sig);
     if (bs_busy_defer(die_of, sig)) {
         flush_deferred = sig;
-        errno = saved;
         return;
     }
     die_of(sig);
-    errno = saved;
 }
 
 /* Installs the stand-in for sig; the disposition it replaced goes to *old (may be NULL). */

@@ -2,6 +2,9 @@
 #ifndef BUFSHIM_SIGNALS_I_H
 #define BUFSHIM_SIGNALS_I_H
 
+/* Errno: bs_signals_init may change errno (the constructor keeps the program's); the
+   stand-in handlers keep it. */
+
 /*
  * Installs the stand-in handler for SIGTERM, SIGINT, SIGHUP and SIGQUIT where
  * they are at SIG_DFL. Called once by the constructor after the configuration

@@ -4,6 +4,8 @@
 
 #include "bufshim.h"
 
+/* Errno: both functions keep errno. */
+
 /*
  * Writes one report on every engine writer (one per target): to fd 2 as a short
  * human table when dest is "stderr", otherwise appended to the file dest as one

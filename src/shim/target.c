@@ -1,4 +1,4 @@
-/* target.c - targets (one per open file): registry, held descriptors, the batch sink, barriers. */
+/* target.c - targets (one per open file): registry, held descriptors, the batch sink, flushes. */
 #include "real_i.h"
 
 #include <errno.h>
@@ -7,11 +7,14 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
 #include "fdtable_i.h"
+#include "process_i.h"
 #include "private_fds_i.h"
 #include "stats_i.h"
+#include "target_i.h"
 
 /*
  * Locks: reg_lock guards the registry list and each target's w/refs transitions;
@@ -24,13 +27,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bs_target *registry;
 static atomic_int live_targets;
-
-pid_t bs_owner_pid;
-
-int bs_is_owner(void)
-{
-    return (pid_t)bs_syscall(SYS_getpid) == bs_owner_pid;
-}
 
 int bs_target_any(void)
 {
@@ -323,7 +319,7 @@ static void io_call(void *arg)
  */
 static ssize_t target_sink(void *ctx, const void *data, size_t len)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     struct io_req q = {ctx, data, len, -EBADF};
     int inline_tried = 0;
     /*
@@ -340,7 +336,6 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
     /* No writer thread to be had: the path is the only way, unless just tried. */
     if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0 && !inline_tried)
         q.r = target_io(ctx, data, len, 0);
-    errno = saved;
     return q.r;
 }
 
@@ -551,18 +546,18 @@ struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, co
     return t;
 }
 
-static void release(struct bs_target *t);
+static void release_unguarded(struct bs_target *t);
 
 void bs_target_release(struct bs_target *t)
 {
     if (!t)
         return;
     bs_busy_enter();
-    release(t);
+    release_unguarded(t);
     bs_busy_leave();
 }
 
-static void release(struct bs_target *t)
+static void release_unguarded(struct bs_target *t)
 {
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
@@ -577,9 +572,8 @@ struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow)
     if (!bs_target_any() || !path)
         return NULL;
     struct stat st;
-    int saved = errno;
-    int r = BS_REAL(fstatat)(dirfd, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
-    errno = saved;
+    int r;
+    BS_SAVE_ERRNO(r = BS_REAL(fstatat)(dirfd, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0));
     if (r != 0)
         return NULL;
     return bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
@@ -590,58 +584,23 @@ void bs_target_flush(struct bs_target *t)
     bufshim_writer *w = t ? t->w : NULL;
     if (!w || bs_target_pending(t) == 0)
         return;
-    int saved = errno;
+    BS_KEEP_ERRNO();
     bs_in_shim++; /* a signal handler's write meanwhile passes through, never deadlocks */
     /* Keep going while the sink makes progress: a barrier wants every byte out. */
     for (int i = 0; i < 64 && bs_target_pending(t) > 0; i++)
         if (bufshim_flush(w) <= 0)
             break;
     bs_in_shim--;
-    errno = saved;
 }
 
-void bs_shim_flush_all(void)
-{
-    if (!bs_cfg.active)
-        return;
-    int saved = errno;
-    bs_in_shim++;
-    bs_engine_flush_all();
-    bs_in_shim--;
-    bs_fd_sync_offsets(NULL);
-    errno = saved;
-}
-
-void bs_shim_final_flush(void)
-{
-    static atomic_int done;
-    if (!bs_cfg.active || atomic_exchange(&done, 1))
-        return;
-    int saved = errno;
-    bs_in_shim++;
-    bs_engine_shutdown();
-    bs_in_shim--;
-    bs_fd_sync_offsets(NULL);
-    /* From now on every write goes straight to the kernel at the right offset. */
-    for (int fd = 0; fd <= atomic_load(&bs_fdtab_max); fd++) {
-        struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
-        if (o)
-            atomic_fetch_and(&o->flags, ~(BS_OFD_DIVERTED | BS_OFD_STALEPOS));
-    }
-    if (bs_cfg.stats)
-        bs_stats_report(bs_cfg.stats);
-    errno = saved;
-}
-
-static void atfork_prepare(void)
+/* pthread_atfork hooks of the registry (called by wrap_fork.c's handlers). */
+void bs_target_fork_prepare(void)
 {
     pthread_mutex_lock(&reg_lock);
-    bs_fdtab_fork_prepare();
 }
 
-static void atfork_parent(void)
+void bs_target_fork_parent(void)
 {
-    bs_fdtab_fork_parent();
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -650,10 +609,8 @@ static void atfork_parent(void)
  * and the engine dropped the bytes buffered before the fork (the parent writes
  * them), so the size bookkeeping starts from nothing pending.
  */
-static void atfork_child(void)
+void bs_target_fork_child(void)
 {
-    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
-    bs_fdtab_fork_child();
     pthread_mutex_init(&create_lock, NULL);
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
@@ -668,7 +625,6 @@ static void atfork_child(void)
 
 void bs_target_init(void)
 {
-    bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
+    bs_owner_reset();
     bs_private_init();
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

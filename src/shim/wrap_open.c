@@ -9,18 +9,9 @@
 #include "errno_i.h"
 #include "barrier_i.h"
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "descriptors_i.h"
+#include "process_i.h"
 #include "shim_i.h"
-#include "stdio_i.h"
-
-/* The stdio layer is a separate part: weak, so that the core links without it. */
-#pragma weak bs_stdio_fd_changed
-
-static void std_fd_changed(int fd)
-{
-    if (fd >= 0 && fd <= 2 && bs_stdio_fd_changed)
-        bs_stdio_fd_changed(fd);
-}
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -51,18 +42,17 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
 
 static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
 {
-    int saved = errno;
+    BS_KEEP_ERRNO();
     if (t) {
         bs_fd_recheck(t);
         bs_target_release(t);
     }
     if (fd >= 0 && !bs_in_shim)
         bs_fd_register_open(fd, dirfd, path);
-    std_fd_changed(fd);
-    errno = saved;
+    bs_std_fd_changed(fd);
 }
 
-int bs_fd_openat(int dirfd, const char *path, int flags, mode_t mode)
+int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(openat)(dirfd, path, flags, mode);
@@ -169,30 +159,16 @@ BS_EXPORT int creat64(const char *path, mode_t mode)
 BS_EXPORT int open_by_handle_at(int mountfd, struct file_handle *handle, int flags)
 {
     int fd = BS_REAL(open_by_handle_at)(mountfd, handle, flags);
-    if (fd >= 0 && !bs_in_shim) {
-        int saved = errno;
-        bs_fd_register_existing(fd);
-        std_fd_changed(fd);
-        errno = saved;
-    }
+    if (fd >= 0 && !bs_in_shim)
+        BS_SAVE_ERRNO(bs_fd_register_existing(fd), bs_std_fd_changed(fd));
     return fd;
-}
-
-void bs_fd_rescan(int fd)
-{
-    if (!bs_in_shim)
-        bs_fd_register_existing(fd);
 }
 
 BS_EXPORT int dup(int fd)
 {
     int r = BS_REAL(dup)(fd);
-    if (r >= 0 && !bs_in_shim) {
-        int saved = errno;
-        bs_fd_copy(fd, r);
-        std_fd_changed(r);
-        errno = saved;
-    }
+    if (r >= 0 && !bs_in_shim)
+        BS_SAVE_ERRNO(bs_fd_copy(fd, r), bs_std_fd_changed(r));
     return r;
 }
 
@@ -209,7 +185,7 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
     if (r >= 0 && oldfd != newfd && !bs_in_shim)
         bs_fd_copy(oldfd, newfd);
     if (r >= 0)
-        std_fd_changed(newfd); /* a std stream over it may pick new buffering */
+        bs_std_fd_changed(newfd); /* a std stream over it may pick new buffering */
     errno = saved;
     return r;
 }
@@ -248,7 +224,7 @@ static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
     int saved = errno;
     if (r >= 0 && !bs_in_shim && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
         bs_fd_copy(fd, r);
-        std_fd_changed(r);
+        bs_std_fd_changed(r);
     }
     if (r >= 0 && t && cmd == F_SETFL)
         bs_fd_recheck(t);
@@ -274,7 +250,7 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
     return do_fcntl(1, fd, cmd, arg);
 }
 
-int bs_fd_close(int fd)
+int bs_call_close(int fd)
 {
     bs_lock_before_close(fd);
     if (!bs_in_shim && bs_fd_slot_raw(fd))
@@ -284,7 +260,7 @@ int bs_fd_close(int fd)
 
 BS_EXPORT int close(int fd)
 {
-    return bs_fd_close(fd);
+    return bs_call_close(fd);
 }
 
 static int raw_close_range(unsigned lo, unsigned hi, int flags)
@@ -299,13 +275,12 @@ static int raw_close_range(unsigned lo, unsigned hi, int flags)
 static int close_range_tracked(unsigned lo, unsigned hi, int flags)
 {
     if (!bs_in_shim && bs_fdtab && !(flags & CLOSE_RANGE_CLOEXEC) && lo <= hi && bs_is_owner()) {
-        int saved = errno;
+        BS_KEEP_ERRNO();
         int top = atomic_load(&bs_fdtab_max);
         for (unsigned fd = lo; top >= 0 && fd <= hi && fd <= (unsigned)top; fd++) {
             bs_lock_before_close((int)fd);
             bs_fd_forget((int)fd);
         }
-        errno = saved;
     }
     return raw_close_range(lo, hi, flags);
 }

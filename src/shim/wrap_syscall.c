@@ -9,7 +9,8 @@
 
 #include "errno_i.h"
 #include "barrier_i.h"
-#include "fdtable_i.h"
+#include "descriptors_i.h"
+#include "flush_i.h"
 #include "shim_i.h"
 
 /*

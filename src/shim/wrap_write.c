@@ -10,13 +10,8 @@
 #include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
-#include "fdtable_i.h"
+#include "descriptors_i.h"
 #include "shim_i.h"
-
-int bs_shim_active(void)
-{
-    return bs_cfg.active && !bs_engine_is_shut_down();
-}
 
 /*
  * Writes straight to the kernel for a diverted description (no memory, or
@@ -26,11 +21,10 @@ int bs_shim_active(void)
 static void seek_to_position(struct bs_ofd *o, int fd)
 {
     if (o->t->regular && !(atomic_load(&o->flags) & BS_OFD_APPEND)) {
-        int saved = errno;
+        BS_KEEP_ERRNO();
         int64_t pos = bs_ofd_position(o, fd);
         if (pos >= 0)
             BS_REAL(lseek)(fd, (off_t)pos, SEEK_SET);
-        errno = saved;
     }
 }
 
@@ -96,10 +90,7 @@ static int diverts(int fd, struct bs_ofd *o, unsigned f)
  */
 static void before_pass(struct bs_ofd *o)
 {
-    int saved = errno;
-    bs_target_flush(o->t);
-    bs_fd_sync_offsets(o->t);
-    errno = saved;
+    BS_SAVE_ERRNO(bs_target_flush(o->t), bs_fd_sync_offsets(o->t));
 }
 
 static void after_pass(struct bs_ofd *o, ssize_t r)
@@ -108,7 +99,7 @@ static void after_pass(struct bs_ofd *o, ssize_t r)
         BS_SAVE_ERRNO(bs_fd_recheck(o->t));
 }
 
-ssize_t bs_fd_write(int fd, const void *buf, size_t len)
+ssize_t bs_call_write(int fd, const void *buf, size_t len)
 {
     uintptr_t s = bs_fd_slot(fd);
     struct bs_ofd *o = bs_slot_ofd(s);
@@ -125,11 +116,11 @@ ssize_t bs_fd_write(int fd, const void *buf, size_t len)
     return r;
 }
 
-size_t bs_fd_write_all(int fd, const void *buf, size_t len)
+size_t bs_call_write_all(int fd, const void *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = bs_fd_write(fd, (const char *)buf + done, len - done);
+        ssize_t n = bs_call_write(fd, (const char *)buf + done, len - done);
         if (n <= 0)
             break;
         done += (size_t)n;
@@ -139,7 +130,7 @@ size_t bs_fd_write_all(int fd, const void *buf, size_t len)
 
 BS_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    return bs_fd_write(fd, buf, len);
+    return bs_call_write(fd, buf, len);
 }
 
 /*

@@ -1,4 +1,4 @@
-/* test_match.c - unit tests of path matching (src/shim/match.c): folding, globs, folder entries. */
+/* test_match.c - unit tests of path matching (src/shim/match.c, folding in src/shim/path.c): folding, globs, folder entries. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -13,7 +13,7 @@
 
 #include "real_i.h"
 
-#include "stdio_stream_i.h"
+#include "stream_i.h"
 
 #include <errno.h>
 #include <limits.h>

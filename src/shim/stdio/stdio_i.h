@@ -1,6 +1,8 @@
-/* stdio_i.h - what the shim core calls in the stdio layer (wrap_stdio*.c). */
+/* stdio_i.h - what the lifecycle calls in the stdio layer (stdio/). */
 #ifndef BUFSHIM_STDIO_I_H
 #define BUFSHIM_STDIO_I_H
+
+/* Errno: both functions keep errno. */
 
 /*
  * Replaces the `stdout` and `stderr` variables by diverting streams over fd 1

@@ -1,4 +1,4 @@
-/* stdio_stream_i.h - diverting FILE streams, shared by the wrap_stdio*.c files. */
+/* stream_i.h - diverting FILE streams (stream.c), shared by the stdio layer's files. */
 #ifndef BUFSHIM_STDIO_STREAM_I_H
 #define BUFSHIM_STDIO_STREAM_I_H
 
@@ -7,6 +7,11 @@
 #include <stdio_ext.h>
 #include <unistd.h>
 #include <wchar.h>
+
+/*
+ * Errno: the stream functions here set errno only where the stdio call they serve
+ * would (a failed open, close or reopen); the registry look-ups do not touch it.
+ */
 
 /*
  * Bits of FILE._flags that the stdio layer reads or sets. They are glibc's

@@ -1,4 +1,5 @@
-/* wrap_stdio_stream.c - diverting FILE streams: glibc's own buffering, our sink. */
+/* stream.c - diverting FILE streams: glibc's own buffering, our sink (no wrapper: those are in
+ * wrap_stdio.c and wrap_stdio_wide.c). */
 
 /*
  * Why fopencookie: glibc's file streams write through an internal __write that
@@ -16,7 +17,7 @@
 #include "errno_i.h"
 #include "shim_i.h"
 #include "stdio_i.h"
-#include "stdio_stream_i.h"
+#include "stream_i.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -48,66 +49,66 @@ static int layout_ok = -1;
 /* ---- registry of our streams (a spinlock never held across I/O) ---- */
 
 #define REG_BUCKETS 64
-static struct bs_stream *reg_table[REG_BUCKETS];
-static int reg_lock;
+static struct bs_stream *streams_table[REG_BUCKETS];
+static int streams_lock;
 
-static void reg_acquire(void)
+static void streams_acquire(void)
 {
-    while (__atomic_exchange_n(&reg_lock, 1, __ATOMIC_ACQUIRE))
+    while (__atomic_exchange_n(&streams_lock, 1, __ATOMIC_ACQUIRE))
         sched_yield();
 }
 
-static void reg_release(void)
+static void streams_release(void)
 {
-    __atomic_store_n(&reg_lock, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&streams_lock, 0, __ATOMIC_RELEASE);
 }
 
-static unsigned reg_hash(const FILE *fp)
+static unsigned streams_hash(const FILE *fp)
 {
     uintptr_t v = (uintptr_t)fp;
     return (unsigned)((v >> 4) ^ (v >> 12)) % REG_BUCKETS;
 }
 
-static void reg_add(struct bs_stream *s)
+static void streams_add(struct bs_stream *s)
 {
-    unsigned h = reg_hash(s->fp);
-    reg_acquire();
-    s->next = reg_table[h];
-    reg_table[h] = s;
-    reg_release();
+    unsigned h = streams_hash(s->fp);
+    streams_acquire();
+    s->next = streams_table[h];
+    streams_table[h] = s;
+    streams_release();
 }
 
-static void reg_remove(struct bs_stream *s)
+static void streams_remove(struct bs_stream *s)
 {
-    unsigned h = reg_hash(s->fp);
-    reg_acquire();
-    for (struct bs_stream **p = &reg_table[h]; *p != NULL; p = &(*p)->next) {
+    unsigned h = streams_hash(s->fp);
+    streams_acquire();
+    for (struct bs_stream **p = &streams_table[h]; *p != NULL; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
             break;
         }
     }
-    reg_release();
+    streams_release();
 }
 
 /* Our stream for fp, or NULL. The result stays valid while the caller owns fp
  * (only fclose of fp frees it). */
-static struct bs_stream *reg_find(const FILE *fp)
+static struct bs_stream *streams_find(const FILE *fp)
 {
     struct bs_stream *s;
     if (fp == NULL)
         return NULL;
-    reg_acquire();
-    for (s = reg_table[reg_hash(fp)]; s != NULL; s = s->next)
+    streams_acquire();
+    for (s = streams_table[streams_hash(fp)]; s != NULL; s = s->next)
         if (s->fp == fp)
             break;
-    reg_release();
+    streams_release();
     return s;
 }
 
 int bs_stdio_is_ours(FILE *fp)
 {
-    return reg_find(fp) != NULL;
+    return streams_find(fp) != NULL;
 }
 
 /* ---- cookie functions: where glibc would call write/read/lseek/close ---- */
@@ -116,19 +117,19 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t len)
 {
     struct bs_stream *s = cookie;
     /* A short count makes glibc set the stream's error flag. */
-    return (ssize_t)bs_fd_write_all(s->fd, buf, len);
+    return (ssize_t)bs_call_write_all(s->fd, buf, len);
 }
 
 static ssize_t cookie_read(void *cookie, char *buf, size_t len)
 {
     struct bs_stream *s = cookie;
-    return bs_fd_read(s->fd, buf, len);
+    return bs_call_read(s->fd, buf, len);
 }
 
 static int cookie_seek(void *cookie, off64_t *pos, int whence)
 {
     struct bs_stream *s = cookie;
-    off_t r = bs_fd_lseek(s->fd, (off_t)*pos, whence);
+    off_t r = bs_call_lseek(s->fd, (off_t)*pos, whence);
     if (r == (off_t)-1)
         return -1;
     *pos = (off64_t)r;
@@ -142,8 +143,8 @@ static int cookie_close(void *cookie)
     struct bs_stream *s = cookie;
     int r = 0;
     if (s->fd >= 0)
-        r = bs_fd_close(s->fd);
-    reg_remove(s);
+        r = bs_call_close(s->fd);
+    streams_remove(s);
     int saved = errno;
     free(s->buf);
     free(s);
@@ -267,7 +268,7 @@ FILE *bs_stdio_stream_new(int fd, const char *cookie_mode)
      * that it be != -1, so the real descriptor keeps fileno(), isatty(),
      * fstat(), flock() and fsync() on the stream working. */
     fp->_fileno = fd;
-    reg_add(s);
+    streams_add(s);
     size_t size;
     int mode = default_buffering(fd, &size);
     set_buffer(s, mode, size);
@@ -276,7 +277,7 @@ FILE *bs_stdio_stream_new(int fd, const char *cookie_mode)
 
 void bs_stdio_stream_discard(FILE *fp)
 {
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     int saved = errno;
     if (s != NULL)
         s->fd = -1;
@@ -286,14 +287,14 @@ void bs_stdio_stream_discard(FILE *fp)
 
 void bs_stdio_note_user_buffer(FILE *fp)
 {
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     if (s != NULL)
         s->user_buffer = 1;
 }
 
 int bs_stdio_orientation(FILE *fp, int want)
 {
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     if (s == NULL)
         return 0;
     if (s->orientation == 0 && want != 0)
@@ -309,7 +310,7 @@ int bs_stdio_orientation(FILE *fp, int want)
  */
 FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
 {
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     struct bs_stdio_mode m;
     char procpath[64];
     FILE *result = NULL;
@@ -328,17 +329,17 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     if (pm < 0)
         errno = EINVAL;
     else
-        newfd = bs_fd_openat(AT_FDCWD, path, m.oflags, 0666);
+        newfd = bs_call_openat(AT_FDCWD, path, m.oflags, 0666);
     if (newfd >= 0 && fd >= 0 && newfd != fd) {
         if (BS_REAL(dup3)(newfd, fd, (m.oflags & O_CLOEXEC) ? O_CLOEXEC : 0) == -1) {
             int e = errno;
-            bs_fd_close(newfd);
+            bs_call_close(newfd);
             errno = e;
             newfd = -1;
         } else {
             bs_fd_rescan(fd);
             int e = errno;
-            bs_fd_close(newfd);
+            bs_call_close(newfd);
             errno = e;
             newfd = fd;
         }
@@ -346,7 +347,7 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     if (newfd < 0) {
         int e = errno;
         if (fd >= 0)
-            bs_fd_close(fd);
+            bs_call_close(fd);
         s->fd = -1;
         fp->_fileno = -1;
         fp->_flags |= BS_IO_NO_READS | BS_IO_NO_WRITES;
@@ -369,7 +370,7 @@ FILE *bs_stdio_stream_reopen(FILE *fp, const char *path, const char *mode)
     int bufmode = default_buffering(newfd, &size);
     set_buffer(s, bufmode, size);
     if (m.appending && !m.reads)
-        bs_fd_lseek(newfd, 0, SEEK_END);
+        bs_call_lseek(newfd, 0, SEEK_END);
     errno = saved;
     result = fp;
 out:
@@ -383,11 +384,11 @@ int bs_stdio_stream_close(FILE *fp)
     for (int i = 1; i <= 2; i++)
         if (fp != NULL && fp == __atomic_load_n(&bs_stdio_repl[i], __ATOMIC_ACQUIRE))
             k = i;
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     int detached = s != NULL && s->fd < 0;
     if (detached) {
         /* A failed freopen left fileno -1: glibc will not call cookie_close. */
-        reg_remove(s);
+        streams_remove(s);
     }
     /* A glibc stream (a wide one, or opened while the shim was off) closes
      * its descriptor where the shim cannot see it: look at the number again
@@ -469,7 +470,7 @@ static void replace_std(int fd)
     FILE *fp = bs_stdio_stream_new(fd, "w");
     if (fp == NULL)
         return;
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     /* Keep what the original had become: stderr's unbuffered flag, or a
      * buffer already chosen (used or setvbuf'd by a constructor before us). */
     if (orig->_flags & BS_IO_UNBUFFERED) {
@@ -509,9 +510,9 @@ static void replace_std(int fd)
     BS_REAL(setvbuf)(orig, NULL, _IONBF, 0);
 }
 
-static void atfork_prepare(void)
+static void streams_fork_prepare(void)
 {
-    reg_acquire();
+    streams_acquire();
 }
 
 int bs_stdio_usable(void)
@@ -558,7 +559,9 @@ void bs_stdio_init(void)
     if (!bs_shim_active() || !bs_stdio_usable())
         return;
     int saved = errno;
-    pthread_atfork(atfork_prepare, reg_release, reg_release);
+    pthread_atfork(streams_fork_prepare, streams_release, streams_release);
+    /* From here on the wrappers tell this layer of a new file under fd 1 or 2. */
+    __atomic_store_n(&bs_std_fd_changed_hook, bs_stdio_fd_changed, __ATOMIC_RELEASE);
     replace_std(1);
     replace_std(2);
     errno = saved;
@@ -571,7 +574,7 @@ void bs_stdio_fd_changed(int fd)
     FILE *fp = __atomic_load_n(&bs_stdio_repl[fd], __ATOMIC_ACQUIRE);
     if (fp == NULL)
         return;
-    struct bs_stream *s = reg_find(fp);
+    struct bs_stream *s = streams_find(fp);
     if (s == NULL)
         return;
     BS_REAL(flockfile)(fp);

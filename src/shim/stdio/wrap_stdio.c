@@ -2,7 +2,7 @@
 
 /*
  * Output through a FILE needs no work here once the FILE diverts (see
- * wrap_stdio_stream.c): glibc's own code buffers and our cookie receives the
+ * stream.c): glibc's own code buffers and our cookie receives the
  * flushes. printf, puts, putchar, vprintf, perror and their FORTIFY forms read
  * the `stdout`/`stderr` variables, which bs_stdio_init points at diverting
  * streams, so they are not wrapped at all. The wrappers below exist for two
@@ -16,7 +16,7 @@
 #include "real_i.h"
 
 #include "shim_i.h"
-#include "stdio_stream_i.h"
+#include "stream_i.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,16 +65,16 @@ static FILE *open_stream(const char *path, const char *mode, __typeof__(fopen) *
             char none;
             int fd = BS_REAL(fileno)(fp);
             bs_fd_rescan(fd);
-            bs_fd_read(fd, &none, 0);
+            bs_call_read(fd, &none, 0);
             errno = saved;
         }
         return fp;
     }
     int saved = errno;
-    int fd = bs_fd_openat(AT_FDCWD, path, m.oflags, 0666);
+    int fd = bs_call_openat(AT_FDCWD, path, m.oflags, 0666);
     if (fd < 0)
         return NULL;
-    if (m.appending && !m.reads && bs_fd_lseek(fd, 0, SEEK_END) == (off_t)-1 && errno != ESPIPE)
+    if (m.appending && !m.reads && bs_call_lseek(fd, 0, SEEK_END) == (off_t)-1 && errno != ESPIPE)
         goto fail;
     FILE *fp = bs_stdio_stream_new(fd, m.cookie);
     if (fp == NULL)
@@ -83,7 +83,7 @@ static FILE *open_stream(const char *path, const char *mode, __typeof__(fopen) *
     return fp;
 fail:;
     int e = errno;
-    bs_fd_close(fd);
+    bs_call_close(fd);
     errno = e;
     return NULL;
 }
@@ -149,7 +149,7 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
     FILE *fp = bs_stdio_stream_new(fd, cmode);
     if (fp == NULL)
         return NULL;
-    if (do_seek && !reads && bs_fd_lseek(fd, 0, SEEK_END) == (off_t)-1 && errno != ESPIPE) {
+    if (do_seek && !reads && bs_call_lseek(fd, 0, SEEK_END) == (off_t)-1 && errno != ESPIPE) {
         int e = errno;
         bs_stdio_stream_discard(fp);
         errno = e;
@@ -276,7 +276,7 @@ static int fd_vprintf(int fd, int flag, const char *fmt, va_list ap)
     char stackbuf[1024];
     char *buf = stackbuf;
     int saved = errno;
-    if (bs_fd_lseek(fd, 0, SEEK_CUR) == (off_t)-1 && errno != ESPIPE)
+    if (bs_call_lseek(fd, 0, SEEK_CUR) == (off_t)-1 && errno != ESPIPE)
         return -1;
     errno = saved;
     va_list again;
@@ -293,7 +293,7 @@ static int fd_vprintf(int fd, int flag, const char *fmt, va_list ap)
             n = __vsnprintf_chk(buf, (size_t)n + 1, flag, (size_t)n + 1, fmt, again);
     }
     va_end(again);
-    size_t done = n > 0 ? bs_fd_write_all(fd, buf, (size_t)n) : 0;
+    size_t done = n > 0 ? bs_call_write_all(fd, buf, (size_t)n) : 0;
     int r = n >= 0 && done == (size_t)n ? n : -1;
     if (buf != stackbuf && buf != NULL) {
         int e = errno;

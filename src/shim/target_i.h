@@ -1,0 +1,106 @@
+/* target_i.h - targets: one per open file the shim buffers, each with its engine writer. */
+#ifndef BUFSHIM_TARGET_I_H
+#define BUFSHIM_TARGET_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bufshim.h"
+#include "engine_i.h"
+
+/*
+ * Errno: a function here whose comment says "keeps errno" leaves errno as it
+ * found it; any other may change it, and a wrapper that must keep the program's
+ * errno brackets the call with BS_SAVE_ERRNO (errno_i.h).
+ */
+
+/*
+ * A target is one open file, identified by (st_dev, st_ino): every descriptor
+ * and path to it shares one engine writer, hence one order of bytes. Target
+ * structs are never freed (a retired one is reused when the file is opened
+ * again), so a pointer read from the table stays valid without a lock.
+ */
+struct bs_target {
+    _Alignas(32) dev_t dev;
+    ino_t ino;
+    int regular; /* S_ISREG: batches open the path; otherwise the held fd */
+    int word;    /* created for the stdout/stderr word: always the held fd */
+    char *path;  /* canonical path at creation (NULL for words) */
+
+    pthread_mutex_t held_lock; /* guards held (used on writer threads only) */
+    atomic_int held;           /* descriptor to the file in the private table, or -1 */
+    atomic_uint held_gen;      /* bs_private_gen() when held was made */
+    int held_shares_ofd;       /* held is the program's own description (not a reopen) */
+    atomic_int held_pending;   /* held_job submitted and not waited for */
+    int held_job_fd;           /* the program's descriptor held_job reopens */
+    struct bs_job held_job;
+
+    bufshim_writer *w; /* NULL while retired */
+    atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */
+    atomic_int locked; /* the program took a lock on it: closes flush first (wrap_lock.c) */
+    atomic_int refs;   /* program descriptors + transient users */
+
+    /*
+     * Exact size queries (doc/behaviour.md §4): acc = bytes accepted by the engine, wr = bytes
+     * the sink wrote. While a write syscall is in flight, base is the file size
+     * before it. seq is odd while the sink updates them (a seqlock).
+     */
+    _Atomic uint64_t acc, wr, base;
+    atomic_int inflight;
+    _Atomic unsigned seq;
+
+    struct bs_target *next; /* registry list, under the registry lock */
+};
+
+/* Starts the target registry (constructor): the owner, the private descriptor table. */
+void bs_target_init(void);
+
+/*
+ * The target for (dev, ino), created when missing and create is set (with fd
+ * the program's descriptor to it, path its canonical path or NULL). Returns it
+ * with one more reference, or NULL.
+ */
+struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
+                                    int word);
+
+/* The program is about to close fd, one of t's descriptors (see bs_fd_prepare_close). */
+void bs_target_prepare_close(struct bs_target *t, int fd);
+
+/* Drops a reference; a target nobody refers to is retired once its bytes are written. */
+void bs_target_release(struct bs_target *t);
+
+/* The target for a path (stat'ed, following symlinks unless nofollow), with a reference, or NULL.
+ */
+struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow);
+
+/* 1 when there is at least one live target (cheap pre-check for path wrappers). */
+int bs_target_any(void);
+
+/* Writes t's pending bytes now (a barrier); then program offsets of t are at its end.
+   Keeps errno. */
+void bs_target_flush(struct bs_target *t);
+
+/* Bytes accepted for t but not yet in the file. */
+uint64_t bs_target_pending(struct bs_target *t);
+
+/*
+ * The size t would have with its pending bytes written: calls real_size(arg)
+ * (a real fstat/stat returning st_size or -1) inside a consistent snapshot of
+ * the sink's progress. Returns -1 if real_size failed.
+ */
+int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), void *arg);
+
+/* bs_target_vsize with the real fstat(fd)'s st_size as the real size (fd refers to t). */
+int64_t bs_target_vsize_fd(struct bs_target *t, int fd);
+
+/* Records len bytes accepted by the engine for t; returns the new t->acc. */
+uint64_t bs_target_accepted(struct bs_target *t, size_t len);
+
+/* Fork handlers of the registry's locks (run inside wrap_fork.c's pthread_atfork handlers). */
+void bs_target_fork_prepare(void);
+void bs_target_fork_parent(void);
+void bs_target_fork_child(void);
+
+#endif /* BUFSHIM_TARGET_I_H */
