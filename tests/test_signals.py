@@ -252,3 +252,36 @@ def test_sigpipe_of_a_bash_writing_to_a_closed_pipe(tmp_path):
     plain, shim = run_pair(tmp_path, argv, ["a.log"])
     assert plain.returncode == shim.returncode == -signal.SIGPIPE, (plain, shim)
     assert (tmp_path / "shim" / "a.log").read_text() == "".join(f"log {i}\n" for i in range(1, 6))
+
+
+def test_crash_while_a_batch_hangs_dies_and_writes_the_other_files(slowfs, tmp_path):
+    """A real python3 writes to a file on slowfs, whose batch then hangs (a dead mount), and
+    to a local file, then dies of SIGSEGV: the process dies at once rather than waiting for
+    the hung batch (no second signal would come to end that wait), the local file has its
+    lines, and the loss of the hung file's bytes is reported on stderr."""
+    slowfs.ctl("hang write path=a.log")
+    local = tmp_path / "b.log"
+    code = ("import os, signal, time\n"
+            f"a = os.open({str(slowfs.path('a.log'))!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)\n"
+            f"b = os.open({str(local)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)\n"
+            "os.write(a, b'hung\\n')\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(1)\n"
+            "for i in range(10):\n"
+            "    os.write(b, b'b %d\\n' % i)\n"
+            "os.kill(os.getpid(), signal.SIGSEGV)\n")
+    env = shim_env([str(slowfs.mount / "*.log"), str(tmp_path / "*.log")], "0.1")
+    p = subprocess.Popen([PY, "-c", code], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=no_core)
+    assert readline_within(p, 20) == "ready\n"
+    slowfs.wait_hung(1, timeout=20)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("the crashing process waited for the hung batch")
+    assert_no_sanitizer_report(err)
+    assert p.returncode == -signal.SIGSEGV, (p.returncode, err)
+    assert local.read_text() == "".join(f"b {i}\n" for i in range(10))
+    assert "could not be written" in err, err

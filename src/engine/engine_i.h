@@ -74,6 +74,13 @@ int bs_engine_flush_all(void);
  */
 void bs_engine_shutdown(void);
 
+/*
+ * The final flush of a process that is dying of a crash: one attempt, and a writer
+ * with a batch in flight (which may hang on a dead mount) is left as it is, its loss
+ * reported, rather than waited for. Idempotent with bs_engine_shutdown.
+ */
+void bs_engine_shutdown_now(void);
+
 /* 1 once bs_engine_shutdown has started. */
 int bs_engine_is_shut_down(void);
 

@@ -74,7 +74,7 @@ void bs_engine_foreach_writer(void (*fn)(bufshim_writer *w, void *arg), void *ar
  */
 #define FLUSH_ROUND 64
 
-int bs_engine_flush_all(void)
+static int flush_all_with(ssize_t (*flush)(struct bufshim_writer *w))
 {
     bs_busy_enter();
     struct bufshim_writer *list[FLUSH_ROUND];
@@ -93,7 +93,7 @@ int bs_engine_flush_all(void)
         if (prev)
             bs_writer_unpin(prev);
         for (size_t i = 0; i < k; i++) {
-            ssize_t r = bs_writer_flush(list[i]);
+            ssize_t r = flush(list[i]);
             if (r < 0 && result == 0)
                 result = (int)r;
             bs_writer_unpin(list[i]);
@@ -104,6 +104,11 @@ int bs_engine_flush_all(void)
     }
     bs_busy_leave();
     return result;
+}
+
+int bs_engine_flush_all(void)
+{
+    return flush_all_with(bs_writer_flush);
 }
 
 /* Sums what every writer still holds; *retry_ns is the shortest interval among them. */
@@ -149,6 +154,16 @@ void bs_engine_shutdown(void)
         }
         bs_sleep_ns(retry_ns);
     }
+    bs_busy_leave();
+}
+
+void bs_engine_shutdown_now(void)
+{
+    if (bs_writer_begin_final())
+        return;
+    bs_busy_enter();
+    flush_all_with(bs_writer_flush_nowait);
+    bs_engine_foreach_writer(report_loss, NULL);
     bs_busy_leave();
 }
 

@@ -211,13 +211,17 @@ static void claim(struct bufshim_writer *w)
     w->in_flight = 1;
 }
 
-ssize_t bs_writer_flush(struct bufshim_writer *w)
+static ssize_t flush_with(struct bufshim_writer *w, int wait)
 {
     if (!w)
         return -EINVAL;
     ssize_t total = 0;
     for (;;) {
         pthread_mutex_lock(&w->lock);
+        if (!wait && w->in_flight) {
+            pthread_mutex_unlock(&w->lock);
+            return total > 0 ? total : -EBUSY;
+        }
         claim(w);
         pthread_mutex_unlock(&w->lock);
         ssize_t r = bs_writer_run_batch(w);
@@ -232,6 +236,16 @@ ssize_t bs_writer_flush(struct bufshim_writer *w)
         if (!more)
             return total;
     }
+}
+
+ssize_t bs_writer_flush(struct bufshim_writer *w)
+{
+    return flush_with(w, 1);
+}
+
+ssize_t bs_writer_flush_nowait(struct bufshim_writer *w)
+{
+    return flush_with(w, 0);
 }
 
 int bs_writer_finish(struct bufshim_writer *w)

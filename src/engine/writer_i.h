@@ -104,6 +104,9 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w);
  */
 ssize_t bs_writer_flush(struct bufshim_writer *w);
 
+/* As bs_writer_flush, but -EBUSY at once when a batch of w is in flight. */
+ssize_t bs_writer_flush_nowait(struct bufshim_writer *w);
+
 /*
  * The final write of bufshim_close: marks w closing (the scheduler leaves it alone),
  * waits until no flush-all holds it, then writes everything, retried as BS_FINAL_ATTEMPTS

@@ -23,14 +23,19 @@ void bs_shim_flush_all(void)
     bs_fd_sync_offsets(NULL);
 }
 
-void bs_shim_final_flush(void)
+static void final_flush(int urgent)
 {
     static atomic_int done;
     if (!bs_cfg.active || atomic_exchange(&done, 1))
         return;
     BS_KEEP_ERRNO();
     bs_in_shim++;
-    bs_engine_shutdown();
+    if (urgent) {
+        atomic_store(&bs_dying, 1);
+        bs_engine_shutdown_now();
+    } else {
+        bs_engine_shutdown();
+    }
     bs_in_shim--;
     bs_fd_sync_offsets(NULL);
     /* From now on every write goes straight to the kernel at the right offset. */
@@ -41,6 +46,16 @@ void bs_shim_final_flush(void)
     }
     if (bs_cfg.stats)
         bs_stats_report(bs_cfg.stats);
+}
+
+void bs_shim_final_flush(void)
+{
+    final_flush(0);
+}
+
+void bs_shim_final_flush_urgent(void)
+{
+    final_flush(1);
 }
 
 void bs_shim_before_exec(void)

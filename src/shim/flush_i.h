@@ -11,6 +11,10 @@ void bs_shim_flush_all(void);
    Keeps errno. */
 void bs_shim_final_flush(void);
 
+/* The final flush of a process dying of a crash: waits for nothing that may hang (a
+   target with a batch in flight is left, its loss reported). Keeps errno. */
+void bs_shim_final_flush_urgent(void);
+
 /* Before exec, fork, spawn: bs_shim_flush_all, unless the shim is off, itself running, or
    this is a vfork child. */
 void bs_shim_before_exec(void);

@@ -21,6 +21,7 @@ void bs_owner_reset(void)
 }
 
 atomic_int bs_exiting;
+atomic_int bs_dying;
 
 int bs_shim_active(void)
 {

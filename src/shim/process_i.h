@@ -24,6 +24,12 @@ void bs_owner_reset(void);
  */
 extern atomic_int bs_exiting;
 
+/*
+ * 1 while the final flush runs for a process dying of a crash (signals.c): nothing may
+ * wait for long, since no second signal will come to end a wait that hangs.
+ */
+extern atomic_int bs_dying;
+
 /* 1 when the configuration is valid and non-empty and the final flush has not run. */
 int bs_shim_active(void);
 

@@ -91,7 +91,11 @@ static void die_now(int sig);
 /* Flushes everything, then lets sig take its default action on this process. */
 static void die_of(int sig)
 {
-    bs_shim_final_flush();
+    /* A crash: nothing else will come to end a flush that waits for a hung batch. */
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
+        bs_shim_final_flush_urgent();
+    else
+        bs_shim_final_flush();
     atomic_store(&standing_in[sig], 0);
     die_now(sig);
 }

@@ -313,6 +313,33 @@ static void io_call(void *arg)
 }
 
 /*
+ * The held descriptor's I/O while the process dies of a crash: on a writer thread as
+ * always, but waited for at most DYING_WAIT_NS (the writer threads may all hang on a
+ * dead mount, and no second signal will come). The request lives in static memory, so
+ * a job that runs after the wait gave up still finds it; once one has timed out, the
+ * rest are not tried.
+ */
+#define DYING_WAIT_NS (1000u * 1000000u)
+
+static ssize_t dying_io(const struct io_req *q)
+{
+    static struct io_req req;
+    static struct bs_job job;
+    static int stuck;
+    if (stuck)
+        return -ETIMEDOUT;
+    req = *q;
+    job = (struct bs_job){.fn = io_call, .arg = &req};
+    if (bs_engine_submit(&job) != 0)
+        return -EBADF;
+    if (!bs_engine_wait_for(&job, DYING_WAIT_NS)) {
+        stuck = 1;
+        return -ETIMEDOUT;
+    }
+    return req.r;
+}
+
+/*
  * The engine's sink for a target: the batch's I/O always runs on a writer
  * thread, in the private table, also when a barrier flushes from a program
  * thread.
@@ -333,6 +360,8 @@ static ssize_t target_sink(void *ctx, const void *data, size_t len)
         q.r = target_io(ctx, data, len, 0);
         inline_tried = 1;
     }
+    if (q.r == -EBADF && inline_tried && atomic_load(&bs_dying))
+        return dying_io(&q);
     /* No writer thread to be had: the path is the only way, unless just tried. */
     if (q.r == -EBADF && bs_engine_call(io_call, &q) < 0 && !inline_tried)
         q.r = target_io(ctx, data, len, 0);
