@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from conftest import SANITIZER
-from shim_fixture import STRACE, run_shimmed
+from shim_fixture import STRACE, run_plain, run_shimmed
 
 pytestmark = pytest.mark.skipif(
     STRACE is None or bool(SANITIZER),
@@ -84,3 +84,33 @@ def test_no_writer_thread_until_something_is_appended(tmp_path):
                     [f"{tmp_path}/*.log"], "clone,clone3,openat,write")
     assert "CLONE_THREAD" in text, text
     assert log_file.read_text() == "one\n"
+
+
+def caught_signals(pid_status_text):
+    return int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", pid_status_text, re.M).group(1), 16)
+
+
+def test_no_signal_handler_before_anything_is_diverted(tmp_path):
+    """A real python3 under the shim, with a matched folder it does not write to, catches
+    the same signals as without the shim (its /proc/self/status SigCgt): the shim's
+    stand-ins wait for the first diverted append. After one, SIGTERM is caught (by the
+    stand-in) while sigaction still reports SIG_DFL to the program."""
+    code = ("import sys, signal\n"
+            "print(open('/proc/self/status').read())\n"
+            "if len(sys.argv) > 1:\n"
+            "    f = open(sys.argv[1], 'a'); f.write('x\\n'); f.flush()\n"
+            "    print(open('/proc/self/status').read())\n"
+            "    print('reported', signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n")
+    plain = run_plain(["/usr/bin/python3", "-c", code], cwd=tmp_path).stdout
+    shim = run_shimmed(["/usr/bin/python3", "-c", code], paths=[f"{tmp_path}/*.log"],
+                       cwd=tmp_path).stdout
+    assert caught_signals(shim) == caught_signals(plain)
+    log_file = tmp_path / "a.log"
+    out = run_shimmed(["/usr/bin/python3", "-c", code, str(log_file)],
+                      paths=[f"{tmp_path}/*.log"], cwd=tmp_path).stdout
+    before, after = out.split("SigCgt")[1], out.split("SigCgt")[2]
+    sigterm = 1 << (15 - 1)
+    assert not caught_signals("SigCgt" + before) & sigterm
+    assert caught_signals("SigCgt" + after) & sigterm
+    assert "reported True" in out
+    assert log_file.read_text() == "x\n"

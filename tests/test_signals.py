@@ -254,6 +254,7 @@ def test_sigpipe_of_a_bash_writing_to_a_closed_pipe(tmp_path):
     assert (tmp_path / "shim" / "a.log").read_text() == "".join(f"log {i}\n" for i in range(1, 6))
 
 
+@no_sanitizer_handler
 def test_crash_while_a_batch_hangs_dies_and_writes_the_other_files(slowfs, tmp_path):
     """A real python3 writes to a file on slowfs, whose batch then hangs (a dead mount), and
     to a local file, then dies of SIGSEGV: the process dies at once rather than waiting for

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -154,11 +155,55 @@ static int install_stand_in(int sig, struct sigaction *old)
     return r;
 }
 
+/*
+ * The stand-ins are installed at the first diverted append (bs_signals_arm), not at
+ * start: before it nothing is buffered, so a signal loses nothing, and a process that
+ * diverts nothing makes no sigaction call for the shim. Nor while the process exits:
+ * the final flush follows at once (a termination signal in between, during the exit's
+ * own handlers, then kills without it). Arming and the program's sigaction calls on
+ * these signals exclude each other, so that a handler another thread installs meanwhile
+ * is not overwritten: a spin lock, re-entered without waiting by a signal handler that
+ * interrupted its holder on the same thread, and reset in a fork child.
+ */
+atomic_int bs_signals_armed;
+static atomic_flag disposition_lock = ATOMIC_FLAG_INIT;
+static __thread int disposition_lock_depth __attribute__((tls_model("initial-exec")));
+
+static void lock_dispositions(void)
+{
+    if (disposition_lock_depth++)
+        return;
+    while (atomic_flag_test_and_set_explicit(&disposition_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void unlock_dispositions(void)
+{
+    if (--disposition_lock_depth)
+        return;
+    atomic_flag_clear_explicit(&disposition_lock, memory_order_release);
+}
+
+void bs_signals_fork_child(void)
+{
+    atomic_flag_clear(&disposition_lock);
+    disposition_lock_depth = 0;
+}
+
 void bs_signals_init(void)
 {
     ready = 1;
-    if (!bs_shim_active())
+}
+
+void bs_signals_arm(void)
+{
+    if (!ready || !bs_shim_active() || atomic_load(&bs_exiting))
         return;
+    lock_dispositions();
+    if (atomic_exchange(&bs_signals_armed, 1)) {
+        unlock_dispositions();
+        return;
+    }
     /*
      * One call a signal: install, and put back what was there unless it was
      * SIG_DFL (SIG_IGN, say, from nohup). The signals stay blocked meanwhile, so
@@ -182,6 +227,7 @@ void bs_signals_init(void)
         }
     }
     pthread_sigmask(SIG_SETMASK, &before, NULL);
+    unlock_dispositions();
 }
 
 BS_EXPORT BS_EARLY int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -191,11 +237,22 @@ BS_EXPORT BS_EARLY int sigaction(int sig, const struct sigaction *act, struct si
     return shim_sigaction(sig, act, old);
 }
 
+static int shim_sigaction_locked(int sig, const struct sigaction *act, struct sigaction *old);
+
 static int shim_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (sig <= 0 || sig >= NSIG || !is_flushing(sig) || !bs_shim_active())
         return BS_REAL(sigaction)(sig, act, old);
+    lock_dispositions();
+    int r = shim_sigaction_locked(sig, act, old);
+    int e = errno;
+    unlock_dispositions();
+    errno = e;
+    return r;
+}
 
+static int shim_sigaction_locked(int sig, const struct sigaction *act, struct sigaction *old)
+{
     int was_standing_in = atomic_load(&standing_in[sig]);
     struct sigaction before = program_view[sig];
     struct sigaction real_old;

@@ -10,6 +10,7 @@
 #include "flush_i.h"
 #include "fork_i.h"
 #include "process_i.h"
+#include "signals_i.h"
 
 /*
  * The fork handlers of the shim's state, registered once by the constructor: the
@@ -32,6 +33,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     bs_owner_reset();
+    bs_signals_fork_child();
     bs_fd_fork_child();
     bs_target_fork_child();
 }

@@ -12,6 +12,7 @@
 #include "engine_i.h"
 #include "descriptors_i.h"
 #include "shim_i.h"
+#include "signals_i.h"
 
 /*
  * Writes straight to the kernel for a diverted description (no memory, or
@@ -40,6 +41,9 @@ static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, siz
     struct bs_target *t = o->t;
     bufshim_writer *w = t->w;
     int saved = errno;
+    /* Before the first byte is buffered: from then on a fatal signal flushes. */
+    if (__builtin_expect(!atomic_load_explicit(&bs_signals_armed, memory_order_relaxed), 0))
+        bs_signals_arm();
     /*
      * The guard makes a write from a signal handler that interrupted this very
      * append (the engine's lock is held) pass straight through instead of
