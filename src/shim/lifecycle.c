@@ -34,7 +34,8 @@ static int another_copy_first(void)
        first copy's too. _dl_find_object (glibc >= 2.35) is a lookup in a sorted table;
        dladdr, the fallback, also searches the object's symbols (about 10 us here). */
     struct dl_find_object first, mine;
-    if (_dl_find_object(sym, &first) == 0 && _dl_find_object((void *)another_copy_first, &mine) == 0)
+    if (_dl_find_object(sym, &first) == 0 &&
+        _dl_find_object((void *)another_copy_first, &mine) == 0)
         return first.dlfo_link_map != mine.dlfo_link_map;
     Dl_info a, b;
     return dladdr(sym, &a) && dladdr((void *)another_copy_first, &b) && a.dli_fbase != b.dli_fbase;
