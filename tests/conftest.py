@@ -4,6 +4,7 @@ Each concern adds its own fixtures in a module listed in pytest_plugins below, s
 that separate work (slowfs, shim, lifecycle) never edits the same lines.
 """
 import os
+import signal
 import pathlib
 import subprocess
 
@@ -88,3 +89,33 @@ def assert_no_sanitizer_report(stderr_text):
 @pytest.fixture
 def build_dir():
     return BUILD_DIR
+
+
+def _children():
+    """PIDs of this pytest process's live children."""
+    me, out = os.getpid(), set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.add(int(d))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    """A test that fails before it stops a program it started (a writer in a loop, say,
+    when run against the inert library) must not leave it running for the rest of the
+    suite: whatever child a test started and left alive is killed when it ends."""
+    before = _children()
+    yield
+    for pid in _children() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
