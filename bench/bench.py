@@ -918,18 +918,15 @@ MISS_WHY = {
     "close themselves (2.5 µs), while an fstat costs about 0.2 µs. Filtering on st_dev first "
     "(a file on a device that holds no configured folder, nor a mount below one, cannot "
     "match) would skip the readlink for almost every file.",
-    "(h) short process": "the high descriptor (13 ms per process before) is gone: the shim's "
-    "descriptors live in the writer threads' own table. What remains, measured with a C "
-    "spawner on a quiet machine (medians of 500 alternating processes, /bin/echo 0.91 ms): "
-    "any preloaded library +0.07 ms, this one inactive +0.04 ms more, active with nothing "
-    "matching +0.17 ms more (the /proc/self/fd scan with a readlink per descriptor 0.08 ms, "
-    "the stdio set-up 0.02 ms), and a matched target +0.18 ms more (its writer thread about "
-    "0.06 ms: a thread costs that much to start and to end in this VM). Meeting +0.3 ms "
-    "needs no writer thread in a process that ends before its first batch is due, and a "
-    "cheaper scan.",
-    "(g) start-up": "at start the shim scans /proc/self/fd and readlinks every inherited "
-    "descriptor (with a getpid each) and installs 4 signal handlers; measured on /bin/true "
-    "(medians of 400): +0.10 ms for the preload alone, +0.32 ms with BUFSHIM_PATHS set.",
+    "(h) short process": "what remains, measured with a C spawner on a calm machine "
+    "(medians of 1,500 alternating processes at a5acf35, /bin/echo 0.95 ms): any preloaded "
+    "library +0.065 ms, this one inactive +0.04 ms more, active with nothing matching +0.11 ms "
+    "more (the constructor: configuration, descriptor table, stdio set-up), a matched target "
+    "+0.04 ms more. A loaded machine makes each of these dearer; a process that appends before "
+    "it exits also starts a writer thread (about 0.06 ms here).",
+    "(g) start-up": "the constructor reads the configuration, maps the descriptor table and "
+    "replaces the std streams (inherited descriptors are looked at when first used, the "
+    "stand-in handlers installed at the first diverted append); see (h) for the parts.",
     "(d) slowfs: bufshim producer": "unexpected: check the slowfs rows.",
     "(d) slowfs: writes per target": "more batches than intervals: check the slowfs log.",
 }
