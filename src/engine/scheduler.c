@@ -107,13 +107,12 @@ static int spawn_thread(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     sigfillset(&all);
-    /* The thread starts with the mask given (glibc >= 2.32); failing that, block around it. */
-    int masked = pthread_attr_setsigmask_np(&attr, &all) == 0;
-    if (!masked)
-        pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* Blocked around the create, not with pthread_attr_setsigmask_np: that allocates, and
+       a forked child of a threaded program starts its thread here, where an allocator
+       without fork handling (ASan's in gcc 12) can still hold a lock of the parent's. */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&t, &attr, thread_main, (void *)(intptr_t)on_engine_thread);
-    if (!masked)
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (r != 0)
         return -r;
