@@ -7,12 +7,19 @@
 #include "scheduler_i.h"
 #include "writer_i.h"
 
-bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
-                                     const struct bufshim_options *options, const char *name)
+static bufshim_writer *open_writer(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
+                                   const struct bufshim_options *options, const char *name,
+                                   const struct bs_spool_id *id)
 {
     struct bufshim_writer *w = bs_writer_new(sink, ctx, ctx_free, options, name);
     if (!w)
         return NULL;
+    if (id && bs_writer_want_spool(w, id) < 0) {
+        w->ctx_free = NULL; /* the caller still owns ctx when the open fails */
+        bs_writer_free(w);
+        errno = ENOMEM;
+        return NULL;
+    }
     bs_sched_init(); /* its fork handlers hold the registry: before the first writer is in */
     bs_registry_add(w);
     /* Decision: no thread yet. The first append wakes (and so starts) one; a writer
@@ -26,6 +33,19 @@ bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx
     if (bs_writer_final_begun())
         bs_writer_flush(w);
     return w;
+}
+
+bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
+                                     const struct bufshim_options *options, const char *name)
+{
+    return open_writer(sink, ctx, ctx_free, options, name, NULL);
+}
+
+bufshim_writer *bs_writer_open_spooled(bufshim_sink_fn sink, void *ctx,
+                                       const struct bufshim_options *options, const char *name,
+                                       const struct bs_spool_id *id)
+{
+    return open_writer(sink, ctx, NULL, options, name, id);
 }
 
 bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,

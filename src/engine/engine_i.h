@@ -47,7 +47,23 @@ bufshim_writer *bs_writer_open_named(bufshim_sink_fn sink, void *ctx,
 bufshim_writer *bs_writer_open_owned(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
                                      const struct bufshim_options *options, const char *name);
 
-/* Bytes appended to w that the sink has not consumed yet (input + unwritten output). */
+/*
+ * The same, with w's buffers in a spool (spool_i.h) for the file id names, so that what
+ * it holds survives the death of the process: the shim's targets. When spools are off
+ * or one cannot be made, an ordinary writer. Its sink brackets each write(2) with
+ * bs_writer_io_begin (the file's size before it, UINT64_MAX when unknown, and the length)
+ * and bs_writer_io_end (the bytes written, 0 on failure), on the thread running the
+ * batch; they keep errno.
+ */
+struct bs_spool_id;
+bufshim_writer *bs_writer_open_spooled(bufshim_sink_fn sink, void *ctx,
+                                       const struct bufshim_options *options, const char *name,
+                                       const struct bs_spool_id *id);
+void bs_writer_io_begin(bufshim_writer *w, uint64_t base, uint64_t len);
+void bs_writer_io_end(bufshim_writer *w, uint64_t wrote);
+
+/* Bytes appended to w that the sink has not consumed yet (input + unwritten output); the
+ * input not yet taken by a batch counts with its records' padding, up to 7 bytes a call. */
 uint64_t bs_writer_pending(bufshim_writer *w);
 
 /* Copies w's counters into *out. */

@@ -136,6 +136,13 @@ static void report_loss(bufshim_writer *w, void *arg)
                (unsigned long long)p);
 }
 
+/* A writer the final flush emptied needs its spool no more. */
+static void retire_spool(bufshim_writer *w, void *arg)
+{
+    (void)arg;
+    bs_writer_retire_spool(w);
+}
+
 /* The final flush, retried as BS_FINAL_ATTEMPTS says (writer_i.h). */
 
 void bs_engine_shutdown(void)
@@ -154,6 +161,7 @@ void bs_engine_shutdown(void)
         }
         bs_sleep_ns(retry_ns);
     }
+    bs_engine_foreach_writer(retire_spool, NULL);
     bs_busy_leave();
 }
 
@@ -164,6 +172,7 @@ void bs_engine_shutdown_now(void)
     bs_busy_enter();
     flush_all_with(bs_writer_flush_nowait);
     bs_engine_foreach_writer(report_loss, NULL);
+    bs_engine_foreach_writer(retire_spool, NULL);
     bs_busy_leave();
 }
 

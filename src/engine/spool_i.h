@@ -13,8 +13,8 @@
 #include "stage_i.h"
 
 /*
- * Errno: bs_spool_set_dir, bs_spool_dir, bs_spool_write_begin, bs_spool_write_end and
- * bs_spool_detach keep errno; the others make system calls and may change it. Errors are
+ * Errno: bs_spool_configure, bs_spool_enabled, bs_spool_commit, bs_spool_write_begin,
+ * bs_spool_write_end, bs_spool_out_rewound and bs_spool_detach keep errno; the others make system calls and may change it. Errors are
  * returned as -errno.
  *
  * Where: one folder per user, $XDG_RUNTIME_DIR/bufshim when XDG_RUNTIME_DIR names a folder
@@ -100,29 +100,6 @@ struct bs_spool_head {
     _Alignas(64) struct bs_stage stage;
 };
 
-/* A record's header in a chunk. */
-struct bs_record {
-    uint32_t len;
-    uint32_t check;
-};
-
-static inline uint64_t bs_spool_mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-/* The check of a record of len bytes at off in a chunk of generation gen. Never 0. */
-static inline uint32_t bs_record_check(uint64_t salt, uint32_t gen, uint64_t off, uint32_t len)
-{
-    uint64_t h = bs_spool_mix(salt ^ ((uint64_t)gen << 44) ^ off) ^ ((uint64_t)len << 17);
-    uint32_t c = (uint32_t)(bs_spool_mix(h) >> 32);
-    return c ? c : 1;
-}
-
 /* The check of the head's fixed fields. */
 uint64_t bs_spool_head_check(const struct bs_spool_head *h);
 
@@ -183,14 +160,25 @@ void bs_spool_write_end(struct bs_spool *sp, uint64_t out_done);
 /* out was emptied and rewound: its length and written count are 0 again. */
 void bs_spool_out_rewound(struct bs_spool *sp, unsigned tail);
 
+/* The final flush has begun: memory given back from now on is not punched out of the file
+ * (it is removed next). */
+void bs_spool_final(struct bs_spool *sp);
+
 /* Everything is written: the file is removed (the mappings stay until detach). */
 void bs_spool_retire(struct bs_spool *sp);
 
 /*
- * A forked child: forgets the parent's spool without touching it (its mappings are
- * unmapped, nothing is written to them). Keeps errno.
+ * A forked child: forgets the parent's spool without touching it (its mappings, and
+ * out's of out_cap bytes at out_data, are unmapped; nothing is written to them, the
+ * file stays). Frees sp. Keeps errno.
  */
-void bs_spool_detach(struct bs_spool *sp);
+void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap);
+
+/* Unmaps the head and frees sp, once the stage and out have given their memory back. */
+void bs_spool_free(struct bs_spool *sp);
+
+/* After each batch of a spooled writer, on the thread that ran it (runs the check hook). */
+void bs_spool_after_batch(struct bs_spool *sp);
 
 /*
  * Called once per process after its first spool was created, on the creating thread

@@ -17,23 +17,9 @@
 #define BS_STAGE_MIN_BITS 16 /* 64 KiB */
 #define BS_STAGE_MAX_BITS 40 /* 1 TiB: a chunk never grows past it */
 
-static inline unsigned slot_of(uint64_t word)
-{
-    return (unsigned)(word >> BS_STAGE_SLOT_SHIFT);
-}
-
-/* Capacity bits 0 mean a chunk of no bytes: installed when memory ran out, so that a
- * batch can still seal what was appended; every append then asks for a new chunk. */
-static inline uint64_t cap_of(uint64_t word)
-{
-    unsigned bits = (word >> BS_STAGE_CAP_SHIFT) & 63;
-    return bits ? 1ull << bits : 0;
-}
-
-static inline uint64_t off_of(uint64_t word)
-{
-    return word & BS_STAGE_OFF_MASK;
-}
+#define slot_of bs_stage_word_slot
+#define cap_of bs_stage_word_cap
+#define off_of bs_stage_word_off
 
 static inline uint64_t make_word(unsigned slot, unsigned bits)
 {
@@ -51,27 +37,78 @@ static unsigned floor_bits(size_t n)
     return 63u - (unsigned)__builtin_clzll((unsigned long long)n);
 }
 
-int bs_stage_init(struct bs_stage *s, size_t cap)
+static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bits, int fresh,
+                        uint32_t region);
+
+/* A chunk of 2^bits bytes from the stage's provider, or NULL. */
+static char *chunk_alloc(struct bs_stage *s, unsigned bits, uint32_t *region)
+{
+    return bs_mem_alloc(s->mem, (size_t)1 << bits, region);
+}
+
+static void chunk_release(struct bs_stage *s, struct bs_slot *sl)
+{
+    bs_mem_release(s->mem, sl->data, sl->cap, sl->region);
+    sl->data = NULL;
+    sl->cap = 0;
+    sl->region = 0;
+}
+
+int bs_stage_init(struct bs_stage *s, size_t cap, struct bs_mem *mem, uint64_t salt)
 {
     memset(s, 0, sizeof *s);
     s->sealed = -1;
+    s->mem = mem;
+    s->salt = salt;
     unsigned bits = cap > 1 ? floor_bits(cap) : 0;
     if (bits < BS_STAGE_MIN_BITS)
         bits = BS_STAGE_MIN_BITS;
-    s->slots[0].data = malloc(1ull << bits);
+    uint32_t region;
+    s->slots[0].data = chunk_alloc(s, bits, &region);
     if (!s->slots[0].data)
         return -ENOMEM;
     s->slots[0].cap = 1ull << bits;
     s->slots[0].fresh = 1;
+    s->slots[0].region = region;
+    s->slots[0].gen = ++s->gen;
     atomic_init(&s->word, make_word(0, bits));
+    return 0;
+}
+
+void bs_stage_init_pending(struct bs_stage *s)
+{
+    memset(s, 0, sizeof *s);
+    s->sealed = -1;
+    atomic_init(&s->word, make_word(BS_STAGE_PENDING, 0));
+}
+
+int bs_stage_is_pending(const struct bs_stage *s)
+{
+    return slot_of(atomic_load((_Atomic uint64_t *)&s->word)) == BS_STAGE_PENDING;
+}
+
+int bs_stage_activate(struct bs_stage *s, size_t cap)
+{
+    unsigned bits = cap > 1 ? floor_bits(cap) : 0;
+    if (bits < BS_STAGE_MIN_BITS)
+        bits = BS_STAGE_MIN_BITS;
+    uint32_t region;
+    char *d = chunk_alloc(s, bits, &region);
+    if (!d)
+        return -ENOMEM;
+    /* Appenders may be adding to the pending word meanwhile: the exchange replaces it. */
+    install(s, 0, d, bits, 1, region);
     return 0;
 }
 
 void bs_stage_free(struct bs_stage *s)
 {
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++)
-        free(s->slots[i].data);
+        chunk_release(s, &s->slots[i]);
+    chunk_release(s, &s->spare);
+    struct bs_mem *m = s->mem;
     memset(s, 0, sizeof *s);
+    s->mem = m;
     s->sealed = -1;
 }
 
@@ -89,24 +126,36 @@ static void prefault(struct bs_slot *sl, uint64_t from)
 int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *first,
                         unsigned *full_slot)
 {
-    /* A length this large could carry into the slot bits of the word; no chunk holds it. */
-    if (len >= (1ull << BS_STAGE_MAX_BITS))
+    /* A length this large could carry into the slot bits of the word; no chunk holds it,
+       and a record's header has 32 bits for it. */
+    if (len > BS_RECORD_MAX)
         return -ENOMEM;
+    uint64_t need = BS_RECORD_SIZE(len);
     /* acquire: pairs with the exchange that installed the chunk, so its pointer is seen. */
-    uint64_t old = atomic_fetch_add_explicit(&s->word, len, memory_order_acquire);
+    uint64_t old = atomic_fetch_add_explicit(&s->word, need, memory_order_acquire);
     unsigned i = slot_of(old);
     if (i == BS_STAGE_CLOSED)
         return -ESHUTDOWN;
+    if (i == BS_STAGE_PENDING) {
+        *full_slot = i;
+        return 0;
+    }
     struct bs_slot *sl = &s->slots[i];
     uint64_t off = off_of(old), cap = cap_of(old);
-    if (off + len <= cap) {
+    if (off + need <= cap) {
         /* A page fault costs a microsecond or more; one call per window pays for the
            window after the next in a single system call, so the others find their pages
            there. Chunks that already carried a batch have all their pages. */
-        if (sl->fresh && ((off ^ (off + len)) & ~(uint64_t)(BS_STAGE_AHEAD - 1)))
-            prefault(sl, ((off + len) & ~(uint64_t)(BS_STAGE_AHEAD - 1)) + BS_STAGE_AHEAD);
-        memcpy(sl->data + off, data, len);
-        atomic_fetch_add_explicit(&sl->committed, (1ull << BS_STAGE_REC_SHIFT) | len,
+        if (sl->fresh && ((off ^ (off + need)) & ~(uint64_t)(BS_STAGE_AHEAD - 1)))
+            prefault(sl, ((off + need) & ~(uint64_t)(BS_STAGE_AHEAD - 1)) + BS_STAGE_AHEAD);
+        char *rec = sl->data + off;
+        memcpy(rec + BS_RECORD_HEAD, data, len);
+        /* The header last: a valid one says the bytes before it are all there. */
+        struct bs_record h = {(uint32_t)len, bs_record_check(s->salt, sl->gen, off, (uint32_t)len)};
+        uint64_t hv;
+        memcpy(&hv, &h, sizeof hv);
+        atomic_store_explicit((_Atomic uint64_t *)(void *)rec, hv, memory_order_release);
+        atomic_fetch_add_explicit(&sl->committed, (1ull << BS_STAGE_REC_SHIFT) | need,
                                   memory_order_release);
         *first = off == 0;
         return 1;
@@ -119,17 +168,22 @@ int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *f
     return 0;
 }
 
-/* Makes slot i current with the given memory; returns the previous word. Lock held. */
-static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bits, int fresh)
+/* Makes slot i current with the given memory; returns the previous word. Lock held. The
+ * slot's fields are in place before the exchange publishes it (a reader of a dead
+ * process's spool relies on that too). */
+static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bits, int fresh,
+                        uint32_t region)
 {
     struct bs_slot *sl = &s->slots[i];
     sl->data = data;
-    sl->cap = 1ull << bits;
+    sl->cap = data ? 1ull << bits : 0;
     sl->fresh = fresh;
+    sl->region = region;
+    sl->gen = ++s->gen;
     atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
     atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
     s->head = i;
-    return atomic_exchange_explicit(&s->word, make_word(i, bits), memory_order_acq_rel);
+    return atomic_exchange_explicit(&s->word, make_word(i, data ? bits : 0), memory_order_acq_rel);
 }
 
 /* Records the final length of the chunk whose word was just replaced by old's successor,
@@ -145,32 +199,37 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len)
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     if (slot_of(w) != full_slot)
         return 0; /* already replaced (or closed): try again */
+    if (full_slot == BS_STAGE_PENDING)
+        return -EAGAIN; /* the writer makes the stage (writer.c) */
+    if (len > BS_RECORD_MAX)
+        return -ENOMEM;
+    uint64_t need = BS_RECORD_SIZE(len);
     unsigned n = next_slot(s->head);
     if (n == s->tail)
         return -ENOMEM; /* 64 chunks, each twice the last: memory is what ran out */
     unsigned bits = cap_of(w) ? floor_bits(cap_of(w)) + 1 : BS_STAGE_MIN_BITS;
-    while ((1ull << bits) < 2 * (uint64_t)len && bits < BS_STAGE_MAX_BITS)
+    while ((1ull << bits) < 2 * need && bits < BS_STAGE_MAX_BITS)
         bits++;
-    if ((1ull << bits) < len)
+    if ((1ull << bits) < need)
         return -ENOMEM;
-    char *d = malloc(1ull << bits);
+    uint32_t region;
+    char *d = chunk_alloc(s, bits, &region);
     if (!d)
         return -ENOMEM;
-    free(s->slots[n].data);
+    chunk_release(s, &s->slots[n]);
     /* Large chunks in huge pages where the system allows it (transparent_hugepage
        "madvise"): one fault per 2 MiB instead of 512. */
-    if (bits >= 22) {
+    if (bits >= 22 && !s->mem) {
         uintptr_t a = ((uintptr_t)d + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
         uintptr_t b = ((uintptr_t)d + (1ull << bits)) & ~(uintptr_t)((2u << 20) - 1);
         if (b > a)
             madvise((void *)a, b - a, MADV_HUGEPAGE);
     }
     /* The first two windows now, under the lock that the other appenders wait for anyway. */
-    s->slots[n].data = d;
-    s->slots[n].cap = 1ull << bits;
-    prefault(&s->slots[n], 0);
-    prefault(&s->slots[n], BS_STAGE_AHEAD);
-    seal_slot(s, install(s, n, d, bits, 1));
+    struct bs_slot probe = {.data = d, .cap = 1ull << bits};
+    prefault(&probe, 0);
+    prefault(&probe, BS_STAGE_AHEAD);
+    seal_slot(s, install(s, n, d, bits, 1, region));
     return 0;
 }
 
@@ -178,15 +237,15 @@ int bs_stage_has_input(const struct bs_stage *s)
 {
     uint64_t w = atomic_load_explicit((_Atomic uint64_t *)&s->word, memory_order_relaxed);
     return s->sealed >= 0 || s->tail != s->head ||
-           (slot_of(w) != BS_STAGE_CLOSED && off_of(w) != 0);
+           (slot_of(w) != BS_STAGE_CLOSED && slot_of(w) != BS_STAGE_PENDING && off_of(w) != 0);
 }
 
-int bs_stage_seal(struct bs_stage *s, struct bs_buf *out, int closing)
+int bs_stage_seal(struct bs_stage *s, int closing)
 {
     if (s->sealed >= 0)
         return s->sealed; /* an earlier take could not finish */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (slot_of(w) == BS_STAGE_CLOSED)
+    if (slot_of(w) == BS_STAGE_CLOSED || slot_of(w) == BS_STAGE_PENDING)
         return -1;
     if (closing) {
         uint64_t old =
@@ -202,24 +261,26 @@ int bs_stage_seal(struct bs_stage *s, struct bs_buf *out, int closing)
         return -1; /* full ring (grow keeps this from happening) */
     char *d;
     unsigned bits;
+    uint32_t region = 0;
     int fresh = 0;
-    if (out->len == out->off && out->data && out->cap >= (1u << BS_STAGE_MIN_BITS)) {
-        /* The double buffer: the emptied output becomes the input, pages already touched. */
-        d = out->data;
-        bits = floor_bits(out->cap);
-        out->data = NULL;
-        out->cap = out->len = out->off = 0;
+    if (s->spare.data) {
+        /* The double buffer: the chunk the last batch drained, pages already touched. */
+        d = s->spare.data;
+        bits = floor_bits(s->spare.cap);
+        region = s->spare.region;
+        s->spare.data = NULL;
+        s->spare.cap = 0;
+        s->spare.region = 0;
     } else {
         uint64_t cap = s->slots[s->head].cap;
         bits = cap ? floor_bits(cap) : BS_STAGE_MIN_BITS;
-        d = malloc(1ull << bits);
+        d = chunk_alloc(s, bits, &region);
         fresh = 1;
-        if (!d)
-            bits = 0; /* an empty chunk: what was appended is still sealed and written */
+        /* NULL: an empty chunk; what was appended is still sealed and written. */
     }
-    free(s->slots[n].data);
+    chunk_release(s, &s->slots[n]);
     unsigned last = s->head;
-    seal_slot(s, install(s, n, d, bits, fresh));
+    seal_slot(s, install(s, n, d, bits, fresh, region));
     s->sealed = (int)last;
     return s->sealed;
 }
@@ -245,38 +306,73 @@ void bs_stage_wait(struct bs_stage *s, unsigned last)
     }
 }
 
+/* Moves the records' bytes of slot sl (len bytes used) to the end of out, which has room
+ * for len bytes; counts them. */
+static void compact(struct bs_stage *s, struct bs_slot *sl, uint64_t len, struct bs_buf *out,
+                    uint64_t *bytes, uint64_t *records)
+{
+    uint64_t pos = 0;
+    while (pos + BS_RECORD_HEAD <= len) {
+        struct bs_record h;
+        uint64_t hv = atomic_load_explicit((_Atomic uint64_t *)(void *)(sl->data + pos),
+                                           memory_order_acquire);
+        memcpy(&h, &hv, sizeof h);
+        if (h.len == 0 || h.check != bs_record_check(s->salt, sl->gen, pos, h.len) ||
+            BS_RECORD_SIZE(h.len) > len - pos)
+            break; /* cannot happen once every copy is complete: the rest is not records */
+        memcpy(out->data + out->len, sl->data + pos + BS_RECORD_HEAD, h.len);
+        out->len += h.len;
+        *bytes += h.len;
+        *records += 1;
+        pos += BS_RECORD_SIZE(h.len);
+    }
+}
+
 int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_t *bytes,
-                  uint64_t *records)
+                  uint64_t *records, bs_stage_commit_fn commit, void *ctx)
 {
     int closed = slot_of(atomic_load(&s->word)) == BS_STAGE_CLOSED;
+    /* Compact every sealed chunk whose bytes fit in out; publish; then reuse them. */
+    unsigned end = s->tail, moved = 0;
+    int done = 0, err = 0;
     for (;;) {
-        unsigned i = s->tail;
+        unsigned i = end;
         struct bs_slot *sl = &s->slots[i];
         uint64_t len = atomic_load_explicit(&sl->valid, memory_order_acquire) - 1;
-        uint64_t c = atomic_load_explicit(&sl->committed, memory_order_relaxed);
-        if (out->len == out->off && len > 0) {
-            /* out adopts the chunk's memory: no copy, and no allocation, so a batch
-               always makes progress even when memory has run out. */
-            free(out->data);
-            out->data = sl->data;
-            out->cap = sl->cap;
-            out->len = len;
-            out->off = 0;
-            sl->data = NULL;
-        } else if (len > 0 && bs_buf_append(out, sl->data, len) != 0) {
-            return -ENOMEM; /* slots from tail on stay for the next batch */
+        if (len > 0) {
+            if (bs_buf_reserve(out, len) != 0) {
+                err = -ENOMEM; /* slots from here on stay for the next batch */
+                break;
+            }
+            compact(s, sl, len, out, bytes, records);
         }
-        free(sl->data);
-        sl->data = NULL;
-        sl->cap = 0;
+        end = next_slot(i);
+        moved++;
+        if (i == last) {
+            done = 1;
+            break;
+        }
+    }
+    if (moved == 0)
+        return err;
+    if (commit)
+        commit(ctx, out->len, end);
+    for (unsigned i = s->tail; i != end; i = next_slot(i)) {
+        struct bs_slot *sl = &s->slots[i];
+        if (sl->data && !s->spare.data && !closed) {
+            s->spare = *sl; /* kept for the next seal */
+            sl->data = NULL;
+            sl->cap = 0;
+            sl->region = 0;
+        } else {
+            chunk_release(s, sl);
+        }
         atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
         atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
-        *bytes += len;
-        *records += c >> BS_STAGE_REC_SHIFT;
-        s->tail = next_slot(i);
-        if (i == last)
-            break;
     }
+    s->tail = end;
+    if (!done)
+        return err;
     if (closed)
         s->head = s->tail; /* nothing is current any more */
     s->sealed = -1;
@@ -290,7 +386,8 @@ void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records)
         return;
     for (unsigned i = s->tail;; i = next_slot(i)) {
         uint64_t c = atomic_load_explicit(&s->slots[i].committed, memory_order_acquire);
-        *bytes += c & BS_STAGE_BYTES_MASK;
+        /* Less the headers; the padding (up to 7 bytes a call) still counts. */
+        *bytes += (c & BS_STAGE_BYTES_MASK) - (c >> BS_STAGE_REC_SHIFT) * BS_RECORD_HEAD;
         *records += c >> BS_STAGE_REC_SHIFT;
         if (i == s->head)
             break;
@@ -300,19 +397,20 @@ void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records)
 void bs_stage_reset(struct bs_stage *s)
 {
     uint64_t w = atomic_load(&s->word);
+    if (slot_of(w) == BS_STAGE_PENDING)
+        return;
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++) {
-        if (i != s->head || slot_of(w) == BS_STAGE_CLOSED) {
-            free(s->slots[i].data);
-            s->slots[i].data = NULL;
-            s->slots[i].cap = 0;
-        }
+        if (i != s->head || slot_of(w) == BS_STAGE_CLOSED)
+            chunk_release(s, &s->slots[i]);
         atomic_store(&s->slots[i].committed, 0);
         atomic_store(&s->slots[i].valid, 0);
     }
     s->tail = s->head;
     s->sealed = -1;
     if (slot_of(w) != BS_STAGE_CLOSED) {
-        size_t cap = s->slots[s->head].cap;
+        struct bs_slot *sl = &s->slots[s->head];
+        sl->gen = ++s->gen;
+        size_t cap = sl->cap;
         atomic_store(&s->word, make_word(s->head, cap ? floor_bits(cap) : 0));
     }
 }

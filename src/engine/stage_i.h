@@ -38,20 +38,95 @@ struct bs_slot {
     char *data;
     size_t cap; /* a power of two */
     int fresh;  /* newly allocated: appenders fault its pages in ahead of themselves */
+    uint32_t region; /* where data came from (the provider's name for it) */
+    uint32_t gen;    /* changes at every install: records of an older use do not check */
     _Atomic uint64_t committed; /* bytes copied (low bits) and calls (high bits) */
     _Atomic uint64_t valid;     /* 1 + the slot's final length, once known; 0 before */
 };
+
+/*
+ * Records. Each call is stored as a header (struct bs_record: its length and a check)
+ * and its bytes, padded to 8: BS_RECORD_SIZE(len) bytes of the chunk. The header is
+ * stored after the bytes, with release order, and checks only at its offset in a chunk
+ * of its generation, so a reader of a dead process's chunk can tell whole calls from a
+ * call that was being copied (spool_i.h). A batch compacts the records' bytes into the
+ * output buffer.
+ */
+#define BS_RECORD_HEAD 8u
+#define BS_RECORD_SIZE(len) (BS_RECORD_HEAD + (((uint64_t)(len) + 7u) & ~(uint64_t)7u))
+#define BS_RECORD_MAX 0xffffffffu /* longer calls are refused (-ENOMEM: written through) */
+
+struct bs_record {
+    uint32_t len;
+    uint32_t check;
+};
+
+/* The check of a record of len bytes at off in a chunk of generation gen. Never 0. */
+static inline uint32_t bs_record_check(uint64_t salt, uint32_t gen, uint64_t off, uint32_t len)
+{
+    uint64_t h = (salt ^ ((uint64_t)gen << 44) ^ off) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29) ^ len) * 0xbf58476d1ce4e5b9ull;
+    uint32_t c = (uint32_t)(h >> 32);
+    return c ? c : 1;
+}
 
 struct bs_stage {
     _Alignas(64) _Atomic uint64_t word; /* slot, log2(capacity), bytes reserved */
     _Alignas(64) unsigned tail;         /* oldest slot not taken (under the writer's lock) */
     unsigned head;                      /* the current slot (under the writer's lock) */
     int sealed;                         /* last sealed slot not taken yet, or -1 */
+    uint32_t gen;                       /* the last generation given to a slot */
+    uint64_t salt;                      /* of the records' checks */
+    struct bs_mem *mem;                 /* where chunks come from (NULL: process memory) */
+    struct bs_slot spare;               /* a drained chunk kept for the next seal */
     struct bs_slot slots[BS_STAGE_SLOTS];
 };
 
-/* Sets up an empty stage with a first chunk of cap bytes. Returns 0 or -ENOMEM. */
-int bs_stage_init(struct bs_stage *s, size_t cap);
+/* The reservation word's parts: the slot, the chunk's capacity (0 for a chunk of no
+ * bytes, installed when memory ran out: every append then asks for a new chunk), and
+ * the bytes reserved in it. */
+static inline unsigned bs_stage_word_slot(uint64_t word)
+{
+    return (unsigned)(word >> BS_STAGE_SLOT_SHIFT);
+}
+
+static inline uint64_t bs_stage_word_cap(uint64_t word)
+{
+    unsigned bits = (word >> BS_STAGE_CAP_SHIFT) & 63;
+    return bits ? 1ull << bits : 0;
+}
+
+static inline uint64_t bs_stage_word_off(uint64_t word)
+{
+    return word & BS_STAGE_OFF_MASK;
+}
+
+/*
+ * After a batch moved sealed chunks into the output: out_len is the output's new
+ * length, tail the first slot not moved. Runs before the moved chunks are reused.
+ */
+typedef void (*bs_stage_commit_fn)(void *ctx, uint64_t out_len, unsigned tail);
+
+/*
+ * Sets up an empty stage with a first chunk of at least cap bytes from mem (NULL: process
+ * memory), its records checked with salt. Returns 0 or -ENOMEM.
+ */
+int bs_stage_init(struct bs_stage *s, size_t cap, struct bs_mem *mem, uint64_t salt);
+
+/*
+ * Sets up a stage that refuses every append until replaced (a writer whose memory is
+ * made at its first append): bs_stage_try_append reports it full with *full_slot
+ * BS_STAGE_PENDING.
+ */
+void bs_stage_init_pending(struct bs_stage *s);
+#define BS_STAGE_PENDING 126u
+
+/* 1 for a pending stage. */
+int bs_stage_is_pending(const struct bs_stage *s);
+
+/* Makes a pending stage a real one, with a first chunk of process memory of at least cap
+ * bytes (appenders that found it pending try again). Lock held. 0 or -ENOMEM. */
+int bs_stage_activate(struct bs_stage *s, size_t cap);
 
 /* Frees every chunk. */
 void bs_stage_free(struct bs_stage *s);
@@ -74,18 +149,19 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len);
 
 /*
  * A batch in three steps. bs_stage_seal (lock held) ends the current chunk and installs a
- * new one: the memory of out when out is empty (the double buffer's swap), else a new
- * allocation; with closing set it installs the closed state instead, which refuses every
- * later append (the final flush). It returns the index of the last sealed slot, or -1 when
- * nothing was appended. bs_stage_wait (no lock) waits for the copies still running into
- * the sealed chunks. bs_stage_take (lock held) moves them into out, oldest first, adopting
- * the chunk's memory when out is empty and one chunk holds everything, and adds the bytes
- * and calls to *bytes and *records. Returns 0 or -ENOMEM (what could not be moved stays).
+ * new one: the spare (a chunk drained by the last batch, its pages already touched: the
+ * double buffer's swap), else a new allocation; with closing set it installs the closed
+ * state instead, which refuses every later append (the final flush). It returns the index
+ * of the last sealed slot, or -1 when nothing was appended. bs_stage_wait (no lock) waits
+ * for the copies still running into the sealed chunks. bs_stage_take (lock held) moves
+ * their records' bytes into out, oldest chunk first, adds the bytes and calls to *bytes
+ * and *records, calls commit (when not NULL), and only then reuses the chunks. Returns 0
+ * or -ENOMEM (the chunks that could not be moved stay, and are taken next time).
  */
-int bs_stage_seal(struct bs_stage *s, struct bs_buf *out, int closing);
+int bs_stage_seal(struct bs_stage *s, int closing);
 void bs_stage_wait(struct bs_stage *s, unsigned last);
 int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_t *bytes,
-                  uint64_t *records);
+                  uint64_t *records, bs_stage_commit_fn commit, void *ctx);
 
 /* 1 while sealed chunks wait to be taken (an earlier take ran out of memory). */
 static inline int bs_stage_untaken(const struct bs_stage *s)
@@ -96,10 +172,12 @@ static inline int bs_stage_untaken(const struct bs_stage *s)
 /* 1 when bytes were appended since the last seal, or sealed chunks wait to be taken. */
 int bs_stage_has_input(const struct bs_stage *s);
 
-/* Bytes and calls appended and not drained yet (a snapshot). Caller holds the lock. */
+/* Bytes (with the records' headers and padding) and calls appended and not drained yet
+ * (a snapshot). Caller holds the lock. */
 void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records);
 
-/* Drops every byte (a forked child: the parent writes them). Keeps one chunk. */
+/* Drops every byte (a forked child: the parent writes them). Keeps one chunk. Only for a
+ * stage in process memory. */
 void bs_stage_reset(struct bs_stage *s);
 
 #endif /* BUFSHIM_STAGE_I_H */

@@ -46,12 +46,13 @@ struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx
         free(w);
         return NULL;
     }
-    if (bs_stage_init(&w->in, 0) < 0) {
+    if (bs_stage_init(&w->local, 0, NULL, 0) < 0) {
         free(w->name);
         free(w);
         errno = ENOMEM;
         return NULL;
     }
+    atomic_init(&w->stage, &w->local);
     w->sink = sink;
     w->ctx = ctx;
     w->ctx_free = ctx_free;
@@ -69,12 +70,64 @@ struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx
     return w;
 }
 
+int bs_writer_want_spool(struct bufshim_writer *w, const struct bs_spool_id *id)
+{
+    if (!bs_spool_enabled())
+        return 0;
+    if (id->path) {
+        w->spool_path = strdup(id->path);
+        if (!w->spool_path)
+            return -ENOMEM;
+    }
+    w->spool_dev = id->dev;
+    w->spool_ino = id->ino;
+    w->want_spool = 1;
+    /* The first append makes the stage: a writer nothing is appended to costs no file. */
+    bs_stage_free(&w->local);
+    bs_stage_init_pending(&w->local);
+    return 0;
+}
+
+/* The stage of a writer that wants a spool, at its first append: in a new spool, else
+ * (spools off, or the spool could not be made) in process memory. Lock held. */
+static int make_stage(struct bufshim_writer *w)
+{
+    if (atomic_load(&w->stage) != &w->local || !bs_stage_is_pending(&w->local))
+        return 0; /* made already: try again */
+    struct bs_spool_id id = {w->spool_dev, w->spool_ino, w->spool_path};
+    struct bs_spool *sp = w->want_spool ? bs_spool_create(&id, 0) : NULL;
+    if (sp) {
+        w->spool = sp;
+        w->out.mem = bs_spool_out_mem(sp);
+        atomic_store_explicit(&w->stage, bs_spool_stage(sp), memory_order_release);
+        return 0;
+    }
+    if (w->want_spool) {
+        static _Atomic int told;
+        if (!atomic_exchange(&told, 1))
+            bs_log("%s: crash safety off for this process: no spool (%s); what a crash "
+                   "or kill leaves in memory is lost",
+                   w->name, strerror(errno));
+        w->want_spool = 0;
+    }
+    /* The local stage becomes a real one; appenders that saw it pending try again. */
+    return bs_stage_activate(&w->local, 0);
+}
+
 void bs_writer_free(struct bufshim_writer *w)
 {
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->idle);
-    bs_stage_free(&w->in);
+    struct bs_stage *st = atomic_load(&w->stage);
+    bs_stage_free(st);
+    if (st != &w->local)
+        bs_stage_free(&w->local);
     bs_buf_free(&w->out);
+    if (w->spool) {
+        bs_spool_retire(w->spool);
+        bs_spool_free(w->spool);
+    }
+    free(w->spool_path);
     if (w->ctx_free)
         w->ctx_free(w->ctx);
     free(w->name);
@@ -90,14 +143,20 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
     for (;;) {
         unsigned full = 0;
         *first = 0;
-        int r = bs_stage_try_append(&w->in, data, len, first, &full);
+        /* acquire: pairs with make_stage's store, so the spool's stage is seen whole. */
+        struct bs_stage *st = atomic_load_explicit(&w->stage, memory_order_acquire);
+        int r = bs_stage_try_append(st, data, len, first, &full);
         if (r > 0)
             return 1;
         if (r < 0)
             return r; /* -ESHUTDOWN: the final flush has sealed this writer */
-        /* The chunk is full: add a larger one (once per chunk, under the lock). */
+        /* The chunk is full: add a larger one (once per chunk, under the lock); or the
+           writer's first append makes its stage. */
         pthread_mutex_lock(&w->lock);
-        r = bs_stage_grow(&w->in, full, len);
+        if (full == BS_STAGE_PENDING)
+            r = make_stage(w);
+        else
+            r = bs_stage_grow(st, full, len);
         pthread_mutex_unlock(&w->lock);
         if (r < 0)
             return r;
@@ -108,7 +167,7 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
 static uint64_t held_now(struct bufshim_writer *w, uint64_t *records)
 {
     uint64_t b, r;
-    bs_stage_live(&w->in, &b, &r);
+    bs_stage_live(atomic_load(&w->stage), &b, &r);
     if (records)
         *records = r;
     return b + (w->out.len - w->out.off);
@@ -123,21 +182,45 @@ static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
     w->batch_ns_count++;
 }
 
+/* bs_stage_take's commit: the spool learns out's new length and the new tail at once. */
+static void commit_take(void *ctx, uint64_t out_len, unsigned tail)
+{
+    bs_spool_commit(ctx, out_len, tail);
+}
+
+void bs_writer_io_begin(bufshim_writer *w, uint64_t base, uint64_t len)
+{
+    if (w->spool)
+        bs_spool_write_begin(w->spool, w->io_done, base, len);
+}
+
+void bs_writer_io_end(bufshim_writer *w, uint64_t wrote)
+{
+    w->io_done += wrote;
+    if (w->spool)
+        bs_spool_write_end(w->spool, w->io_done);
+}
+
 ssize_t bs_writer_run_batch(struct bufshim_writer *w)
 {
     pthread_mutex_lock(&w->lock);
+    struct bs_stage *st = atomic_load(&w->stage);
     /* After the flag the seal installs the closed state: later appends write through. */
-    int last = bs_stage_seal(&w->in, &w->out, atomic_load(&final_begun));
+    int closing = atomic_load(&final_begun);
+    if (closing && w->spool)
+        bs_spool_final(w->spool);
+    int last = bs_stage_seal(st, closing);
     pthread_mutex_unlock(&w->lock);
     if (last >= 0) {
         /* Copies into the sealed chunks that are still running: no lock held. */
-        bs_stage_wait(&w->in, (unsigned)last);
+        bs_stage_wait(st, (unsigned)last);
     }
     pthread_mutex_lock(&w->lock);
     if (last >= 0) {
         uint64_t before = w->bytes;
         /* On -ENOMEM the rest stays staged and is taken next time. */
-        bs_stage_take(&w->in, (unsigned)last, &w->out, &w->bytes, &w->records);
+        bs_stage_take(st, (unsigned)last, &w->out, &w->bytes, &w->records,
+                      w->spool ? commit_take : NULL, w->spool);
         atomic_fetch_add_explicit(&w->accepted, w->bytes - before, memory_order_relaxed);
         uint64_t held = held_now(w, NULL);
         if (held > w->peak_buffered)
@@ -145,6 +228,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     }
     size_t n = w->out.len - w->out.off;
     const char *data = w->out.data + w->out.off;
+    w->io_done = w->out.off;
     pthread_mutex_unlock(&w->lock);
 
     ssize_t r = 0;
@@ -163,11 +247,21 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
         record_batch_time(w, t1 - t0);
         if (r > 0) {
             bs_buf_consume(&w->out, (size_t)r);
+            if (w->spool) {
+                /* What the sink says it consumed is what counts (its io_end calls said
+                   the same for a file); an emptied out is rewound. */
+                if (w->out.len == 0)
+                    bs_spool_out_rewound(w->spool, st->tail);
+                else
+                    bs_spool_write_end(w->spool, w->out.off);
+            }
             atomic_fetch_add_explicit(&w->consumed, (uint64_t)r, memory_order_relaxed);
             w->batches++;
             if ((uint64_t)n > w->largest_batch)
                 w->largest_batch = n;
         }
+        if (r <= 0 && w->spool)
+            bs_spool_write_end(w->spool, w->out.off);
         if (r < 0) {
             w->episode_attempts++;
             if (!w->failing) {
@@ -192,8 +286,11 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     }
     w->in_flight = 0;
     pthread_cond_broadcast(&w->idle);
+    struct bs_spool *sp = w->spool;
     pthread_mutex_unlock(&w->lock);
 
+    if (sp && n > 0)
+        bs_spool_after_batch(sp);
     if (log_start)
         bs_log("%s: write failed: %s; %llu bytes held, retrying every %.3gs", w->name,
                strerror(err), (unsigned long long)held, (double)w->interval_ns / 1e9);
@@ -231,7 +328,7 @@ static ssize_t flush_with(struct bufshim_writer *w, int wait)
         /* Out of memory, a batch takes one staged chunk at a time: go on until all
            that was appended before the call is written. */
         pthread_mutex_lock(&w->lock);
-        int more = r > 0 && w->out.len == w->out.off && bs_stage_untaken(&w->in);
+        int more = r > 0 && w->out.len == w->out.off && bs_stage_untaken(atomic_load(&w->stage));
         pthread_mutex_unlock(&w->lock);
         if (!more)
             return total;
@@ -288,7 +385,8 @@ int bs_writer_finish(struct bufshim_writer *w)
 /* True when w holds bytes and no batch is in flight. Caller holds w->lock. */
 static int has_work(const struct bufshim_writer *w)
 {
-    return !w->in_flight && !w->closing && (bs_stage_has_input(&w->in) || w->out.len > w->out.off);
+    return !w->in_flight && !w->closing &&
+           (bs_stage_has_input(atomic_load(&w->stage)) || w->out.len > w->out.off);
 }
 
 int bs_writer_claim_due(struct bufshim_writer *w, uint64_t now, uint64_t *next_ns)
@@ -347,13 +445,31 @@ void bs_writer_fork_parent(struct bufshim_writer *w)
  */
 void bs_writer_fork_child(struct bufshim_writer *w)
 {
-    bs_stage_reset(&w->in);
-    w->out.len = w->out.off = 0;
+    if (w->spool) {
+        /* The spool is the parent's: unmapped, never written to; the child makes its
+           own at its first append. */
+        bs_spool_detach(w->spool, w->out.data, w->out.cap);
+        w->spool = NULL;
+        w->out = (struct bs_buf){0};
+        bs_stage_init_pending(&w->local);
+        atomic_store(&w->stage, &w->local);
+    } else {
+        bs_stage_reset(&w->local);
+        w->out.len = w->out.off = 0;
+    }
     w->in_flight = 0;
     w->pins = 0;
     w->failing = 0;
     atomic_store(&w->consumed, atomic_load(&w->accepted));
     pthread_cond_init(&w->idle, NULL);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void bs_writer_retire_spool(struct bufshim_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->spool && held_now(w, NULL) == 0 && !w->in_flight)
+        bs_spool_retire(w->spool);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -381,7 +497,7 @@ void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out)
     uint32_t samples[BS_BATCH_SAMPLES];
     pthread_mutex_lock(&w->lock);
     uint64_t live_bytes, live_records;
-    bs_stage_live(&w->in, &live_bytes, &live_records);
+    bs_stage_live(atomic_load(&w->stage), &live_bytes, &live_records);
     uint64_t held = held_now(w, NULL);
     out->bytes = w->bytes + live_bytes;
     out->records = w->records + live_records;

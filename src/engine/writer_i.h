@@ -11,6 +11,7 @@
 
 #include "buffer_i.h"
 #include "engine_i.h"
+#include "spool_i.h"
 #include "stage_i.h"
 
 /*
@@ -32,9 +33,17 @@ struct bufshim_writer {
     uint64_t interval_ns;
     char *name;
 
-    /* Appends reserve and copy without a lock (stage.c); the batch seals and takes the
-       staged chunks under lock, which guards everything below. */
-    struct bs_stage in;
+    /* Appends reserve and copy without a lock into *stage (stage.c); the batch seals and
+       takes the staged chunks under lock, which guards everything below. The stage is
+       local, or inside the spool (spool.c) once the first append has made one: until
+       then local is a pending stage that sends every append to make_stage. */
+    _Atomic(struct bs_stage *) stage;
+    struct bs_stage local;
+    struct bs_spool *spool;   /* NULL: process memory only */
+    int want_spool;           /* make one at the first append (spool_id holds what for) */
+    uint64_t spool_dev, spool_ino;
+    char *spool_path;
+    uint64_t io_done;         /* bytes of out written, during a batch (bs_writer_io_*) */
 
     pthread_mutex_t lock;
     pthread_cond_t idle;  /* broadcast when in_flight drops to 0 or pins to 0 */
@@ -69,6 +78,14 @@ struct bufshim_writer {
  */
 struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx_free)(void *ctx),
                                      const struct bufshim_options *options, const char *name);
+
+/* Asks for w's buffers to be in a spool for id (made at the first append; when that fails,
+ * or spools are off, w keeps them in process memory). Before w is registered. Returns 0
+ * or -ENOMEM. */
+int bs_writer_want_spool(struct bufshim_writer *w, const struct bs_spool_id *id);
+
+/* The final flush has written everything w held: its spool is removed. */
+void bs_writer_retire_spool(struct bufshim_writer *w);
 
 /* Frees w and its buffers, and calls its ctx_free. w is out of the registry, nothing in flight. */
 void bs_writer_free(struct bufshim_writer *w);

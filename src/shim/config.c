@@ -146,8 +146,16 @@ void bs_config_load(void)
             goto inert;
         }
     }
-    if (parse_flag("BUFSHIM_FSYNC", &c.fsync) < 0 || parse_flag("BUFSHIM_DEBUG", &c.debug) < 0)
+    c.crashsafe = 1;
+    if (parse_flag("BUFSHIM_FSYNC", &c.fsync) < 0 || parse_flag("BUFSHIM_DEBUG", &c.debug) < 0 ||
+        parse_flag("BUFSHIM_CRASHSAFE", &c.crashsafe) < 0)
         goto inert;
+    const char *sd = env("BUFSHIM_SPOOL_DIR");
+    if (sd && sd[0] != '/') {
+        bs_log("BUFSHIM_SPOOL_DIR=\"%s\": not an absolute path; " INERT, sd);
+        goto inert;
+    }
+    c.spool_dir = sd ? strdup(sd) : NULL;
     /* A copy, made absolute now: the program may change its environment or its
        working directory before the report is written at exit. */
     const char *st = env("BUFSHIM_STATS");
@@ -167,6 +175,7 @@ void bs_config_load(void)
 
 inert:
     free((char *)c.stats);
+    free((char *)c.spool_dir);
     for (size_t i = 0; i < c.nglobs; i++)
         free(c.globs[i].pattern);
     free(c.globs);

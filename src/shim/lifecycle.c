@@ -11,6 +11,7 @@
 #include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
+#include "spool_i.h"
 #include "descriptors_i.h"
 #include "flush_i.h"
 #include "process_i.h"
@@ -58,6 +59,7 @@ __attribute__((constructor)) static void bs_shim_start(void)
             bs_log("cannot map the descriptor table; buffering is off");
             bs_cfg.active = 0;
         } else {
+            bs_spool_configure(bs_cfg.spool_dir, bs_cfg.crashsafe);
             bs_target_init();
             bs_fork_init();
             /* Inherited descriptors are looked at when first used (bs_fd_slot);

@@ -10,6 +10,7 @@
 #include "errno_i.h"
 #include "config_i.h"
 #include "engine_i.h"
+#include "spool_i.h"
 #include "fdtable_i.h"
 #include "process_i.h"
 #include "private_fds_i.h"
@@ -214,14 +215,19 @@ static ssize_t write_once(void *ctx, int fd, const void *data, size_t len)
     struct bs_target *t = ctx;
     if (t->regular) {
         struct stat st;
-        uint64_t size = BS_REAL(fstat)(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        int ok = BS_REAL(fstat)(fd, &st) == 0;
+        uint64_t size = ok ? (uint64_t)st.st_size : 0;
         atomic_fetch_add(&t->seq, 1);
         atomic_store(&t->base, size);
         atomic_store(&t->inflight, 1);
         atomic_fetch_add(&t->seq, 1);
+        /* The spool too: were the process to die in this write, a reader learns from
+           the file's size how much of it landed. */
+        bs_writer_io_begin(t->w, ok ? size : UINT64_MAX, len);
     }
     ssize_t w = bs_sys_write(fd, data, len);
     if (t->regular) {
+        bs_writer_io_end(t->w, w > 0 ? (uint64_t)w : 0);
         atomic_fetch_add(&t->seq, 1);
         if (w > 0)
             atomic_fetch_add(&t->wr, (uint64_t)w);
@@ -518,7 +524,13 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
     atomic_store(&t->acc, 0);
     atomic_store(&t->wr, 0);
     struct bufshim_options o = {.interval = bs_cfg.interval, .fsync = bs_cfg.fsync};
-    bufshim_writer *w = bs_writer_open_named(target_sink, t, &o, t->path ? t->path : "stream");
+    /* A regular file's buffers live in a spool, which outlives the process (crash safety);
+       a pipe's or terminal's reader cannot be reached after the process died. */
+    struct bs_spool_id sid = {dev, ino, t->path};
+    bufshim_writer *w =
+        t->regular && t->path
+            ? bs_writer_open_spooled(target_sink, t, &o, t->path, &sid)
+            : bs_writer_open_named(target_sink, t, &o, t->path ? t->path : "stream");
     if (!w) {
         if (fresh) {
             free(t->path);

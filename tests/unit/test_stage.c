@@ -28,11 +28,11 @@ static int append(struct bs_stage *s, const void *p, size_t n, int *first)
 static int drain(struct bs_stage *s, struct bs_buf *out, int closing, uint64_t *bytes,
                  uint64_t *records)
 {
-    int last = bs_stage_seal(s, out, closing);
+    int last = bs_stage_seal(s, closing);
     if (last < 0)
         return last;
     bs_stage_wait(s, (unsigned)last);
-    return bs_stage_take(s, (unsigned)last, out, bytes, records);
+    return bs_stage_take(s, (unsigned)last, out, bytes, records, NULL, NULL);
 }
 
 static int test_reservation_and_take(void)
@@ -40,11 +40,11 @@ static int test_reservation_and_take(void)
     struct bs_buf out = {0};
     uint64_t bytes = 0, records = 0, lb, lr;
     int first = -1;
-    CHECK(bs_stage_init(&st, 1) == 0);
+    CHECK(bs_stage_init(&st, 1, NULL, 0) == 0);
     CHECK(st.slots[0].cap == 64 * 1024); /* a small request gets the minimum chunk */
     CHECK(!bs_stage_has_input(&st));
     /* Nothing appended: no seal, no swap. */
-    CHECK(bs_stage_seal(&st, &out, 0) == -1);
+    CHECK(bs_stage_seal(&st, 0) == -1);
     unsigned full = 99;
     CHECK(bs_stage_try_append(&st, "abc", 3, &first, &full) == 1);
     CHECK(first == 1 && full == 99);
@@ -53,18 +53,28 @@ static int test_reservation_and_take(void)
     CHECK(bs_stage_try_append(&st, "f\n", 2, &first, &full) == 1);
     CHECK(bs_stage_has_input(&st));
     bs_stage_live(&st, &lb, &lr);
-    CHECK(lb == 7 && lr == 3);
+    /* Live bytes count the records' padding to 8 (headers aside): 8 + 8 + 8. */
+    CHECK(lb == 24 && lr == 3);
     char *chunk = st.slots[0].data;
+    /* Each call is a header and its bytes; the header checks at its offset only. */
+    struct bs_record h;
+    memcpy(&h, chunk, sizeof h);
+    CHECK(h.len == 3 && h.check == bs_record_check(0, st.slots[0].gen, 0, 3));
+    CHECK(h.check != bs_record_check(0, st.slots[0].gen, 16, 3));
+    CHECK(h.check != bs_record_check(0, st.slots[0].gen + 1, 0, 3));
+    CHECK(memcmp(chunk + BS_RECORD_HEAD, "abc", 3) == 0);
     CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
     CHECK(bytes == 7 && records == 3);
+    /* The batch compacts the records' bytes into out. */
     CHECK(bs_buf_pending(&out) == 7 && memcmp(out.data + out.off, "abcdef\n", 7) == 0);
-    /* An empty out adopts the chunk's memory instead of copying it. */
-    CHECK(out.data == chunk);
+    /* The drained chunk is kept as the spare for the next seal. */
+    CHECK(st.spare.data == chunk);
     CHECK(!bs_stage_has_input(&st));
     bs_stage_live(&st, &lb, &lr);
     CHECK(lb == 0 && lr == 0);
     /* A length that could carry into the word's slot bits is refused outright. */
     CHECK(bs_stage_try_append(&st, "x", (size_t)1 << 40, &first, &full) == -ENOMEM);
+    CHECK(bs_stage_try_append(&st, "x", (size_t)1 << 32, &first, &full) == -ENOMEM);
     CHECK(!bs_stage_has_input(&st));
     bs_buf_free(&out);
     bs_stage_free(&st);
@@ -76,19 +86,19 @@ static int test_double_buffer_swap(void)
     struct bs_buf out = {0};
     uint64_t bytes = 0, records = 0;
     int first;
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
     CHECK(append(&st, "one\n", 4, &first) == 1);
     CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
-    /* The batch wrote out's bytes: the emptied out becomes the next input chunk. */
-    char *written = out.data;
+    /* The drained chunk becomes the next input chunk, its pages already touched. */
+    char *drained = st.spare.data;
+    CHECK(drained != NULL);
     bs_buf_consume(&out, bs_buf_pending(&out));
     CHECK(append(&st, "two\n", 4, &first) == 1);
-    int last = bs_stage_seal(&st, &out, 0);
+    int last = bs_stage_seal(&st, 0);
     CHECK(last >= 0);
-    CHECK(st.slots[st.head].data == written);
-    CHECK(out.data == NULL && out.cap == 0);
+    CHECK(st.slots[st.head].data == drained && st.spare.data == NULL);
     bs_stage_wait(&st, (unsigned)last);
-    CHECK(bs_stage_take(&st, (unsigned)last, &out, &bytes, &records) == 0);
+    CHECK(bs_stage_take(&st, (unsigned)last, &out, &bytes, &records, NULL, NULL) == 0);
     CHECK(bytes == 8 && records == 2);
     CHECK(bs_buf_pending(&out) == 4 && memcmp(out.data + out.off, "two\n", 4) == 0);
     /* Taking into an out that still holds bytes appends behind them. */
@@ -108,7 +118,7 @@ static int test_chunk_growth_keeps_order(void)
     char rec[1000];
     int first;
     unsigned full = 99;
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
     /* 65 records of 1000 bytes fit in 64 KiB; the 66th does not. */
     int n = 0;
     for (;; n++) {
@@ -139,7 +149,7 @@ static int test_chunk_growth_keeps_order(void)
     CHECK(bs_stage_try_append(&st, "end\n", 4, &first, &full) == 1);
     uint64_t lb, lr;
     bs_stage_live(&st, &lb, &lr);
-    CHECK(lr == (uint64_t)n + 2 && lb == (uint64_t)n * 1000 + sizeof big + 4);
+    CHECK(lr == (uint64_t)n + 2 && lb == (uint64_t)n * 1000 + sizeof big + 8);
     CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
     /* The failed reservations count for nothing; every chunk comes out, oldest first. */
     CHECK(records == (uint64_t)n + 2);
@@ -164,7 +174,7 @@ static int test_closed_stage_refuses_appends(void)
     uint64_t bytes = 0, records = 0, lb, lr;
     int first;
     unsigned full;
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
     CHECK(append(&st, "last words\n", 11, &first) == 1);
     CHECK(drain(&st, &out, 1, &bytes, &records) == 0);
     CHECK(bytes == 11 && records == 1);
@@ -173,8 +183,8 @@ static int test_closed_stage_refuses_appends(void)
     CHECK(bs_stage_try_append(&st, "late", 4, &first, &full) == -ESHUTDOWN);
     CHECK(bs_stage_try_append(&st, "late", 4, &first, &full) == -ESHUTDOWN);
     CHECK(!bs_stage_has_input(&st));
-    CHECK(bs_stage_seal(&st, &out, 0) == -1);
-    CHECK(bs_stage_seal(&st, &out, 1) == -1);
+    CHECK(bs_stage_seal(&st, 0) == -1);
+    CHECK(bs_stage_seal(&st, 1) == -1);
     bs_stage_live(&st, &lb, &lr);
     CHECK(lb == 0 && lr == 0);
     bs_buf_free(&out);
@@ -188,11 +198,11 @@ static int test_closing_with_nothing_appended(void)
     uint64_t bytes = 0, records = 0;
     int first;
     unsigned full;
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
-    int last = bs_stage_seal(&st, &out, 1);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
+    int last = bs_stage_seal(&st, 1);
     CHECK(last == 0); /* the current chunk is sealed, empty */
     bs_stage_wait(&st, (unsigned)last);
-    CHECK(bs_stage_take(&st, (unsigned)last, &out, &bytes, &records) == 0);
+    CHECK(bs_stage_take(&st, (unsigned)last, &out, &bytes, &records, NULL, NULL) == 0);
     CHECK(bytes == 0 && records == 0 && bs_buf_pending(&out) == 0);
     CHECK(bs_stage_try_append(&st, "x", 1, &first, &full) == -ESHUTDOWN);
     bs_buf_free(&out);
@@ -206,7 +216,7 @@ static int test_reset_drops_everything_and_keeps_working(void)
     uint64_t bytes = 0, records = 0, lb, lr;
     int first;
     static char big[100000];
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
     CHECK(append(&st, "parent's\n", 9, &first) == 1);
     CHECK(append(&st, big, sizeof big, &first) == 1); /* a second chunk */
     CHECK(st.head != st.tail);
@@ -270,13 +280,13 @@ static int batch(struct bs_buf *out, struct bs_buf *all, int closing, uint64_t *
                  uint64_t *records)
 {
     pthread_mutex_lock(&lock);
-    int last = bs_stage_seal(&st, out, closing);
+    int last = bs_stage_seal(&st, closing);
     pthread_mutex_unlock(&lock);
     if (last < 0)
         return 0;
     bs_stage_wait(&st, (unsigned)last);
     pthread_mutex_lock(&lock);
-    int r = bs_stage_take(&st, (unsigned)last, out, bytes, records);
+    int r = bs_stage_take(&st, (unsigned)last, out, bytes, records, NULL, NULL);
     pthread_mutex_unlock(&lock);
     if (r != 0 || bs_buf_append(all, out->data + out->off, bs_buf_pending(out)) != 0)
         return 1;
@@ -289,7 +299,7 @@ static int test_concurrent_appends_and_batches(void)
     struct bs_buf out = {0}, all = {0};
     uint64_t bytes = 0, records = 0;
     pthread_t th[THREADS];
-    CHECK(bs_stage_init(&st, 64 * 1024) == 0);
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 0x1234) == 0);
     for (long t = 0; t < THREADS; t++)
         CHECK(pthread_create(&th[t], NULL, appender, (void *)t) == 0);
     while (atomic_load(&finished) < THREADS) {

@@ -1,0 +1,537 @@
+/* spool.c - the owner's side of spools: the folder, creating a spool, its regions as the
+ * memory of a writer's chunks and output, and the state a reader needs (spool_i.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine_i.h"
+#include "errno_i.h"
+#include "spool_i.h"
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+
+/*
+ * The engine runs inside the LD_PRELOAD shim, whose wrappers are libc's open, mmap,
+ * rename...: every system call here goes through bs_syscall, never libc's entry points.
+ * sys() returns the result or -errno and keeps errno.
+ */
+static long sys(long nr, long a, long b, long c, long d, long e, long f)
+{
+    BS_KEEP_ERRNO();
+    long r = bs_syscall(nr, a, b, c, d, e, f);
+    return r < 0 ? -errno : r;
+}
+
+#define SYS3(nr, a, b, c) sys(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define SYS4(nr, a, b, c, d) sys(nr, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, uint64_t off)
+{
+    long r = sys(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+    return (r < 0 && r > -4096) ? NULL : (void *)r;
+}
+
+static int sys_munmap(void *p, size_t len)
+{
+    return (int)SYS3(SYS_munmap, p, len, 0);
+}
+
+/* ---- Configuration and the folder ---- */
+
+static char cfg_dir[PATH_MAX];
+static int cfg_enabled = 1;
+static void (*first_hook)(void);
+static void (*check_hook)(void);
+
+void bs_spool_configure(const char *dir, int enabled)
+{
+    cfg_dir[0] = 0;
+    if (dir && *dir && strlen(dir) < sizeof cfg_dir)
+        strcpy(cfg_dir, dir);
+    cfg_enabled = enabled;
+}
+
+int bs_spool_enabled(void)
+{
+    return cfg_enabled;
+}
+
+void bs_spool_set_first_hook(void (*hook)(void))
+{
+    first_hook = hook;
+}
+
+void bs_spool_set_check_hook(void (*hook)(void))
+{
+    check_hook = hook;
+}
+
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static char dir_path[PATH_MAX];
+static int dir_state; /* 0 unresolved, 1 usable, -1 refused */
+
+/* 1 when path is a folder owned by uid with no access for others. */
+static int private_dir(const char *path, uid_t uid, char *why, size_t n)
+{
+    struct stat st;
+    long r = SYS4(SYS_newfstatat, AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+    if (r < 0) {
+        snprintf(why, n, "%s: %s", path, strerror((int)-r));
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077)) {
+        snprintf(why, n, "%s: not a folder of uid %u's alone (owner %u, mode %03o)", path,
+                 (unsigned)uid, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+        return 0;
+    }
+    return 1;
+}
+
+const char *bs_spool_dir(void)
+{
+    pthread_mutex_lock(&dir_lock);
+    if (dir_state == 0) {
+        uid_t uid = (uid_t)SYS3(SYS_getuid, 0, 0, 0);
+        char why[PATH_MAX + 128] = "";
+        if (cfg_dir[0]) {
+            snprintf(dir_path, sizeof dir_path, "%s", cfg_dir);
+        } else {
+            const char *x = getenv("XDG_RUNTIME_DIR");
+            struct stat st;
+            if (x && *x == '/' && strlen(x) < PATH_MAX - 16 &&
+                SYS4(SYS_newfstatat, AT_FDCWD, x, &st, 0) == 0 && S_ISDIR(st.st_mode) &&
+                st.st_uid == uid)
+                snprintf(dir_path, sizeof dir_path, "%s/bufshim", x);
+            else
+                snprintf(dir_path, sizeof dir_path, "/dev/shm/bufshim-%u", (unsigned)uid);
+        }
+        SYS3(SYS_mkdirat, AT_FDCWD, dir_path, 0700);
+        dir_state = private_dir(dir_path, uid, why, sizeof why) ? 1 : -1;
+        if (dir_state < 0)
+            bs_log("crash safety off: spool folder refused: %s", why);
+    }
+    const char *d = dir_state > 0 ? dir_path : NULL;
+    pthread_mutex_unlock(&dir_lock);
+    return d;
+}
+
+/* ---- The process: pid, start time, a counter of spools ---- */
+
+uint64_t bs_proc_starttime(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = (int)SYS4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    long n = SYS3(SYS_read, fd, buf, sizeof buf - 1);
+    SYS3(SYS_close, fd, 0, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    /* Field 22; p is at the end of field 2, so 20 spaces on. */
+    for (int field = 2; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static pid_t proc_pid;
+static uint64_t proc_start;
+static unsigned proc_spools;
+static int proc_hooked;
+
+/* ---- A spool ---- */
+
+struct bs_spool {
+    struct bs_mem chunks; /* first: bs_mem * -> bs_spool * */
+    struct bs_mem out;
+    struct bs_spool_head *head;
+    int create_fd; /* the file's descriptor while bs_spool_create runs, else -1 */
+    uint64_t region_used[(BS_SPOOL_REGIONS + 63) / 64];
+    int retired;
+    int final; /* the final flush: the file is removed next, memory need not be punched */
+    char path[PATH_MAX];
+};
+
+#define HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
+#define OUT_REGION 1u
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t bs_spool_head_check(const struct bs_spool_head *h)
+{
+    uint64_t x = 0x62756673686d21ull;
+    const unsigned char *p = (const unsigned char *)h;
+    size_t fixed = offsetof(struct bs_spool_head, check);
+    for (size_t i = 0; i < fixed; i++)
+        x = mix(x ^ p[i]);
+    for (size_t i = 0; i < sizeof h->path && h->path[i]; i++)
+        x = mix(x ^ (unsigned char)h->path[i]);
+    return x;
+}
+
+/* A descriptor to the spool's file (by path: none is kept), and its release. */
+static int open_spool(struct bs_spool *sp)
+{
+    if (sp->create_fd >= 0)
+        return sp->create_fd;
+    return (int)SYS4(SYS_openat, AT_FDCWD, sp->path, O_RDWR | O_CLOEXEC, 0);
+}
+
+static void close_spool(struct bs_spool *sp, int fd)
+{
+    if (fd != sp->create_fd)
+        SYS3(SYS_close, fd, 0, 0);
+}
+
+/* Reserves and maps cap bytes of region r: the mapping, or NULL. */
+static void *map_region(struct bs_spool *sp, int fd, uint32_t r, size_t cap)
+{
+    uint64_t off = (uint64_t)r << BS_SPOOL_REGION_SHIFT;
+    if (SYS4(SYS_fallocate, fd, 0, off, cap) < 0)
+        return NULL;
+    void *p = sys_mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+    if (!p)
+        SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, cap);
+    (void)sp;
+    return p;
+}
+
+static void punch(struct bs_spool *sp, uint32_t r, uint64_t from, uint64_t len)
+{
+    int fd = open_spool(sp);
+    if (fd < 0)
+        return;
+    SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+         ((uint64_t)r << BS_SPOOL_REGION_SHIFT) + from, len);
+    close_spool(sp, fd);
+}
+
+static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
+{
+    struct bs_spool *sp = (struct bs_spool *)(void *)m;
+    uint32_t r = 0;
+    for (uint32_t i = OUT_REGION + 1; i < BS_SPOOL_REGIONS; i++)
+        if (!(sp->region_used[i / 64] >> (i % 64) & 1)) {
+            r = i;
+            break;
+        }
+    if (!r)
+        return NULL;
+    int fd = open_spool(sp);
+    if (fd < 0)
+        return NULL;
+    void *p = map_region(sp, fd, r, cap);
+    close_spool(sp, fd);
+    if (!p)
+        return NULL;
+    sp->region_used[r / 64] |= 1ull << (r % 64);
+    *region = r;
+    return p;
+}
+
+static void chunk_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
+{
+    struct bs_spool *sp = (struct bs_spool *)(void *)m;
+    sys_munmap(p, cap);
+    if (!sp->retired && !sp->final)
+        punch(sp, region, 0, cap);
+    sp->region_used[region / 64] &= ~(1ull << (region % 64));
+}
+
+static void *chunk_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
+{
+    (void)m, (void)p, (void)old_cap, (void)cap, (void)region;
+    return NULL; /* chunks never change size */
+}
+
+static struct bs_spool *of_out(struct bs_mem *m)
+{
+    return (struct bs_spool *)(void *)((char *)m - offsetof(struct bs_spool, out));
+}
+
+static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
+{
+    struct bs_spool *sp = of_out(m);
+    int fd = open_spool(sp);
+    if (fd < 0)
+        return NULL;
+    void *p = map_region(sp, fd, OUT_REGION, cap);
+    close_spool(sp, fd);
+    if (p) {
+        *region = OUT_REGION;
+        atomic_store(&sp->head->out_cap, cap);
+    }
+    return p;
+}
+
+static void *out_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
+{
+    struct bs_spool *sp = of_out(m);
+    uint64_t off = (uint64_t)region << BS_SPOOL_REGION_SHIFT;
+    if (cap > old_cap) {
+        int fd = open_spool(sp);
+        if (fd < 0)
+            return NULL;
+        long r = SYS4(SYS_fallocate, fd, 0, off + old_cap, cap - old_cap);
+        close_spool(sp, fd);
+        if (r < 0)
+            return NULL;
+    }
+    long q = sys(SYS_mremap, (long)p, (long)old_cap, (long)cap, MREMAP_MAYMOVE, 0, 0);
+    if (q < 0 && q > -4096)
+        return NULL;
+    if (cap < old_cap)
+        punch(sp, region, cap, old_cap - cap);
+    atomic_store(&sp->head->out_cap, cap);
+    return (void *)q;
+}
+
+static void out_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
+{
+    struct bs_spool *sp = of_out(m);
+    sys_munmap(p, cap);
+    if (!sp->retired && !sp->final)
+        punch(sp, region, 0, cap);
+    atomic_store(&sp->head->out_cap, 0);
+}
+
+static uint64_t random_salt(void)
+{
+    uint64_t x = 0;
+    if (SYS3(SYS_getrandom, &x, sizeof x, 0x0001 /* GRND_NONBLOCK */) != sizeof x)
+        x = bs_now_ns() ^ (uint64_t)(uintptr_t)&x;
+    return x ? x : 1;
+}
+
+struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
+{
+    if (!cfg_enabled) {
+        errno = EPERM;
+        return NULL;
+    }
+    const char *dir = bs_spool_dir();
+    if (!dir) {
+        errno = EACCES;
+        return NULL;
+    }
+    struct bs_spool *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return NULL;
+    sp->chunks = (struct bs_mem){chunk_alloc, chunk_resize, chunk_release};
+    sp->create_fd = -1;
+    sp->out = (struct bs_mem){out_alloc, out_resize, out_release};
+
+    pid_t pid = (pid_t)SYS3(SYS_getpid, 0, 0, 0);
+    if (pid != proc_pid) { /* first spool of this process (or of a forked child) */
+        proc_pid = pid;
+        proc_start = bs_proc_starttime(pid);
+        proc_spools = 0;
+        proc_hooked = 0;
+    }
+    unsigned n = ++proc_spools;
+    char tmp[PATH_MAX];
+    snprintf(sp->path, sizeof sp->path, "%s/%d-%llu-%u.spool", dir, (int)pid,
+             (unsigned long long)proc_start, n);
+    snprintf(tmp, sizeof tmp, "%s/.%d-%llu-%u.new", dir, (int)pid,
+             (unsigned long long)proc_start, n);
+
+    int err = 0;
+    int fd = (int)SYS4(SYS_openat, AT_FDCWD, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err = -fd;
+        goto fail;
+    }
+    long r = SYS4(SYS_fallocate, fd, 0, 0, HEAD_BYTES);
+    struct bs_spool_head *h =
+        r < 0 ? NULL : sys_mmap(NULL, HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (!h) {
+        err = r < 0 ? (int)-r : ENOMEM;
+        goto fail_file;
+    }
+    sp->head = h;
+    memcpy(h->magic, BS_SPOOL_MAGIC, sizeof h->magic);
+    h->version = BS_SPOOL_VERSION;
+    h->head_size = (uint32_t)sizeof *h;
+    h->uid = (uint32_t)SYS3(SYS_getuid, 0, 0, 0);
+    h->pid = (uint32_t)pid;
+    h->starttime = proc_start;
+    h->salt = random_salt();
+    h->dev = id->dev;
+    h->ino = id->ino;
+    if (id->path && strlen(id->path) < sizeof h->path) {
+        strcpy(h->path, id->path);
+        /* A handle reaches the file after a rename (open_by_handle_at wants
+           CAP_DAC_READ_SEARCH; a reader without it looks by path and inode). */
+        struct {
+            unsigned int bytes;
+            int type;
+            unsigned char f[BS_SPOOL_HANDLE_MAX];
+        } fh = {BS_SPOOL_HANDLE_MAX, 0, {0}};
+        int mount_id;
+        if (sys(SYS_name_to_handle_at, AT_FDCWD, (long)id->path, (long)&fh, (long)&mount_id, 0,
+                0) == 0 &&
+            fh.bytes <= BS_SPOOL_HANDLE_MAX) {
+            h->handle_type = (uint32_t)fh.type;
+            h->handle_bytes = fh.bytes;
+            memcpy(h->handle, fh.f, fh.bytes);
+        }
+    }
+    h->check = bs_spool_head_check(h);
+    h->out_region = OUT_REGION;
+    atomic_store(&h->state, BS_SPOOL_LIVE);
+
+    /* The stage's first chunk, through the descriptor at hand. */
+    sp->create_fd = fd;
+    r = bs_stage_init(&h->stage, cap, &sp->chunks, h->salt);
+    sp->create_fd = -1;
+    if (r < 0) {
+        err = ENOSPC;
+        goto fail_map;
+    }
+    /* The name last: a reader never finds a spool without its head. An exec'd image of
+       the same process (same pid and start time) counts from 1 again: never replace. */
+    for (int tries = 0;; tries++) {
+        r = sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)sp->path, 1 /* NOREPLACE */, 0);
+        if (r != -EEXIST || tries == 1000)
+            break;
+        n = ++proc_spools;
+        snprintf(sp->path, sizeof sp->path, "%s/%d-%llu-%u.spool", dir, (int)pid,
+                 (unsigned long long)proc_start, n);
+    }
+    if (r < 0) {
+        err = (int)-r;
+        sp->create_fd = fd;
+        bs_stage_free(&h->stage);
+        sp->create_fd = -1;
+        goto fail_map;
+    }
+    SYS3(SYS_close, fd, 0, 0);
+    if (!proc_hooked) {
+        proc_hooked = 1;
+        if (first_hook)
+            first_hook();
+    }
+    return sp;
+
+fail_map:
+    sys_munmap(h, HEAD_BYTES);
+fail_file:
+    SYS3(SYS_unlinkat, AT_FDCWD, tmp, 0);
+    SYS3(SYS_close, fd, 0, 0);
+fail:
+    free(sp);
+    errno = err ? err : EIO;
+    return NULL;
+}
+
+struct bs_stage *bs_spool_stage(struct bs_spool *sp)
+{
+    return &sp->head->stage;
+}
+
+struct bs_mem *bs_spool_chunk_mem(struct bs_spool *sp)
+{
+    return &sp->chunks;
+}
+
+struct bs_mem *bs_spool_out_mem(struct bs_spool *sp)
+{
+    return &sp->out;
+}
+
+void bs_spool_commit(struct bs_spool *sp, uint64_t out_len, unsigned tail)
+{
+    atomic_store_explicit(&sp->head->out_commit,
+                          (out_len & BS_SPOOL_OUT_LEN_MASK) | (uint64_t)tail << 56,
+                          memory_order_release);
+}
+
+void bs_spool_write_begin(struct bs_spool *sp, uint64_t out_done, uint64_t base, uint64_t len)
+{
+    struct bs_spool_head *h = sp->head;
+    atomic_store_explicit(&h->write_base, base, memory_order_relaxed);
+    atomic_store_explicit(&h->write_len, len, memory_order_relaxed);
+    atomic_store_explicit(&h->out_written, out_done | BS_SPOOL_WRITING, memory_order_release);
+}
+
+void bs_spool_write_end(struct bs_spool *sp, uint64_t out_done)
+{
+    atomic_store_explicit(&sp->head->out_written, out_done, memory_order_release);
+}
+
+void bs_spool_out_rewound(struct bs_spool *sp, unsigned tail)
+{
+    /* Length first: in between, written >= length, and nothing counts as held. */
+    bs_spool_commit(sp, 0, tail);
+    bs_spool_write_end(sp, 0);
+}
+
+void bs_spool_final(struct bs_spool *sp)
+{
+    sp->final = 1;
+}
+
+void bs_spool_retire(struct bs_spool *sp)
+{
+    if (sp->retired)
+        return;
+    sp->retired = 1;
+    atomic_store(&sp->head->state, BS_SPOOL_DONE);
+    SYS3(SYS_unlinkat, AT_FDCWD, sp->path, 0);
+}
+
+void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap)
+{
+    BS_KEEP_ERRNO();
+    struct bs_stage *s = &sp->head->stage;
+    for (unsigned i = 0; i < BS_STAGE_SLOTS; i++)
+        if (s->slots[i].data)
+            sys_munmap(s->slots[i].data, s->slots[i].cap);
+    if (s->spare.data)
+        sys_munmap(s->spare.data, s->spare.cap);
+    if (out_data)
+        sys_munmap(out_data, out_cap);
+    sys_munmap(sp->head, HEAD_BYTES);
+    free(sp);
+}
+
+void bs_spool_after_batch(struct bs_spool *sp)
+{
+    (void)sp;
+    if (!check_hook)
+        return;
+    static _Atomic uint64_t last_ns;
+    uint64_t now = bs_now_ns(), prev = atomic_load(&last_ns);
+    if (now - prev >= 1000000000u && atomic_compare_exchange_strong(&last_ns, &prev, now))
+        check_hook();
+}
+
+void bs_spool_free(struct bs_spool *sp)
+{
+    sys_munmap(sp->head, HEAD_BYTES);
+    free(sp);
+}
