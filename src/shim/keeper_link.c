@@ -50,7 +50,7 @@ struct spawn {
 enum { STEP_NONE, STEP_CLONE, STEP_LOCK, STEP_NULL, STEP_FDS, STEP_EXEC };
 
 static const char *const step_what[] = {
-    [STEP_NONE] = "", [STEP_CLONE] = "clone", [STEP_LOCK] = "open " LOCK_NAME,
+    [STEP_NONE] = "", [STEP_CLONE] = "clone", [STEP_LOCK] = ("open " LOCK_NAME),
     [STEP_NULL] = "open /dev/null", [STEP_FDS] = "set up descriptors", [STEP_EXEC] = "exec",
 };
 
