@@ -158,9 +158,9 @@ static void tell_program(const char *msg)
         return;
     struct stat st;
     if (fstat(fd, &st) == 0 &&
-        (err_to.kind == 1 ? S_ISREG(st.st_mode) && st.st_dev == err_to.dev &&
-                                st.st_ino == err_to.ino
-                          : S_ISCHR(st.st_mode) && st.st_rdev == err_to.rdev)) {
+        (err_to.kind == 1
+             ? S_ISREG(st.st_mode) && st.st_dev == err_to.dev && st.st_ino == err_to.ino
+             : S_ISCHR(st.st_mode) && st.st_rdev == err_to.rdev)) {
         char line[2048];
         int n = snprintf(line, sizeof line, "bufshim: %s\n", msg);
         if (n > (int)sizeof line - 1)
@@ -466,8 +466,8 @@ static void open_log(void)
     struct stat st;
     if (fstatat(dirfd_, "keeper.log", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > LOG_MAX)
         renameat(dirfd_, "keeper.log", dirfd_, "keeper.log.old");
-    logfd = openat(dirfd_, "keeper.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                   0600);
+    logfd =
+        openat(dirfd_, "keeper.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
 static int usage(void)
@@ -519,8 +519,9 @@ int main(int argc, char **argv)
     open_log();
     if (given_lock >= 0) {
         struct stat a, b;
-        if (fstat(given_lock, &a) < 0 || fstatat(dirfd_, "keeper.lock", &b, AT_SYMLINK_NOFOLLOW) < 0 ||
-            a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        if (fstat(given_lock, &a) < 0 ||
+            fstatat(dirfd_, "keeper.lock", &b, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
             logline("--lock-fd %d is not %s/keeper.lock", given_lock, dir);
             return 1;
         }

@@ -42,16 +42,20 @@ struct spawn {
     char **envp;
     char *grand_stack; /* top of the grandchild's stack */
     /* Written by the children: */
-    volatile int err;   /* errno of the step that failed, 0 when the keeper was exec'd */
-    volatile int step;  /* which step failed */
-    volatile int busy;  /* the lock was taken meanwhile: another keeper runs */
+    volatile int err;  /* errno of the step that failed, 0 when the keeper was exec'd */
+    volatile int step; /* which step failed */
+    volatile int busy; /* the lock was taken meanwhile: another keeper runs */
 };
 
 enum { STEP_NONE, STEP_CLONE, STEP_LOCK, STEP_NULL, STEP_FDS, STEP_EXEC };
 
 static const char *const step_what[] = {
-    [STEP_NONE] = "", [STEP_CLONE] = "clone", [STEP_LOCK] = ("open " LOCK_NAME),
-    [STEP_NULL] = "open /dev/null", [STEP_FDS] = "set up descriptors", [STEP_EXEC] = "exec",
+    [STEP_NONE] = "",
+    [STEP_CLONE] = "clone",
+    [STEP_LOCK] = ("open " LOCK_NAME),
+    [STEP_NULL] = "open /dev/null",
+    [STEP_FDS] = "set up descriptors",
+    [STEP_EXEC] = "exec",
 };
 
 static char keeper_path[PATH_MAX]; /* found once, at the first hook */
@@ -207,8 +211,8 @@ NO_SANITIZE static int grandchild(void *arg)
         sys(SYS_close, null, 0, 0, 0);
     if (sys(SYS_close_range, 4, ~0U, 0, 0) < 0) {
         struct rlimit rl;
-        long max = sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl) == 0 ? (long)rl.rlim_cur
-                                                                           : 1024;
+        long max =
+            sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&rl) == 0 ? (long)rl.rlim_cur : 1024;
         if (max > 65536)
             max = 65536;
         for (long i = 4; i < max; i++)
