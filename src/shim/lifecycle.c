@@ -19,6 +19,7 @@
 #include "fork_i.h"
 #include "stdio/stdio_i.h"
 #include "signals_i.h"
+#include "keeper_link_i.h"
 
 /*
  * Another copy of the library ahead of this one (LD_PRELOAD naming two paths, or a
@@ -66,6 +67,7 @@ __attribute__((constructor)) static void bs_shim_start(void)
                the std streams' set-up looks at 1 and 2 now. */
             bs_stdio_init();
             bs_signals_init();
+            bs_keeper_link_init();
         }
     }
 }
