@@ -105,7 +105,8 @@ const char *bs_spool_dir(void)
     pthread_mutex_lock(&dir_lock);
     if (dir_state == 0) {
         uid_t uid = (uid_t)SYS3(SYS_getuid, 0, 0, 0);
-        char why[PATH_MAX + 128] = "";
+        static char why[PATH_MAX + 128]; /* under dir_lock; off the stack (spool_new says why) */
+        why[0] = 0;
         if (cfg_dir[0]) {
             snprintf(dir_path, sizeof dir_path, "%s", cfg_dir);
         } else {
@@ -132,7 +133,7 @@ const char *bs_spool_dir(void)
 
 uint64_t bs_proc_starttime(pid_t pid)
 {
-    char path[64], buf[1024];
+    char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = (int)SYS4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
@@ -143,8 +144,10 @@ uint64_t bs_proc_starttime(pid_t pid)
         return 0;
     buf[n] = 0;
     char *p = strrchr(buf, ')');
-    if (!p)
+    if (!p || p[1] != ' ')
         return 0;
+    if (p[2] == 'Z' || p[2] == 'X')
+        return 0; /* dead, not yet reaped: gone for a reader of its spools */
     /* Field 22; p is at the end of field 2, so 20 spaces on. */
     for (int field = 2; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
@@ -167,7 +170,26 @@ struct bs_spool {
     int retired;
     int final; /* the final flush: the file is removed next, memory need not be punched */
     char path[PATH_MAX];
+    char tmp[PATH_MAX]; /* its name while bs_spool_create makes it */
 };
+
+/*
+ * A spool may be made inside a signal handler (a crash handler's first write to a file:
+ * Python's faulthandler), perhaps on a small alternate stack and while the interrupted
+ * thread holds malloc's lock: its memory comes from mmap, and the functions on the way
+ * keep their buffers off the stack.
+ */
+static struct bs_spool *spool_new(void)
+{
+    void *p = sys_mmap(NULL, sizeof(struct bs_spool), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p;
+}
+
+static void spool_delete(struct bs_spool *sp)
+{
+    sys_munmap(sp, sizeof *sp);
+}
 
 #define HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
 #define OUT_REGION 1u
@@ -338,9 +360,11 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         errno = EACCES;
         return NULL;
     }
-    struct bs_spool *sp = calloc(1, sizeof *sp);
-    if (!sp)
+    struct bs_spool *sp = spool_new();
+    if (!sp) {
+        errno = ENOMEM;
         return NULL;
+    }
     sp->chunks = (struct bs_mem){chunk_alloc, chunk_resize, chunk_release};
     sp->create_fd = -1;
     sp->out = (struct bs_mem){out_alloc, out_resize, out_release};
@@ -353,10 +377,10 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         proc_hooked = 0;
     }
     unsigned n = ++proc_spools;
-    char tmp[PATH_MAX];
+    char *tmp = sp->tmp;
     snprintf(sp->path, sizeof sp->path, "%s/%d-%llu-%u.spool", dir, (int)pid,
              (unsigned long long)proc_start, n);
-    snprintf(tmp, sizeof tmp, "%s/.%d-%llu-%u.new", dir, (int)pid,
+    snprintf(tmp, sizeof sp->tmp, "%s/.%d-%llu-%u.new", dir, (int)pid,
              (unsigned long long)proc_start, n);
 
     int err = 0;
@@ -443,7 +467,7 @@ fail_file:
     SYS3(SYS_unlinkat, AT_FDCWD, tmp, 0);
     SYS3(SYS_close, fd, 0, 0);
 fail:
-    free(sp);
+    spool_delete(sp);
     errno = err ? err : EIO;
     return NULL;
 }
@@ -516,7 +540,7 @@ void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap)
     if (out_data)
         sys_munmap(out_data, out_cap);
     sys_munmap(sp->head, HEAD_BYTES);
-    free(sp);
+    spool_delete(sp);
 }
 
 void bs_spool_after_batch(struct bs_spool *sp)
@@ -533,5 +557,5 @@ void bs_spool_after_batch(struct bs_spool *sp)
 void bs_spool_free(struct bs_spool *sp)
 {
     sys_munmap(sp->head, HEAD_BYTES);
-    free(sp);
+    spool_delete(sp);
 }
