@@ -202,9 +202,12 @@ class Bench:
         return "not built"
 
     def shim_env(self, extra_paths=None):
-        return {"LD_PRELOAD": self.paths["shim"],
-                "BUFSHIM_PATHS": extra_paths or (self.datadir.rstrip("/") + "/"),
-                "BUFSHIM_INTERVAL": str(INTERVAL)}
+        e = {"LD_PRELOAD": self.paths["shim"],
+             "BUFSHIM_PATHS": extra_paths or (self.datadir.rstrip("/") + "/"),
+             "BUFSHIM_INTERVAL": str(INTERVAL)}
+        if self.args.crashsafe is not None:
+            e["BUFSHIM_CRASHSAFE"] = self.args.crashsafe
+        return e
 
     def producer_cmd(self, system, path, **o):
         prog = self.paths["bench_spdlog"] if system == "spdlog" else self.paths["bench_append"]
@@ -1029,6 +1032,9 @@ def main():
                          "about 8 µs here)")
     ap.add_argument("--reps", type=int, default=3,
                     help="runs of (a) and (b) per system, medians reported (default 3)")
+    ap.add_argument("--crashsafe", choices=["0", "1"], default=None,
+                    help="BUFSHIM_CRASHSAFE for every bufshim run (default: unset, i.e. on): "
+                         "an A/B of what crash safety costs")
     ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.quick = not args.full

@@ -2,7 +2,7 @@
 in the middle of a batch. The buffers of a regular target live in a spool (a shared mapping
 of a file in the spool folder); after the death the keeper, or `bufshim recover`, writes what
 the spool held: every call that returned, once, in order, and a call still being copied
-whole or not at all (doc/behaviour.md §11).
+whole or not at all (doc/behaviour.md §9).
 
 Each run proves diversion: with a long interval nothing is in the file before the kill
 except what batches wrote, and the spool folder held the process's spool."""

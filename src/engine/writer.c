@@ -289,7 +289,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     struct bs_spool *sp = w->spool;
     pthread_mutex_unlock(&w->lock);
 
-    if (sp && n > 0)
+    if (sp && n > 0 && !closing) /* not in the final flush: the process is going */
         bs_spool_after_batch(sp);
     if (log_start)
         bs_log("%s: write failed: %s; %llu bytes held, retrying every %.3gs", w->name,
