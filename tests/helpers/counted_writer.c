@@ -3,8 +3,8 @@
  *
  * counted_writer PATH COUNTER THREADS [MODE]
  *   THREADS threads (1..16) each append records "t<k> <i> <filler>\n" with write(2) to PATH
- *   (O_WRONLY|O_APPEND|O_CREAT, each thread its own descriptor), forever, one pause of 50 us
- *   every 500 records. After write(2) returns, the thread stores i + 1 in slot k of
+ *   (O_WRONLY|O_APPEND|O_CREAT, each thread its own descriptor), forever, a pause of 1 ms
+ *   after every 50 records (bursts, at a volume a test can check). After write(2) returns, the thread stores i + 1 in slot k of
  *   COUNTER (a file of 16 longs, mapped shared): so the counter never runs ahead of what
  *   returned, and lags it by at most the one call in flight. The record's length varies
  *   with i (24 to 400 bytes) so that calls straddle chunk and page ends.
@@ -14,7 +14,7 @@
  *     fork     fork first: parent and child both write (the child's records tagged c<k>,
  *              its counters in slots 8..15); the parent prints "child <pid>\n"
  *     exec     exec itself first with MODE run (same pid, a new image)
- *     burst    as run, but records of 64 KiB to 1 MiB every 100th call (chunk growth)
+ *     burst    as run, but records of 64 KiB to 1 MiB every 1000th call (chunk growth)
  *     hog      as run, and once ready a thread takes 1 MiB of memory every 2 ms and
  *              touches it, until something (a cgroup's OOM killer) kills the process
  */
@@ -63,7 +63,7 @@ static void *run(void *arg)
     for (long i = 0;; i++) {
         int n = snprintf(buf, 64, "%c%d %ld ", tag, k, i);
         size_t len = (size_t)n + 16 + (size_t)((i * 37) % 384);
-        if (burst && i % 100 == 99)
+        if (burst && i % 1000 == 999)
             len = (64u << 10) + (size_t)((i * 7919) % (big_max - (64u << 10)));
         memset(buf + n, 'a' + (int)(i % 26), len - (size_t)n - 1);
         buf[len - 1] = '\n';
@@ -81,8 +81,8 @@ static void *run(void *arg)
             if (write(1, "ready\n", 6) != 6)
                 exit(1);
         }
-        if (i % 500 == 499)
-            usleep(50);
+        if (i % 50 == 49)
+            usleep(1000);
     }
     return NULL;
 }
