@@ -534,6 +534,22 @@ static struct bs_target *new_target(dev_t dev, ino_t ino, int regular, const cha
     return t;
 }
 
+/*
+ * A live target opened under another name than its own (renamed while it lingered,
+ * or a link): batches open the name the program uses now. The old name's string is
+ * left allocated, since a batch on a writer thread may be reading it (a rename per
+ * rotation: a few bytes each).
+ */
+static void renamed_live(struct bs_target *t, const char *path)
+{
+    const char *cur = __atomic_load_n(&t->path, __ATOMIC_ACQUIRE);
+    if (cur && strcmp(cur, path) == 0)
+        return;
+    char *p = strdup(path);
+    if (p)
+        __atomic_store_n(&t->path, p, __ATOMIC_RELEASE);
+}
+
 static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
                                  int word)
 {
@@ -544,6 +560,8 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         pthread_mutex_unlock(&reg_lock);
         if (create && fd >= 0 && !t->regular && !held_valid(t))
             ensure_held(t, fd);
+        if (create && path && !word && t->regular)
+            renamed_live(t, path);
         return t;
     }
     pthread_mutex_unlock(&reg_lock);
