@@ -474,11 +474,12 @@ static void reap(void)
         uint64_t soonest = 0;
         pthread_mutex_lock(&reg_lock);
         for (struct bs_target *t = registry; t; t = t->next) {
-            if (!t->w || atomic_load(&t->refs) != 0 || bs_target_pending(t) != 0)
+            if (!t->w || atomic_load(&t->refs) != 0)
                 continue;
-            if (lingering(t)) {
+            /* Bytes still to write, or lingering: not yet, but the next tick looks again. */
+            if (bs_target_pending(t) != 0 || lingering(t)) {
                 uint64_t until = atomic_load(&t->linger_until);
-                if (!soonest || until < soonest)
+                if (until && (!soonest || until < soonest))
                     soonest = until;
                 continue;
             }
