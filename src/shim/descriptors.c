@@ -321,7 +321,10 @@ int bs_fd_register_elided(int fd, struct bs_target *t)
     struct bs_ofd *o = ofd_new(t);
     if (!o)
         return -ENOMEM;
-    decide_with(o, fd, O_WRONLY | O_APPEND);
+    /* What decide_with would find, without asking the drive again: an append stream
+       whose offset is the kernel's until its first write. */
+    atomic_store(&o->mark, atomic_load(&t->acc));
+    atomic_store(&o->flags, BS_OFD_WRITABLE | BS_OFD_DIVERTED | BS_OFD_APPEND | BS_OFD_STALEPOS);
     atomic_store(&o->origin, BS_ORIGIN_ELIDED);
     bs_fd_mark_seen(fd);
     ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, (uintptr_t)o)));

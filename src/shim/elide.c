@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include "config_i.h"
 #include "descriptors_i.h"
@@ -49,6 +50,35 @@ static int may_write(const struct stat *st)
     return (st->st_mode & (in_group ? S_IWGRP : S_IWOTH)) != 0;
 }
 
+/*
+ * A copy of t's held description at the lowest free number of the program's table, with
+ * FD_CLOEXEC as flags ask, registered; or -1. The writer thread's pidfd takes the lowest
+ * number first: it moves to the next one up, and the copy lands where it was. Decision:
+ * the copy is placed directly rather than dup'ed onto the number, because closing a
+ * surplus copy of a file costs a round trip on FUSE (FLUSH) and on some network drives.
+ */
+static int place_copy(struct bs_target *t, int flags)
+{
+    int low = bs_private_thread_pidfd();
+    if (low < 0)
+        return -1;
+    long moved = bs_syscall(SYS_fcntl, low, F_DUPFD_CLOEXEC, (long)low + 1);
+    bs_syscall(SYS_close, low);
+    if (moved < 0)
+        return -1;
+    int fd = bs_target_share_held(t, (int)moved); /* close-on-exec, at the lowest number */
+    bs_syscall(SYS_close, moved);
+    if (fd < 0)
+        return -1;
+    if (!(flags & O_CLOEXEC))
+        bs_syscall(SYS_fcntl, fd, F_SETFD, 0L);
+    if (bs_fd_register_elided(fd, t) != 0) {
+        bs_syscall(SYS_close, fd); /* out of memory: the caller opens for real */
+        return -1;
+    }
+    return fd;
+}
+
 int bs_elide_open(int dirfd, const char *path, int flags)
 {
     if (__builtin_expect(!bs_target_any(), 1) || !elidable_flags(flags) || bs_in_shim || !path ||
@@ -61,32 +91,28 @@ int bs_elide_open(int dirfd, const char *path, int flags)
     bs_target_tick();
     /* One stat-class call: the path must still name the target's file (a rotation by
        rename, a replacement, a deletion and re-creation all show as another inode). */
-    struct stat st;
+    /* Decision: AT_STATX_DONT_SYNC. The path walk revalidates every name as any stat
+       does (on FUSE a LOOKUP, whose reply carries the attributes); only the second
+       round trip for attributes just received is left out. */
+    struct statx sx;
+    struct stat st = {0};
     struct bs_target *t = NULL;
-    if (BS_REAL(fstatat)(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) == 0 &&
-        S_ISREG(st.st_mode) && may_write(&st))
-        t = bs_target_acquire(st.st_dev, st.st_ino, 0, -1, NULL, 0);
-    if (t && t->regular) {
-        /* The pidfd takes the lowest free number, which the copy then replaces: the
-           number a real open would have given. */
-        int pidfd = bs_private_thread_pidfd();
-        int copy = pidfd >= 0 ? bs_target_share_held(t, pidfd) : -1;
-        if (copy >= 0) {
-            long r = bs_syscall(SYS_dup3, copy, pidfd, (flags & O_CLOEXEC) ? O_CLOEXEC : 0);
-            bs_syscall(SYS_close, copy);
-            if (r >= 0 && bs_fd_register_elided(pidfd, t) == 0) {
-                fd = pidfd;
-                t = NULL; /* the description holds the reference now */
-                if (bs_cfg.debug)
-                    bs_log("fd %d -> %s: open elided", fd, path);
-            } else if (r >= 0) {
-                bs_syscall(SYS_close, pidfd); /* out of memory: open it for real */
-            } else {
-                bs_syscall(SYS_close, pidfd);
-            }
-        } else if (pidfd >= 0) {
-            bs_syscall(SYS_close, pidfd);
-        }
+    int at = AT_STATX_DONT_SYNC | ((flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0);
+    if (BS_REAL(statx)(dirfd, path, at, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO,
+                       &sx) == 0) {
+        st.st_mode = sx.stx_mode;
+        st.st_uid = sx.stx_uid;
+        st.st_gid = sx.stx_gid;
+        if (S_ISREG(st.st_mode) && may_write(&st))
+            t = bs_target_acquire(makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, 0,
+                                  -1, NULL, 0);
+    }
+    if (t && t->regular)
+        fd = place_copy(t, flags);
+    if (fd >= 0) {
+        t = NULL; /* the description holds the reference now */
+        if (bs_cfg.debug)
+            bs_log("fd %d -> %s: open elided", fd, path);
     }
     bs_target_release(t);
     bs_in_shim--;
