@@ -104,8 +104,8 @@ int bs_elide_open(int dirfd, const char *path, int flags)
         st.st_uid = sx.stx_uid;
         st.st_gid = sx.stx_gid;
         if (S_ISREG(st.st_mode) && may_write(&st))
-            t = bs_target_acquire(makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, 0,
-                                  -1, NULL, 0);
+            t = bs_target_acquire(makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino, 0, -1,
+                                  NULL, 0);
     }
     if (t && t->regular)
         fd = place_copy(t, flags);

@@ -72,7 +72,8 @@ static void look(const char *tag, int fd)
     struct stat st;
     int r = fstat(fd, &st);
     say("%s fd %d getfl %o getfd %d fstat %s mode %o nlink %lu\n", tag, fd, fcntl(fd, F_GETFL),
-        fcntl(fd, F_GETFD), err(r), r == 0 ? st.st_mode : 0, r == 0 ? (unsigned long)st.st_nlink : 0);
+        fcntl(fd, F_GETFD), err(r), r == 0 ? st.st_mode : 0,
+        r == 0 ? (unsigned long)st.st_nlink : 0);
     fdinfo(tag, fd);
 }
 
@@ -155,16 +156,16 @@ static void passed(void)
     char cbuf[CMSG_SPACE(sizeof(int))] = {0};
     char byte = 'x';
     struct iovec iov = {&byte, 1};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof cbuf};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &a, sizeof a);
     say("sendmsg %s\n", err((int)sendmsg(sv[0], &m, 0)));
-    struct msghdr r = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                       .msg_controllen = sizeof cbuf};
+    struct msghdr r = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     say("recvmsg %s\n", err((int)recvmsg(sv[1], &r, 0)));
     int got;
     memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof got);
