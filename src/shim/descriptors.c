@@ -167,6 +167,8 @@ static void register_fd(int fd, int matched, const char *path, int inherited,
                 bs_target_release(t); /* the description holds the target already */
             } else if ((o = ofd_new(t)) != NULL) {
                 decide_with(o, fd, fl);
+                if (writable)
+                    atomic_store(&t->appending, (fl & O_APPEND) != 0);
                 if (!inherited) {
                     o->gen = atomic_load(&bs_fd_share_gen);
                     atomic_store(&o->origin, BS_ORIGIN_OWN);

@@ -66,7 +66,10 @@ static int lingering(struct bs_target *t)
 
 static void start_lingering(struct bs_target *t)
 {
-    if (!t->regular || atomic_load(&bs_exiting) || bs_engine_is_shut_down())
+    /* Only files appended to (logs): a file written otherwise and then closed may be run
+       next (a script), which a writer left open would make fail with ETXTBSY. */
+    if (!t->regular || !atomic_load(&t->appending) || atomic_load(&bs_exiting) ||
+        bs_engine_is_shut_down())
         return;
     uint64_t until = bs_now_ns() + (uint64_t)(2 * bs_cfg.interval * 1e9);
     atomic_store(&t->linger_until, until);
@@ -683,6 +686,22 @@ static void release_unguarded(struct bs_target *t)
     if (bs_target_pending(t) == 0 && t->held >= 0 && !lingering(t))
         release_held(t);
     reap();
+}
+
+void bs_target_end_lingering(void)
+{
+    if (atomic_load_explicit(&next_expiry, memory_order_relaxed) == 0 || bs_in_shim ||
+        !bs_is_owner())
+        return;
+    BS_KEEP_ERRNO();
+    bs_busy_enter();
+    pthread_mutex_lock(&reg_lock);
+    for (struct bs_target *t = registry; t; t = t->next)
+        if (t->w && atomic_load(&t->refs) == 0)
+            atomic_store(&t->linger_until, 0);
+    pthread_mutex_unlock(&reg_lock);
+    reap();
+    bs_busy_leave();
 }
 
 void bs_target_tick(void)

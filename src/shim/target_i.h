@@ -47,6 +47,7 @@ struct bs_target {
     /* After its last descriptor closed, a regular target stays live until then
        (bs_now_ns), so that a program that opens it per record finds it again. */
     _Atomic uint64_t linger_until;
+    atomic_int appending; /* its latest writable description was O_APPEND: it may linger */
 
     /*
      * Exact size queries (doc/behaviour.md §4): acc = bytes accepted by the engine, wr = bytes
@@ -84,6 +85,14 @@ void bs_target_prepare_close(struct bs_target *t, int fd, int borrow);
  * descriptor fit to be shared (or it is busy). Keeps errno.
  */
 int bs_target_share_held(struct bs_target *t, int pidfd);
+
+/*
+ * Before fork, exec or spawn (after their flush): lingering targets are retired now. A
+ * held descriptor open for writing would make the kernel refuse to execute its file
+ * (ETXTBSY): a program that writes a script, closes it and runs it must find no writer
+ * left, as without the shim. Keeps errno.
+ */
+void bs_target_end_lingering(void);
 
 /* Retires the targets whose lingering time is over (cheap when none is due). Keeps errno. */
 void bs_target_tick(void);

@@ -7,12 +7,14 @@
 
 #include "descriptors_i.h"
 #include "elide_i.h"
+#include "target_i.h"
 #include "flush_i.h"
 
 BS_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execve)(path, argv, envp);
 }
 
@@ -20,6 +22,7 @@ BS_EXPORT int execv(const char *path, char *const argv[])
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execv)(path, argv);
 }
 
@@ -27,6 +30,7 @@ BS_EXPORT int execvp(const char *file, char *const argv[])
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execvp)(file, argv);
 }
 
@@ -34,6 +38,7 @@ BS_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execvpe)(file, argv, envp);
 }
 
@@ -41,6 +46,7 @@ BS_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(fexecve)(fd, argv, envp);
 }
 
@@ -49,6 +55,7 @@ BS_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *co
 {
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     if (!BS_REAL(execveat)) {
         errno = ENOSYS;
         return -1;
@@ -79,6 +86,7 @@ BS_EXPORT int execl(const char *path, const char *arg, ...)
     va_end(ap_);
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execv)(path, (char *const *)argv);
 }
 
@@ -88,6 +96,7 @@ BS_EXPORT int execlp(const char *file, const char *arg, ...)
     va_end(ap_);
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execvp)(file, (char *const *)argv);
 }
 
@@ -98,6 +107,7 @@ BS_EXPORT int execle(const char *path, const char *arg, ...)
     va_end(ap_);
     bs_fd_materialize_all(0); /* what the new program inherits */
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(execve)(path, (char *const *)argv, envp);
 }
 
@@ -109,6 +119,7 @@ BS_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_a
     bs_fd_materialize_all(1); /* file actions may dup2 any of them */
     bs_fd_shared_out();
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
 }
 
@@ -118,6 +129,7 @@ BS_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_
     bs_fd_materialize_all(1); /* file actions may dup2 any of them */
     bs_fd_shared_out();
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
 }
 
@@ -126,6 +138,7 @@ BS_EXPORT int system(const char *cmd)
     bs_fd_materialize_all(0);
     bs_fd_shared_out();
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(system)(cmd);
 }
 
@@ -134,5 +147,6 @@ BS_EXPORT FILE *popen(const char *cmd, const char *mode)
     bs_fd_materialize_all(0);
     bs_fd_shared_out();
     bs_shim_before_exec();
+    bs_target_end_lingering();
     return BS_REAL(popen)(cmd, mode);
 }

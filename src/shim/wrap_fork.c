@@ -9,6 +9,7 @@
 #include "errno_i.h"
 #include "descriptors_i.h"
 #include "elide_i.h"
+#include "target_i.h"
 #include "flush_i.h"
 #include "fork_i.h"
 #include "process_i.h"
@@ -55,6 +56,7 @@ void bs_fork_init(void)
 BS_EXPORT pid_t fork(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
     bs_fd_shared_out(); /* the child shares every description */
     bs_busy_enter();
     pid_t pid = BS_REAL(fork)();
@@ -73,6 +75,7 @@ void *bs_vfork_prepare(void);
 void *bs_vfork_prepare(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
     /* The child runs without the shim's bookkeeping until it execs: it gets real
        descriptions, whatever it dup2s. */
     bs_fd_materialize_all(1);
@@ -95,6 +98,7 @@ __asm__(".text\n"
 BS_EXPORT pid_t vfork(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
     bs_fd_shared_out();
     return BS_REAL(fork)();
 }

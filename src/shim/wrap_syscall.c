@@ -273,16 +273,19 @@ BS_EXPORT long syscall(long nr, ...)
     case SYS_execveat:
         bs_fd_materialize_all(0);
         bs_shim_flush_all();
+        bs_target_end_lingering();
         return raw(nr, a);
 #ifdef SYS_fork
     case SYS_fork:
         bs_fd_shared_out();
         bs_shim_flush_all();
+        bs_target_end_lingering();
         return raw(nr, a);
     case SYS_vfork:
         bs_fd_materialize_all(1);
         bs_fd_shared_out();
         bs_shim_flush_all();
+        bs_target_end_lingering();
         return raw(nr, a);
 #endif
     case SYS_clone:
@@ -292,6 +295,8 @@ BS_EXPORT long syscall(long nr, ...)
             bs_fd_materialize_all(1); /* a vfork-like child: no bookkeeping of its own */
         if (!(a[0] & CLONE_VM))
             bs_shim_flush_all();
+        if (!(a[0] & CLONE_FILES))
+            bs_target_end_lingering();
         return raw(nr, a);
     default:
         break;
