@@ -23,13 +23,14 @@
  *            pread*, preadv*), wrap_pwrite.c, wrap_truncate.c (truncate*,
  *            fallocate*), wrap_rename.c (rename*, unlink*, remove, link*),
  *            wrap_copy.c (sendfile*, splice, copy_file_range), wrap_mmap.c,
- *            wrap_ioctl.c; fseek*, rewind, fsetpos* in stdio/wrap_stdio.c
+ *            wrap_ioctl.c, wrap_sendmsg.c (sendmsg, sendmmsg: descriptors passed
+ *            over a socket); fseek*, rewind, fsetpos* in stdio/wrap_stdio.c
  *   LOCK     taking or releasing a lock: a barrier that also marks the target as
  *            locked (wrap_lock.c; fcntl's lock commands in wrap_open.c)
  *   ALL      flushes every target first: _exit, _Exit, quick_exit (wrap_exit.c),
  *            exec*, posix_spawn*, system, popen (wrap_exec.c), fork, vfork
  *            (wrap_fork.c), sync, syncfs (wrap_sync.c)
- *   TRACK    descriptor or stream bookkeeping: open, dup, fcntl, close (wrap_open.c),
+ *   TRACK    descriptor or stream bookkeeping: open, dup, fcntl, close, fchdir (wrap_open.c),
  *            syscall (wrap_syscall.c), the streams (stdio/wrap_stdio.c)
  *   SIGNAL   the signal layer (signals.c)
  *   EXIT     the process starts leaving: main returned, or exit was called; what
@@ -146,6 +147,7 @@
     X(fcntl, FD, TRACK, _, _, _) \
     X(fcntl64, FD, TRACK, _, _, _) \
     X(syscall, NONE, TRACK, _, _, _) \
+    X(fchdir, FD, TRACK, _, _, _) \
     /* --- queries answered virtually --- */ \
     X(lseek, FD, QUERY, _, _, _) \
     X(lseek64, FD, QUERY, _, _, _) \
@@ -207,6 +209,8 @@
     X(mmap, FD, FLUSH, _, _, _) \
     X(mmap64, FD, FLUSH, _, _, _) \
     X(ioctl, FD, FLUSH, _, _, _) \
+    X(sendmsg, FD, FLUSH, _, _, _) \
+    X(sendmmsg, FD, FLUSH, _, _, _) \
     /* --- durability --- */ \
     X(fsync, FD, BARRIER, int, (int fd), (fd)) \
     X(fdatasync, FD, BARRIER, int, (int fd), (fd)) \
@@ -260,8 +264,6 @@
     X(tcsetattr, FD, BARRIER, int, (int fd, int a, const struct termios *t), (fd, a, t)) \
     X(send, FD, BARRIER, ssize_t, (int fd, const void *b, size_t n, int fl), (fd, b, n, fl)) \
     X(sendto, FD, BARRIER, ssize_t, (int fd, const void *b, size_t n, int fl, const struct sockaddr *a, socklen_t al), (fd, b, n, fl, a, al)) \
-    X(sendmsg, FD, BARRIER, ssize_t, (int fd, const struct msghdr *m, int fl), (fd, m, fl)) \
-    X(sendmmsg, FD, BARRIER, int, (int fd, struct mmsghdr *m, unsigned int n, int fl), (fd, m, n, fl)) \
     X(shutdown, FD, BARRIER, int, (int fd, int how), (fd, how)) \
     X(vmsplice, FD, BARRIER, ssize_t, (int fd, const struct iovec *v, size_t n, unsigned int fl), (fd, v, n, fl)) \
     X(tee, FD2, BARRIER, ssize_t, (int fd, int fd2, size_t n, unsigned int fl), (fd, fd2, n, fl)) \
@@ -330,7 +332,6 @@
     X(readlink, LPATH, PASS, _, _, _) \
     X(readlinkat, AT, PASS, _, _, _) \
     X(chdir, PATH, PASS, _, _, _) \
-    X(fchdir, FD, PASS, _, _, _) \
     X(chroot, PATH, PASS, _, _, _) \
     X(mkdir, PATH, PASS, _, _, _) \
     X(mkdirat, AT, PASS, _, _, _) \

@@ -167,6 +167,12 @@ static void register_fd(int fd, int matched, const char *path, int inherited,
                 bs_target_release(t); /* the description holds the target already */
             } else if ((o = ofd_new(t)) != NULL) {
                 decide_with(o, fd, fl);
+                if (writable)
+                    atomic_store(&t->appending, (fl & O_APPEND) != 0);
+                if (!inherited) {
+                    o->gen = atomic_load(&bs_fd_share_gen);
+                    atomic_store(&o->origin, BS_ORIGIN_OWN);
+                }
             } else {
                 bs_target_release(t);
             }
@@ -292,7 +298,39 @@ void bs_fd_prepare_close(int fd)
 {
     struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
     if (o && atomic_load(&o->refs) == 1)
-        bs_target_prepare_close(o->t, fd);
+        bs_target_prepare_close(o->t, fd,
+                                atomic_load(&o->origin) == BS_ORIGIN_OWN &&
+                                    o->gen == atomic_load(&bs_fd_share_gen));
+}
+
+atomic_uint bs_fd_share_gen;
+
+void bs_fd_shared_out(void)
+{
+    atomic_fetch_add(&bs_fd_share_gen, 1);
+}
+
+void bs_fd_taint(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
+    if (o)
+        atomic_fetch_or(&o->origin, BS_ORIGIN_TAINTED);
+}
+
+int bs_fd_register_elided(int fd, struct bs_target *t)
+{
+    BS_KEEP_ERRNO();
+    struct bs_ofd *o = ofd_new(t);
+    if (!o)
+        return -ENOMEM;
+    /* What decide_with would find, without asking the drive again: an append stream
+       whose offset is the kernel's until its first write. */
+    atomic_store(&o->mark, atomic_load(&t->acc));
+    atomic_store(&o->flags, BS_OFD_WRITABLE | BS_OFD_DIVERTED | BS_OFD_APPEND | BS_OFD_STALEPOS);
+    atomic_store(&o->origin, BS_ORIGIN_ELIDED);
+    bs_fd_mark_seen(fd);
+    ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, (uintptr_t)o)));
+    return 0;
 }
 
 void bs_fd_forget(int fd)

@@ -99,6 +99,26 @@ static inline void bs_std_fd_changed(int fd)
         hook(fd);
 }
 
+/*
+ * Counts the moments at which this process's descriptions may have become shared
+ * with another process (fork, spawn, passing descriptors over a socket): a
+ * description opened before the last one is never kept alive by the shim after
+ * the program closed it. bs_fd_shared_out bumps it. Keeps errno.
+ */
+extern atomic_uint bs_fd_share_gen;
+void bs_fd_shared_out(void);
+
+/* Marks fd's description as the program's business (a lock, a lease, new flags, an
+   owner): the shim never keeps it alive past the program's close. Keeps errno. */
+void bs_fd_taint(int fd);
+
+/*
+ * Registers fd, a copy of t's held description that open elision placed in the
+ * program's table (t's reference passes to it): diverted, O_APPEND, ELIDED.
+ * Returns 0, or -ENOMEM (then the caller still owns the reference). Keeps errno.
+ */
+int bs_fd_register_elided(int fd, struct bs_target *t);
+
 /* Fork handlers of the descriptions' free list and the first-look lock (run inside wrap_fork.c's
    pthread_atfork handlers). */
 void bs_fd_fork_prepare(void);

@@ -24,7 +24,9 @@ struct bs_ofd {
      * file minus the bytes appended since, (t->acc - mark).
      */
     _Atomic uint64_t mark;
-    atomic_int refs; /* descriptors sharing it */
+    atomic_int refs;    /* descriptors sharing it */
+    atomic_uint origin; /* BS_ORIGIN_* */
+    unsigned gen;       /* bs_fd_share_gen when this process opened it */
     struct bs_ofd *next_free;
 };
 
@@ -32,6 +34,18 @@ struct bs_ofd {
 #define BS_OFD_APPEND 2u   /* O_APPEND, or not a regular file: writes go to the end anyway */
 #define BS_OFD_STALEPOS 4u /* O_APPEND, not yet written: the offset is the kernel's */
 #define BS_OFD_WRITABLE 8u /* open for writing (a read-only one is only a barrier) */
+
+/*
+ * Where a description came from (bs_ofd.origin). ELIDED: an open the shim answered
+ * without opening (doc/behaviour.md §3): the descriptor shares the target's held
+ * description, and turns into a real open of its own before anything that needs a
+ * private description (bs_fd_materialize). OWN: opened by this process through a
+ * wrapper; TAINTED: given a lock, a lease, flags or an owner of the program's, or sent
+ * away, so that the shim must never keep it alive after the program closed it.
+ */
+#define BS_ORIGIN_ELIDED 1u
+#define BS_ORIGIN_OWN 2u
+#define BS_ORIGIN_TAINTED 4u
 
 /* A slot is a struct bs_ofd pointer, or 0 for a descriptor the shim does not track. */
 extern _Atomic(uintptr_t) *bs_fdtab;

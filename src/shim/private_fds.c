@@ -6,6 +6,8 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 
@@ -21,9 +23,52 @@
 #define SYS_pidfd_getfd 438
 #endif
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
 static atomic_uint table_gen;
 static atomic_int table_private;
 static int self_pidfd = -1; /* in the private table: this process, for pidfd_getfd */
+
+/*
+ * The writer threads alive now, by thread id, so that a program thread can reach
+ * their table (bs_private_thread_pidfd). A thread enters at its start hook and
+ * leaves in its thread-specific destructor, which runs before the thread is gone,
+ * hence before its id can be reused. Each entry pairs the id with a sequence
+ * number that changes whenever the entry does.
+ */
+#define MAX_TIDS 8
+static struct {
+    atomic_int tid;
+    atomic_uint seq;
+} tids[MAX_TIDS];
+static pthread_key_t tid_key;
+static int tid_key_ok;
+
+static void tid_leave(void *slot)
+{
+    unsigned i = (unsigned)(uintptr_t)slot - 1;
+    if (i < MAX_TIDS) {
+        atomic_fetch_add(&tids[i].seq, 1);
+        atomic_store(&tids[i].tid, 0);
+    }
+}
+
+static void tid_enter(void)
+{
+    if (!tid_key_ok)
+        return;
+    int me = (int)bs_syscall(SYS_gettid);
+    for (unsigned i = 0; i < MAX_TIDS; i++) {
+        int zero = 0;
+        if (atomic_compare_exchange_strong(&tids[i].tid, &zero, me)) {
+            atomic_fetch_add(&tids[i].seq, 1);
+            pthread_setspecific(tid_key, (void *)(uintptr_t)(i + 1));
+            return;
+        }
+    }
+}
 
 unsigned bs_private_gen(void)
 {
@@ -62,9 +107,12 @@ static int unshare_table(void)
  */
 static void thread_start(int inherited)
 {
-    if (inherited)
-        return;
     int saved = errno;
+    tid_enter();
+    if (inherited) {
+        errno = saved;
+        return;
+    }
     int ok = unshare_table() == 0;
     if (ok) {
         /* Without /dev/null (a bare chroot), the root folder: writes to it fail. */
@@ -142,8 +190,49 @@ static void log_out(const char *line, size_t len)
     }
 }
 
+int bs_private_thread_pidfd(void)
+{
+    BS_KEEP_ERRNO();
+    if (!atomic_load(&table_private))
+        return -ENOSYS;
+    for (unsigned i = 0; i < MAX_TIDS; i++) {
+        unsigned seq = atomic_load(&tids[i].seq);
+        int tid = atomic_load(&tids[i].tid);
+        if (tid <= 0)
+            continue;
+        long p = bs_syscall(SYS_pidfd_open, (long)tid, (long)PIDFD_THREAD);
+        if (p < 0) {
+            if (errno == EINVAL)
+                return -EINVAL; /* no PIDFD_THREAD (Linux before 6.9) */
+            continue;
+        }
+        /* Still the same entry: the thread had not left when the pidfd was made, so the
+           id was not yet anybody else's. */
+        if (atomic_load(&tids[i].seq) == seq && atomic_load(&tids[i].tid) == tid)
+            return (int)p;
+        bs_syscall(SYS_close, p);
+    }
+    return -ESRCH;
+}
+
+int bs_private_getfd(int pidfd, int privfd)
+{
+    BS_KEEP_ERRNO();
+    long g = bs_syscall(SYS_pidfd_getfd, (long)pidfd, (long)privfd, 0L);
+    return g >= 0 ? (int)g : -errno;
+}
+
+void bs_private_fork_child(void)
+{
+    for (unsigned i = 0; i < MAX_TIDS; i++) {
+        atomic_fetch_add(&tids[i].seq, 1);
+        atomic_store(&tids[i].tid, 0);
+    }
+}
+
 void bs_private_init(void)
 {
+    tid_key_ok = pthread_key_create(&tid_key, tid_leave) == 0;
     bs_engine_set_thread_start(thread_start);
     bs_log_set_output(log_out);
 }

@@ -42,4 +42,18 @@ int bs_private_ok(void);
  */
 int bs_private_from_program(int pfd, pid_t tid, int reopen, int *shared);
 
+/*
+ * From a program thread: a pidfd, in the program's table at its lowest free number,
+ * of a writer thread alive now (PIDFD_THREAD: pidfd_getfd through it reaches the
+ * private table), or -errno (no writer thread, or a kernel before Linux 6.9).
+ */
+int bs_private_thread_pidfd(void);
+
+/* pidfd_getfd(pidfd, privfd): a copy of the private table's privfd in the caller's table
+   (close-on-exec, at its lowest free number), or -errno. */
+int bs_private_getfd(int pidfd, int privfd);
+
+/* In a forked child: no writer thread of the parent's is ours. */
+void bs_private_fork_child(void);
+
 #endif /* BUFSHIM_PRIVATE_FDS_I_H */

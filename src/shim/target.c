@@ -49,6 +49,36 @@ static int held_valid(struct bs_target *t)
     return t->held >= 0 && t->held_gen == bs_private_gen();
 }
 
+/*
+ * Lingering. Decision: a regular target stays live for two intervals after its last
+ * descriptor closed (and, lazily, until the next open or close after that: there is
+ * no timer), keeping its writer and its held descriptor, so that a program that
+ * opens and closes it per record finds it live and its opens are elided
+ * (doc/behaviour.md §3). next_expiry is the earliest end of a lingering time, 0 for
+ * none.
+ */
+static _Atomic uint64_t next_expiry;
+
+static int lingering(struct bs_target *t)
+{
+    uint64_t until = atomic_load(&t->linger_until);
+    return until && bs_now_ns() < until;
+}
+
+static void start_lingering(struct bs_target *t)
+{
+    /* Only files appended to (logs): a file written otherwise and then closed may be run
+       next (a script), which a writer left open would make fail with ETXTBSY. */
+    if (!t->regular || !atomic_load(&t->appending) || atomic_load(&bs_exiting) ||
+        bs_engine_is_shut_down())
+        return;
+    uint64_t until = bs_now_ns() + (uint64_t)(2 * bs_cfg.interval * 1e9);
+    atomic_store(&t->linger_until, until);
+    uint64_t cur = atomic_load(&next_expiry);
+    while ((cur == 0 || until < cur) && !atomic_compare_exchange_weak(&next_expiry, &cur, until))
+        ;
+}
+
 /* Closes t's held descriptor. On a writer thread; caller holds t->held_lock. */
 static void drop_held(struct bs_target *t)
 {
@@ -69,11 +99,36 @@ static int same_file(struct bs_target *t, int fd)
  * thread; caller holds t->held_lock. tid: the program thread blocked in the
  * call, 0 for none.
  */
-static void take_held(struct bs_target *t, int pfd, pid_t tid)
+/* Whether held descriptor h has the status flags of a plain append open: what F_GETFL
+   shows after open(O_WRONLY|O_APPEND) (O_LARGEFILE is the kernel's bit, 0 in glibc's
+   64-bit headers). */
+#define KERNEL_O_LARGEFILE 0100000
+static int fit_for_sharing(int h)
+{
+    int fl = BS_REAL(fcntl)(h, F_GETFL);
+    return fl >= 0 && (fl & ~KERNEL_O_LARGEFILE) == (O_WRONLY | O_APPEND);
+}
+
+static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
 {
     if (held_valid(t))
         return;
     t->held = -1;
+    /* The program's closing description, when it is fit to be shared and nobody
+       else's: keeping it costs the drive no open, and its close no release. */
+    if (borrow && pfd >= 0 && t->regular) {
+        int shared;
+        int h = bs_private_from_program(pfd, tid, 0, &shared);
+        if (h >= 0 && shared && same_file(t, h) && fit_for_sharing(h)) {
+            t->held = h;
+            t->held_shares_ofd = 0; /* the program's descriptor is going: ours alone */
+            t->held_fit = 1;
+            t->held_gen = bs_private_gen();
+            return;
+        }
+        if (h >= 0)
+            bs_sys_close(h);
+    }
     int lo = pfd >= 0 ? pfd : 0, hi = pfd >= 0 ? pfd : atomic_load(&bs_fdtab_max);
     for (int fd = lo; fd <= hi; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
@@ -90,6 +145,7 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid)
         if (h >= 0) {
             t->held = h;
             t->held_shares_ofd = shared;
+            t->held_fit = t->regular && !shared && fit_for_sharing(h);
             t->held_gen = bs_private_gen();
             return;
         }
@@ -110,7 +166,7 @@ static void held_call(void *arg)
     if (q->drop)
         drop_held(q->t);
     else
-        take_held(q->t, q->pfd, q->tid);
+        take_held(q->t, q->pfd, q->tid, 0);
     pthread_mutex_unlock(&q->t->held_lock);
 }
 
@@ -146,7 +202,7 @@ static void held_job_run(void *arg)
 {
     struct bs_target *t = arg;
     pthread_mutex_lock(&t->held_lock);
-    take_held(t, t->held_job_fd, 0);
+    take_held(t, t->held_job_fd, 0, t->held_job_borrow);
     pthread_mutex_unlock(&t->held_lock);
 }
 
@@ -157,13 +213,14 @@ static int held_busy(struct bs_target *t)
 }
 
 /* held_lock makes the check and the submission one step: the job is queued once at most. */
-static void request_held(struct bs_target *t, int fd)
+static void request_held(struct bs_target *t, int fd, int borrow)
 {
     bs_busy_enter(); /* no flushing signal handler while held_lock is held */
     pthread_mutex_lock(&t->held_lock);
     if (!held_valid(t) && !held_busy(t)) {
         atomic_store(&t->held_pending, 1);
         t->held_job_fd = fd;
+        t->held_job_borrow = borrow;
         t->held_job = (struct bs_job){.fn = held_job_run, .arg = t};
         if (bs_engine_submit(&t->held_job) < 0)
             atomic_store(&t->held_pending, 0);
@@ -188,7 +245,7 @@ static void wait_held(struct bs_target *t)
         bs_engine_wait_for(&t->held_job, HELD_WAIT_NS);
 }
 
-void bs_target_prepare_close(struct bs_target *t, int fd)
+void bs_target_prepare_close(struct bs_target *t, int fd, int borrow)
 {
     if (!t->regular || !bs_is_owner())
         return;
@@ -200,7 +257,7 @@ void bs_target_prepare_close(struct bs_target *t, int fd)
        the file, in case its name is taken before the next batch. */
     if (atomic_load(&t->refs) == 1 && bs_target_pending(t) > 0 && !held_valid(t) &&
         !bs_engine_is_shut_down()) {
-        request_held(t, fd);
+        request_held(t, fd, borrow);
         wait_held(t);
     }
 }
@@ -262,7 +319,7 @@ static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int 
             return -EBADF;
         pthread_mutex_lock(&t->held_lock);
         locked = 1;
-        take_held(t, -1, 0);
+        take_held(t, -1, 0, 0);
         fd = t->held;
         if (fd < 0) {
             pthread_mutex_unlock(&t->held_lock);
@@ -298,7 +355,7 @@ static ssize_t target_io(struct bs_target *t, const void *data, size_t len, int 
             pthread_mutex_lock(&t->held_lock);
         /* Nobody refers to the target any more and everything is written: let go of
            the file now (a pipe's reader sees EOF), the writer is retired later. */
-        if (atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0)
+        if (atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0 && !lingering(t))
             drop_held(t);
         pthread_mutex_unlock(&t->held_lock);
     }
@@ -422,18 +479,34 @@ static void reap(void)
 {
     for (;;) {
         bufshim_writer *w = NULL;
+        struct bs_target *gone = NULL;
+        uint64_t soonest = 0;
         pthread_mutex_lock(&reg_lock);
         for (struct bs_target *t = registry; t; t = t->next) {
-            if (t->w && atomic_load(&t->refs) == 0 && bs_target_pending(t) == 0) {
-                w = t->w;
-                t->w = NULL;
-                atomic_fetch_sub(&live_targets, 1);
-                break;
+            if (!t->w || atomic_load(&t->refs) != 0)
+                continue;
+            /* Bytes still to write, or lingering: not yet, but the next tick looks again. */
+            if (bs_target_pending(t) != 0 || lingering(t)) {
+                uint64_t until = atomic_load(&t->linger_until);
+                if (until && (!soonest || until < soonest))
+                    soonest = until;
+                continue;
             }
+            w = t->w;
+            t->w = NULL;
+            gone = t;
+            atomic_store(&t->linger_until, 0);
+            atomic_fetch_sub(&live_targets, 1);
+            break;
         }
+        if (!w)
+            atomic_store(&next_expiry, soonest);
         pthread_mutex_unlock(&reg_lock);
         if (!w)
             return;
+        /* Its lingering is over: let go of the file. */
+        if (gone->held >= 0)
+            release_held(gone);
         /* Keep the retired writer's counters for the exit report. */
         if (bs_cfg.stats)
             bs_stats_retire(w);
@@ -471,6 +544,22 @@ static struct bs_target *new_target(dev_t dev, ino_t ino, int regular, const cha
     return t;
 }
 
+/*
+ * A live target opened under another name than its own (renamed while it lingered,
+ * or a link): batches open the name the program uses now. The old name's string is
+ * left allocated, since a batch on a writer thread may be reading it (a rename per
+ * rotation: a few bytes each).
+ */
+static void renamed_live(struct bs_target *t, const char *path)
+{
+    const char *cur = __atomic_load_n(&t->path, __ATOMIC_ACQUIRE);
+    if (cur && strcmp(cur, path) == 0)
+        return;
+    char *p = strdup(path);
+    if (p)
+        __atomic_store_n(&t->path, p, __ATOMIC_RELEASE);
+}
+
 static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
                                  int word)
 {
@@ -481,6 +570,8 @@ static struct bs_target *acquire(dev_t dev, ino_t ino, int create, int fd, const
         pthread_mutex_unlock(&reg_lock);
         if (create && fd >= 0 && !t->regular && !held_valid(t))
             ensure_held(t, fd);
+        if (create && path && !word && t->regular)
+            renamed_live(t, path);
         return t;
     }
     pthread_mutex_unlock(&reg_lock);
@@ -602,10 +693,54 @@ static void release_unguarded(struct bs_target *t)
 {
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
-    /* The last reference: retire now when nothing is pending, else after its batch. */
-    if (bs_target_pending(t) == 0 && t->held >= 0)
+    /* The last reference: linger, then retire when nothing is pending (after its batch). */
+    start_lingering(t);
+    if (bs_target_pending(t) == 0 && t->held >= 0 && !lingering(t))
         release_held(t);
     reap();
+}
+
+void bs_target_end_lingering(void)
+{
+    if (atomic_load_explicit(&next_expiry, memory_order_relaxed) == 0 || bs_in_shim ||
+        !bs_is_owner())
+        return;
+    BS_KEEP_ERRNO();
+    bs_busy_enter();
+    pthread_mutex_lock(&reg_lock);
+    for (struct bs_target *t = registry; t; t = t->next)
+        if (t->w && atomic_load(&t->refs) == 0)
+            atomic_store(&t->linger_until, 0);
+    pthread_mutex_unlock(&reg_lock);
+    reap();
+    bs_busy_leave();
+}
+
+void bs_target_tick(void)
+{
+    uint64_t e = atomic_load_explicit(&next_expiry, memory_order_relaxed);
+    if (__builtin_expect(e == 0, 1) || bs_now_ns() < e)
+        return;
+    BS_KEEP_ERRNO();
+    bs_busy_enter();
+    reap();
+    bs_busy_leave();
+}
+
+int bs_target_share_held(struct bs_target *t, int pidfd)
+{
+    if (!t->regular || atomic_load(&t->broken) || atomic_load(&t->locked))
+        return -EBADF;
+    int r = -EBUSY;
+    bs_busy_enter(); /* no flushing signal handler while held_lock is held */
+    /* A writer thread holds held_lock while it writes through held (it may hang
+       there): the program's open does not wait for it, it opens for real. */
+    if (pthread_mutex_trylock(&t->held_lock) == 0) {
+        r = held_valid(t) && t->held_fit ? bs_private_getfd(pidfd, t->held) : -EBADF;
+        pthread_mutex_unlock(&t->held_lock);
+    }
+    bs_busy_leave();
+    return r;
 }
 
 struct bs_target *bs_target_by_path(int dirfd, const char *path, int nofollow)
@@ -653,6 +788,7 @@ void bs_target_fork_parent(void)
 void bs_target_fork_child(void)
 {
     pthread_mutex_init(&create_lock, NULL);
+    bs_private_fork_child();
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
         t->held = -1; /* it was in the parent's private table */

@@ -33,6 +33,9 @@ struct bs_target {
     atomic_int held;           /* descriptor to the file in the private table, or -1 */
     atomic_uint held_gen;      /* bs_private_gen() when held was made */
     int held_shares_ofd;       /* held is the program's own description (not a reopen) */
+    int held_fit;              /* held is O_WRONLY|O_APPEND and nobody else's: open elision may
+                                  share it (bs_target_share_held) */
+    int held_job_borrow;       /* held_job may take the closing description itself */
     atomic_int held_pending;   /* held_job submitted and not waited for */
     int held_job_fd;           /* the program's descriptor held_job reopens */
     struct bs_job held_job;
@@ -41,6 +44,10 @@ struct bs_target {
     atomic_int broken; /* a pipe or socket whose reader is gone: pass-through from now on */
     atomic_int locked; /* the program took a lock on it: closes flush first (wrap_lock.c) */
     atomic_int refs;   /* program descriptors + transient users */
+    /* After its last descriptor closed, a regular target stays live until then
+       (bs_now_ns), so that a program that opens it per record finds it again. */
+    _Atomic uint64_t linger_until;
+    atomic_int appending; /* its latest writable description was O_APPEND: it may linger */
 
     /*
      * Exact size queries (doc/behaviour.md §4): acc = bytes accepted by the engine, wr = bytes
@@ -65,8 +72,30 @@ void bs_target_init(void);
 struct bs_target *bs_target_acquire(dev_t dev, ino_t ino, int create, int fd, const char *path,
                                     int word);
 
-/* The program is about to close fd, one of t's descriptors (see bs_fd_prepare_close). */
-void bs_target_prepare_close(struct bs_target *t, int fd);
+/*
+ * The program is about to close fd, one of t's descriptors (see bs_fd_prepare_close).
+ * borrow: fd's description was opened by this process and never shared with another
+ * one, so it may become t's held descriptor itself (no open on the drive).
+ */
+void bs_target_prepare_close(struct bs_target *t, int fd, int borrow);
+
+/*
+ * Open elision: a copy of t's held descriptor in the program's table, made through
+ * pidfd (a writer thread's, bs_private_thread_pidfd), or -errno when t has no held
+ * descriptor fit to be shared (or it is busy). Keeps errno.
+ */
+int bs_target_share_held(struct bs_target *t, int pidfd);
+
+/*
+ * Before fork, exec or spawn (after their flush): lingering targets are retired now. A
+ * held descriptor open for writing would make the kernel refuse to execute its file
+ * (ETXTBSY): a program that writes a script, closes it and runs it must find no writer
+ * left, as without the shim. Keeps errno.
+ */
+void bs_target_end_lingering(void);
+
+/* Retires the targets whose lingering time is over (cheap when none is due). Keeps errno. */
+void bs_target_tick(void);
 
 /* Drops a reference; a target nobody refers to is retired once its bytes are written. */
 void bs_target_release(struct bs_target *t);

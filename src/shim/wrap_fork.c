@@ -7,6 +7,9 @@
 #include "descriptors_i.h"
 #include "engine_i.h"
 #include "errno_i.h"
+#include "descriptors_i.h"
+#include "elide_i.h"
+#include "target_i.h"
 #include "flush_i.h"
 #include "fork_i.h"
 #include "process_i.h"
@@ -35,6 +38,7 @@ static void fork_child(void)
     bs_owner_reset();
     bs_signals_fork_child();
     bs_fd_fork_child();
+    bs_elide_fork_child();
     bs_target_fork_child();
 }
 
@@ -52,6 +56,8 @@ void bs_fork_init(void)
 BS_EXPORT pid_t fork(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
+    bs_fd_shared_out(); /* the child shares every description */
     bs_busy_enter();
     pid_t pid = BS_REAL(fork)();
     BS_SAVE_ERRNO(bs_busy_leave());
@@ -69,6 +75,11 @@ void *bs_vfork_prepare(void);
 void *bs_vfork_prepare(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
+    /* The child runs without the shim's bookkeeping until it execs: it gets real
+       descriptions, whatever it dup2s. */
+    bs_fd_materialize_all(1);
+    bs_fd_shared_out();
     return (void *)BS_REAL(vfork);
 }
 
@@ -87,6 +98,8 @@ __asm__(".text\n"
 BS_EXPORT pid_t vfork(void)
 {
     bs_shim_before_exec();
+    bs_target_end_lingering();
+    bs_fd_shared_out();
     return BS_REAL(fork)();
 }
 #endif

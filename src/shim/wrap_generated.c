@@ -2,8 +2,8 @@
  * target the call names, then the call. They are: fsync, fdatasync, sync_file_range; utime,
  * utimes, lutimes, futimes, futimens, utimensat, futimesat; chmod, lchmod, fchmod, fchmodat;
  * chown, lchown, fchown, fchownat; the *xattr calls; posix_fadvise, readahead; fstatfs, statfs,
- * fstatvfs, statvfs; tcdrain, tcflush, tcflow, tcsendbreak, tcsetattr; send, sendto, sendmsg,
- * sendmmsg, shutdown; vmsplice, tee; aio_write, aio_read, aio_fsync (calls_i.h is the list). */
+ * fstatvfs, statvfs; tcdrain, tcflush, tcflow, tcsendbreak, tcsetattr; send, sendto,
+ * shutdown; vmsplice, tee; aio_write, aio_read, aio_fsync (calls_i.h is the list). */
 #include "real_i.h"
 
 #include <errno.h>

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 
 #include "barrier_i.h"
+#include "descriptors_i.h"
+#include "elide_i.h"
 
 /*
  * ioctl: the shim cannot know what a request does (FIONREAD reads the size,
@@ -17,6 +19,11 @@ BS_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
+    /* Only the close-on-exec requests act on the descriptor rather than its description. */
+    if (req != FIOCLEX && req != FIONCLEX && !bs_in_shim) {
+        bs_fd_materialize(fd);
+        bs_fd_taint(fd);
+    }
     struct bs_target *t = bs_barrier_tracked_all(fd);
     int r = BS_REAL(ioctl)(fd, req, arg);
     if (t && r >= 0)

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "descriptors_i.h"
+#include "elide_i.h"
 #include "engine_i.h"
 #include "shim_i.h"
 
@@ -48,9 +49,12 @@ static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
             }
         }
     } else if (whence != SEEK_END) {
+        bs_fd_materialize(fd);
         goto real; /* a non-diverted description's own offset does not depend on the queue */
     }
-    /* A move (or a SEEK_END on a description that is not diverted): flush first. */
+    /* A move (or a SEEK_END on a description that is not diverted): flush first. An
+       elided descriptor gets a description of its own first: the move is its alone. */
+    bs_fd_materialize(fd);
     bs_target_flush(t);
     bs_fd_sync_offsets(t);
     errno = saved;

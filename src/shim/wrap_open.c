@@ -10,6 +10,7 @@
 #include "barrier_i.h"
 #include "engine_i.h"
 #include "descriptors_i.h"
+#include "elide_i.h"
 #include "process_i.h"
 #include "shim_i.h"
 
@@ -40,6 +41,16 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
     return t;
 }
 
+/* An open answered by elision (elide.c) needs nothing more than the std-stream hook. */
+#define ELIDE(dirfd, path, flags)                                                                  \
+    do {                                                                                           \
+        int e_ = bs_elide_open(dirfd, path, flags);                                                \
+        if (e_ >= 0) {                                                                             \
+            bs_std_fd_changed(e_);                                                                 \
+            return e_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
 {
     BS_KEEP_ERRNO();
@@ -54,6 +65,7 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
 
 int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
+    ELIDE(dirfd, path, flags);
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(openat)(dirfd, path, flags, mode);
     after_open(t, fd, dirfd, path);
@@ -72,6 +84,7 @@ int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 BS_EXPORT int open(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
+    ELIDE(AT_FDCWD, path, flags);
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
     int fd = BS_REAL(open)(path, flags, mode);
     after_open(t, fd, AT_FDCWD, path);
@@ -81,6 +94,7 @@ BS_EXPORT int open(const char *path, int flags, ...)
 BS_EXPORT int open64(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
+    ELIDE(AT_FDCWD, path, flags);
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
     int fd = BS_REAL(open64)(path, flags, mode);
     after_open(t, fd, AT_FDCWD, path);
@@ -89,6 +103,7 @@ BS_EXPORT int open64(const char *path, int flags, ...)
 
 BS_EXPORT int __open_2(const char *path, int flags)
 {
+    ELIDE(AT_FDCWD, path, flags);
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
     int fd = BS_REAL(__open_2)(path, flags);
     after_open(t, fd, AT_FDCWD, path);
@@ -97,6 +112,7 @@ BS_EXPORT int __open_2(const char *path, int flags)
 
 BS_EXPORT int __open64_2(const char *path, int flags)
 {
+    ELIDE(AT_FDCWD, path, flags);
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
     int fd = BS_REAL(__open64_2)(path, flags);
     after_open(t, fd, AT_FDCWD, path);
@@ -106,6 +122,7 @@ BS_EXPORT int __open64_2(const char *path, int flags)
 BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
+    ELIDE(dirfd, path, flags);
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(openat)(dirfd, path, flags, mode);
     after_open(t, fd, dirfd, path);
@@ -115,6 +132,7 @@ BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
+    ELIDE(dirfd, path, flags);
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(openat64)(dirfd, path, flags, mode);
     after_open(t, fd, dirfd, path);
@@ -123,6 +141,7 @@ BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 
 BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
+    ELIDE(dirfd, path, flags);
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(__openat_2)(dirfd, path, flags);
     after_open(t, fd, dirfd, path);
@@ -131,6 +150,7 @@ BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 
 BS_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
+    ELIDE(dirfd, path, flags);
     struct bs_target *t = before_open(dirfd, path, flags);
     int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
     after_open(t, fd, dirfd, path);
@@ -205,9 +225,44 @@ BS_EXPORT int dup3(int oldfd, int newfd, int flags)
  * target is flushed first and the descriptor re-decided after. The argument is
  * read as an unsigned long, wide enough for both the int and pointer commands.
  */
+/* The fcntl commands that neither need nor change anything of the open file description
+   beyond what a shared one gives (descriptor flags, queries, copies). */
+static int description_neutral(int cmd)
+{
+    switch (cmd) {
+    case F_GETFD:
+    case F_SETFD:
+    case F_GETFL:
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+    case F_GETLK:
+    case F_OFD_GETLK:
+    case F_GETOWN:
+    case F_GETOWN_EX:
+    case F_GETSIG:
+    case F_GETLEASE:
+    case F_GETPIPE_SZ:
+    case F_GET_SEALS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
 {
     int took;
+    if (!bs_in_shim && !description_neutral(cmd) && bs_fd_slot_raw(fd)) {
+        /* A lock makes every elided descriptor of the file real (a locked target elides
+           no more opens); anything else of the description's, this one. */
+        if (cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW ||
+            cmd == F_SETLEASE)
+            bs_fd_materialize_target(fd);
+        else
+            bs_fd_materialize(fd);
+        if (cmd != F_SETLK && cmd != F_SETLKW)
+            bs_fd_taint(fd);
+    }
     if (bs_lock_fcntl_cmd(cmd, arg, &took)) {
         struct bs_target *lt = bs_lock_barrier(fd);
         int r = fcntl64_ ? BS_REAL(fcntl64)(fd, cmd, arg) : BS_REAL(fcntl)(fd, cmd, arg);
@@ -248,6 +303,14 @@ BS_EXPORT int fcntl64(int fd, int cmd, ...)
     unsigned long arg = va_arg(ap, unsigned long);
     va_end(ap);
     return do_fcntl(1, fd, cmd, arg);
+}
+
+/* fchdir: a directory is never a target, but an elided descriptor is made real first, so
+   that the call meets the description a real open would have made. */
+BS_EXPORT int fchdir(int fd)
+{
+    bs_fd_materialize(fd);
+    return BS_REAL(fchdir)(fd);
 }
 
 int bs_call_close(int fd)

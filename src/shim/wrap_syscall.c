@@ -10,6 +10,7 @@
 #include "errno_i.h"
 #include "barrier_i.h"
 #include "descriptors_i.h"
+#include "elide_i.h"
 #include "flush_i.h"
 #include "shim_i.h"
 
@@ -224,6 +225,21 @@ static int routed(long nr, const long *a, long *ret)
     case SYS_fcntl:
         *ret = fcntl((int)a[0], (int)a[1], (unsigned long)a[2]);
         return 1;
+    case SYS_flock:
+        *ret = flock((int)a[0], (int)a[1]);
+        return 1;
+    case SYS_ioctl:
+        *ret = ioctl((int)a[0], (unsigned long)a[1], a[2]);
+        return 1;
+    case SYS_fchdir:
+        *ret = fchdir((int)a[0]);
+        return 1;
+    case SYS_sendmsg:
+        *ret = sendmsg((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+        return 1;
+    case SYS_sendmmsg:
+        *ret = sendmmsg((int)a[0], (struct mmsghdr *)a[1], (unsigned)a[2], (int)a[3]);
+        return 1;
     case SYS_exit_group:
         _exit((int)a[0]);
     case SYS_sync:
@@ -255,21 +271,43 @@ BS_EXPORT long syscall(long nr, ...)
     switch (nr) {
     case SYS_execve:
     case SYS_execveat:
+        bs_fd_materialize_all(0);
+        bs_shim_flush_all();
+        bs_target_end_lingering();
+        return raw(nr, a);
 #ifdef SYS_fork
     case SYS_fork:
-    case SYS_vfork:
-#endif
+        bs_fd_shared_out();
         bs_shim_flush_all();
+        bs_target_end_lingering();
         return raw(nr, a);
+    case SYS_vfork:
+        bs_fd_materialize_all(1);
+        bs_fd_shared_out();
+        bs_shim_flush_all();
+        bs_target_end_lingering();
+        return raw(nr, a);
+#endif
     case SYS_clone:
+        if (!(a[0] & CLONE_FILES))
+            bs_fd_shared_out(); /* the child shares every description */
+        if ((a[0] & CLONE_VM) && !(a[0] & CLONE_FILES))
+            bs_fd_materialize_all(1); /* a vfork-like child: no bookkeeping of its own */
         if (!(a[0] & CLONE_VM))
             bs_shim_flush_all();
+        if (!(a[0] & CLONE_FILES))
+            bs_target_end_lingering();
         return raw(nr, a);
     default:
         break;
     }
     const struct arg_rule *r = rule_of(nr);
     struct bs_target *t = NULL, *t2 = NULL;
+    /* Reads, and a number the shim does not know, may need the descriptor's own
+       description. */
+    if (a[0] >= 0 && a[0] < INT32_MAX &&
+        (!r || nr == SYS_pread64 || nr == SYS_preadv || nr == SYS_preadv2 || nr == SYS_readahead))
+        bs_fd_materialize((int)a[0]);
     if (r) {
         t = barrier_of(r, a);
         t2 = second_barrier(nr, a);
