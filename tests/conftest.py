@@ -34,6 +34,7 @@ TSAN_MODULES = {
     "test_engine", "test_engine_slowfs", "test_public_api", "test_examples", "test_write",
     "test_fork", "test_signals", "test_lifecycle", "test_hostile", "test_faults",
     "test_stats", "test_pipes", "test_barriers", "test_stdio", "test_cxx", "test_exports",
+    "test_crashsafe", "test_open_elision",
 }
 TSAN_SKIP_TESTS = {
     # 100 exec'd /bin/sh children, each under the TSan runtime: 140 s.

@@ -65,6 +65,23 @@ static atomic_int gave_up;         /* no keeper can be had: the hooks do nothing
 
 #define NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined"), noinline))
 
+/*
+ * The children share the program's memory (CLONE_VM) until the exec, as vfork's do. Not under
+ * ThreadSanitizer: a child on the parent's thread-local state corrupts TSan's own (false
+ * double locks and races in the parent later). There the children get a copy of the
+ * memory, and a failure inside them is not reported back.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SPAWN_VM 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPAWN_VM 0
+#endif
+#endif
+#ifndef SPAWN_VM
+#define SPAWN_VM CLONE_VM
+#endif
+
 /* A raw system call: the result, or -errno. Also run by the children (no instrumentation). */
 NO_SANITIZE static long sys(long nr, long a, long b, long c, long d)
 {
@@ -233,7 +250,7 @@ NO_SANITIZE static int intermediate(void *arg)
 {
     struct spawn *s = arg;
     sys(SYS_setsid, 0, 0, 0, 0);
-    if (clone(grandchild, s->grand_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, s) < 0)
+    if (clone(grandchild, s->grand_stack, SPAWN_VM | CLONE_VFORK | SIGCHLD, s) < 0)
         return child_fail(s, STEP_CLONE, -errno);
     return 0;
 }
@@ -290,7 +307,7 @@ static int start_keeper(const char *dir, const char **what)
     sigset_t all, old;
     sigfillset(&all);
     sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&old, _NSIG / 8);
-    long pid = clone(intermediate, mid_stack, CLONE_VM | CLONE_VFORK, s);
+    long pid = clone(intermediate, mid_stack, SPAWN_VM | CLONE_VFORK, s);
     int cerr = errno;
     if (pid > 0) /* it has exited (CLONE_VFORK): reap it, __WCLONE since it sends no signal */
         while (sys(SYS_wait4, pid, 0, __WCLONE, 0) == -EINTR)
