@@ -577,11 +577,14 @@ void bs_writer_status(bufshim_writer *w, struct bs_writer_status *out)
     out->last_ns = w->last_ns;
     out->last_bytes = w->last_bytes;
     out->inflight_real = w->inflight_real;
-    out->stalled = w->inflight_real && now > w->inflight_real &&
-                   now - w->inflight_real > stall_ns(w);
+    out->stalled =
+        w->inflight_real && now > w->inflight_real && now - w->inflight_real > stall_ns(w);
     out->failing = w->failing || out->stalled;
     out->error = w->failing ? w->episode_error : 0;
-    out->failing_since_real = w->failing ? w->episode_since_real : out->stalled ? w->inflight_real : 0;
+    if (w->failing)
+        out->failing_since_real = w->episode_since_real;
+    else if (out->stalled)
+        out->failing_since_real = w->inflight_real;
     out->episodes = w->failure_episodes + w->stalls + (out->stalled && !w->failing);
     out->interval_ns = w->interval_ns;
     out->spooled = w->spool != NULL;

@@ -114,8 +114,10 @@ static void stream_of(struct bs_target *t, struct row *r)
     const char *kind = "not a regular file";
     if (fd >= 0 && atomic_load(&t->held_gen) == bs_private_gen() &&
         sys(SYS_fstat, fd, (long)&st, 0, 0) == 0) {
-        kind = S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket"
-               : S_ISCHR(st.st_mode) ? "terminal" : kind;
+        kind = S_ISFIFO(st.st_mode)   ? "pipe"
+               : S_ISSOCK(st.st_mode) ? "socket"
+               : S_ISCHR(st.st_mode)  ? "terminal"
+                                      : kind;
         char link[64];
         /* thread-self: the writer threads' table is not the process's (private_fds.c). */
         snprintf(link, sizeof link, "/proc/thread-self/fd/%d", fd);
@@ -206,7 +208,9 @@ static void status_text(struct text *t, pid_t pid, uint64_t now)
             put(t, "\"in_flight_since\": null, ");
         if (s->failing) {
             char e[128];
-            put(t, "\"failure\": {\"error\": \"%s\", \"errno\": %d, \"since\": %.3f, \"held\": %" PRIu64 "}, ",
+            put(t,
+                "\"failure\": {\"error\": \"%s\", \"errno\": %d, \"since\": %.3f, \"held\": "
+                "%" PRIu64 "}, ",
                 error_text(s, e, sizeof e), s->error, secs(s->failing_since_real), s->held);
         } else {
             put(t, "\"failure\": null, ");
@@ -267,9 +271,10 @@ static void prom_text(struct text *t, pid_t pid, uint64_t now)
     put(t, "# HELP bufshim_up 1 while the process runs; 0 once it has ended without removing "
            "this file (its figures are gone with it)\n# TYPE bufshim_up gauge\n");
     put(t, "bufshim_up{pid=\"%d\",starttime=\"%" PRIu64 "\"} 1\n", (int)pid, files_start);
-    prom_family(t, pid, "bufshim_target_info", "gauge",
-                "A target of the process, with its mode (diverted, in memory and why, pass-through)",
-                0, now);
+    prom_family(
+        t, pid, "bufshim_target_info", "gauge",
+        "A target of the process, with its mode (diverted, in memory and why, pass-through)", 0,
+        now);
     prom_family(t, pid, "bufshim_held_bytes", "gauge", "Bytes held in memory, not yet in the file",
                 1, now);
     prom_family(t, pid, "bufshim_oldest_held_seconds", "gauge",
@@ -317,8 +322,8 @@ static void replace_file(const char *path, const struct text *t)
     char tmp[sizeof status_path + 16];
     const char *slash = strrchr(path, '/');
     snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1);
-    int fd = (int)sys(SYS_openat, AT_FDCWD, (long)tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+    int fd =
+        (int)sys(SYS_openat, AT_FDCWD, (long)tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
     ssize_t w = bs_sys_write_all(fd, t->p, t->len);
