@@ -37,6 +37,49 @@ struct bs_writer_stats {
 };
 
 /*
+ * A writer's state for operators (`bufshim status`, BUFSHIM_METRICS): a snapshot. Times
+ * "_real" are CLOCK_REALTIME ns (another process reads them), 0 for none. A batch counts as
+ * stalled while its write has been in flight for longer than the interval, at least 1 s.
+ */
+#define BS_BATCH_BUCKETS 6 /* upper bounds bs_batch_bucket_ns[], then +Inf */
+extern const uint64_t bs_batch_bucket_ns[BS_BATCH_BUCKETS];
+struct bs_writer_status {
+    uint64_t held;             /* bytes held now (as bs_writer_pending) */
+    uint64_t oldest_real;      /* when the oldest held byte came in (the first call of its
+                                  chunk: never later than it), 0 when nothing is held */
+    uint64_t bytes;            /* bytes taken from the input by batches */
+    uint64_t batches, written; /* batches that wrote bytes, and the bytes they wrote */
+    uint64_t last_end_real, last_ns, last_bytes; /* the last batch: end, duration, bytes */
+    uint64_t inflight_real;    /* a batch's write began then and has not returned */
+    int stalled;               /* that write has been in flight for too long */
+    int failing, error;        /* a failure episode and its errno (0 for a stall) */
+    uint64_t failing_since_real; /* its start (the stalled write's start for a stall) */
+    uint64_t episodes;         /* failure episodes and stalls, the one in progress included */
+    uint64_t interval_ns;
+    int spooled;               /* its buffers are in a spool (crash-safe) */
+    uint64_t bucket[BS_BATCH_BUCKETS + 1]; /* batches by duration (not cumulative) */
+    uint64_t batch_sum_ns, batch_count;
+};
+
+/* Fills *out with w's state now. Takes w's lock (never held across I/O). Keeps errno. */
+void bs_writer_status(bufshim_writer *w, struct bs_writer_status *out);
+
+/* The ctx given at open. */
+void *bs_writer_ctx(bufshim_writer *w);
+
+/* CLOCK_REALTIME in nanoseconds. Keeps errno. */
+uint64_t bs_real_ns(void);
+
+/*
+ * Reports (the shim's status and metrics files): fn() runs on a writer thread, the leader,
+ * with no engine lock held, at most once every period_ns and only while writer threads run.
+ * It returns 1 when it wants to run again one period later even if no batch is due meanwhile
+ * (something is held, in flight or failing), 0 when the next batch may wake it. Set once,
+ * before the first writer opens.
+ */
+void bs_engine_set_report(int (*fn)(void), uint64_t period_ns);
+
+/*
  * Like bufshim_open, but names the writer: the name appears in the stderr lines
  * that report a failure episode. name is copied.
  */

@@ -158,6 +158,17 @@ static void run_call(void)
         pthread_cond_signal(&sched.wake); /* as after a batch: a job may flush a writer */
 }
 
+/* Reports (bs_engine_set_report): due at report_next, under sched.lock. */
+static int (*report_fn)(void);
+static uint64_t report_period, report_next;
+static int report_again;
+
+void bs_engine_set_report(int (*fn)(void), uint64_t period_ns)
+{
+    report_period = period_ns;
+    report_fn = fn;
+}
+
 static void *thread_main(void *arg)
 {
     on_engine_thread = arg ? 2 : 1;
@@ -183,10 +194,24 @@ static void *thread_main(void *arg)
             run_call();
             continue;
         }
+        /* A report due: the leader writes it (a local file, written in a moment) while it
+           keeps the role, so appends and batches wait for it no longer than that. */
+        if (report_fn && bs_now_ns() >= report_next) {
+            report_next = bs_now_ns() + report_period;
+            thread_ready();
+            pthread_mutex_unlock(&sched.lock);
+            int again = report_fn();
+            pthread_mutex_lock(&sched.lock);
+            report_again = again;
+            sched.has_leader = 0;
+            continue;
+        }
         /* Picks a due writer and claims it, or learns when the next one is due. */
         uint64_t next;
         struct bufshim_writer *w = bs_registry_claim_due(bs_now_ns(), &next);
         if (!w) {
+            if (report_fn && report_again && report_next < next)
+                next = report_next;
             sched.leader_sleeping = 1;
             if (next == UINT64_MAX) {
                 pthread_cond_wait(&sched.wake, &sched.lock);
@@ -243,6 +268,8 @@ static void sched_fork_child(void)
 {
     bs_registry_fork_child();
     sched.nthreads = sched.nidle = sched.has_leader = sched.leader_sleeping = 0;
+    report_next = 0; /* the child's own report, at its first batch */
+    report_again = 0;
     /* Jobs waiting belong to the parent's threads; a job the forking thread submitted
        without waiting for it is done, as far as the child is concerned. */
     for (struct bs_job *j = sched.calls; j; j = j->next)

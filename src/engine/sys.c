@@ -53,6 +53,13 @@ uint64_t bs_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t bs_real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void (*log_output)(const char *line, size_t len);
 
 void bs_log_set_output(void (*out)(const char *line, size_t len))

@@ -146,8 +146,12 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
         /* acquire: pairs with make_stage's store, so the spool's stage is seen whole. */
         struct bs_stage *st = atomic_load_explicit(&w->stage, memory_order_acquire);
         int r = bs_stage_try_append(st, data, len, first, &full);
-        if (r > 0)
+        if (r > 0) {
+            /* The first call of a chunk notes when it came (bs_writer_status's oldest). */
+            if (*first && !atomic_load_explicit(&w->stage_first, memory_order_relaxed))
+                atomic_store_explicit(&w->stage_first, bs_real_ns(), memory_order_relaxed);
             return 1;
+        }
         if (r < 0)
             return r; /* -ESHUTDOWN: the final flush has sealed this writer */
         /* The chunk is full: add a larger one (once per chunk, under the lock); or the
@@ -173,8 +177,18 @@ static uint64_t held_now(struct bufshim_writer *w, uint64_t *records)
     return b + (w->out.len - w->out.off);
 }
 
+const uint64_t bs_batch_bucket_ns[BS_BATCH_BUCKETS] = {
+    1000000ull, 10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 60000000000ull,
+};
+
 static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
 {
+    unsigned b = 0;
+    while (b < BS_BATCH_BUCKETS && ns > bs_batch_bucket_ns[b])
+        b++;
+    w->bucket[b]++;
+    w->batch_sum_ns += ns;
+    w->batch_count++;
     if (ns > w->batch_ns_max)
         w->batch_ns_max = ns;
     w->batch_ns_ring[w->batch_ns_count % BS_BATCH_SAMPLES] =
@@ -201,6 +215,12 @@ void bs_writer_io_end(bufshim_writer *w, uint64_t wrote)
         bs_spool_write_end(w->spool, w->io_done);
 }
 
+/* How long a batch's write may be in flight before it counts as stalled. */
+static uint64_t stall_ns(const struct bufshim_writer *w)
+{
+    return w->interval_ns > 1000000000u ? w->interval_ns : 1000000000u;
+}
+
 ssize_t bs_writer_run_batch(struct bufshim_writer *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -218,6 +238,11 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     pthread_mutex_lock(&w->lock);
     if (last >= 0) {
         uint64_t before = w->bytes;
+        /* The sealed chunks' arrival time goes with them into out, unless out still holds
+           older bytes (a failed batch's rest). */
+        uint64_t first = atomic_exchange_explicit(&w->stage_first, 0, memory_order_relaxed);
+        if (w->out.len == w->out.off || !w->out_first)
+            w->out_first = first ? first : bs_real_ns();
         /* On -ENOMEM the rest stays staged and is taken next time. */
         bs_stage_take(st, (unsigned)last, &w->out, &w->bytes, &w->records,
                       w->spool ? commit_take : NULL, w->spool);
@@ -229,6 +254,8 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     size_t n = w->out.len - w->out.off;
     const char *data = w->out.data + w->out.off;
     w->io_done = w->out.off;
+    if (n > 0)
+        w->inflight_real = bs_real_ns();
     pthread_mutex_unlock(&w->lock);
 
     ssize_t r = 0;
@@ -245,6 +272,14 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
     uint64_t held = 0, attempts = 0;
     if (n > 0) {
         record_batch_time(w, t1 - t0);
+        w->last_end_real = bs_real_ns();
+        w->last_ns = t1 - t0;
+        w->last_bytes = r > 0 ? (uint64_t)r : 0;
+        w->inflight_real = 0;
+        /* A write that stalled and then returned was an episode of its own, unless it
+           goes on as (or already was) a failure episode. */
+        if (t1 - t0 > stall_ns(w) && r >= 0 && !w->failing)
+            w->stalls++;
         if (r > 0) {
             bs_buf_consume(&w->out, (size_t)r);
             if (w->spool) {
@@ -268,6 +303,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
                 w->failing = 1;
                 w->failure_episodes++;
                 w->episode_error = (int)-r;
+                w->episode_since_real = w->last_end_real;
                 log_start = 1;
             }
         } else if (w->failing) {
@@ -278,6 +314,8 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
         }
         err = (int)-r;
         held = held_now(w, NULL);
+        if (w->out.len == w->out.off)
+            w->out_first = 0;
         /* No realloc once the final flush has begun: it may run from a signal handler. */
         if (w->out.len == w->out.off && !atomic_load(&final_begun))
             bs_buf_trim(&w->out, n);
@@ -460,6 +498,8 @@ void bs_writer_fork_child(struct bufshim_writer *w)
     w->in_flight = 0;
     w->pins = 0;
     w->failing = 0;
+    atomic_store(&w->stage_first, 0);
+    w->out_first = w->inflight_real = 0;
     atomic_store(&w->consumed, atomic_load(&w->accepted));
     pthread_cond_init(&w->idle, NULL);
     pthread_mutex_unlock(&w->lock);
@@ -511,4 +551,45 @@ void bs_writer_stats(bufshim_writer *w, struct bs_writer_stats *out)
     pthread_mutex_unlock(&w->lock);
     qsort(samples, n, sizeof samples[0], cmp_u32);
     out->batch_ns_p50 = n ? samples[n / 2] : 0;
+}
+
+void *bs_writer_ctx(bufshim_writer *w)
+{
+    return w->ctx;
+}
+
+void bs_writer_status(bufshim_writer *w, struct bs_writer_status *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t now = bs_real_ns();
+    pthread_mutex_lock(&w->lock);
+    out->held = held_now(w, NULL);
+    if (w->out.len > w->out.off && w->out_first)
+        out->oldest_real = w->out_first;
+    else if (out->held)
+        out->oldest_real = atomic_load_explicit(&w->stage_first, memory_order_relaxed);
+    if (out->held && !out->oldest_real)
+        out->oldest_real = now; /* its first call is storing the time right now */
+    out->bytes = w->bytes;
+    out->batches = w->batches;
+    out->written = atomic_load_explicit(&w->consumed, memory_order_relaxed);
+    out->last_end_real = w->last_end_real;
+    out->last_ns = w->last_ns;
+    out->last_bytes = w->last_bytes;
+    out->inflight_real = w->inflight_real;
+    out->stalled =
+        w->inflight_real && now > w->inflight_real && now - w->inflight_real > stall_ns(w);
+    out->failing = w->failing || out->stalled;
+    out->error = w->failing ? w->episode_error : 0;
+    if (w->failing)
+        out->failing_since_real = w->episode_since_real;
+    else if (out->stalled)
+        out->failing_since_real = w->inflight_real;
+    out->episodes = w->failure_episodes + w->stalls + (out->stalled && !w->failing);
+    out->interval_ns = w->interval_ns;
+    out->spooled = w->spool != NULL;
+    memcpy(out->bucket, w->bucket, sizeof out->bucket);
+    out->batch_sum_ns = w->batch_sum_ns;
+    out->batch_count = w->batch_count;
+    pthread_mutex_unlock(&w->lock);
 }

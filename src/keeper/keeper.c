@@ -259,6 +259,67 @@ static void finish(const char *name)
 }
 
 /*
+ * A status file (src/shim/report_i.h) whose process is gone: its Prometheus textfile, when it
+ * has one that is still that process's, is rewritten to say bufshim_up 0 (the figures are
+ * not live any more), and the status file is removed. Decision: the keeper does it because
+ * it is the one process that learns of a death within a second; `bufshim status` does the
+ * same when it meets one.
+ */
+static void bury_status(const char *name)
+{
+    int pid;
+    unsigned long long start;
+    char tail[16];
+    if (sscanf(name, "%d-%llu.%15s", &pid, &start, tail) != 3 || strcmp(tail, "status") != 0 ||
+        bs_proc_starttime(pid) == start)
+        return;
+    char buf[8192], metrics[4096] = "";
+    int fd = openat(dirfd_, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    struct stat st;
+    ssize_t n = fstat(fd, &st) == 0 && st.st_uid == getuid() ? read(fd, buf, sizeof buf - 1) : -1;
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    char *l2 = strchr(buf, '\n');
+    char *end = l2 ? strchr(l2 + 1, '\n') : NULL;
+    if (strncmp(buf, "bufshim-status 1\n", 17) != 0 || !end || strncmp(l2 + 1, "metrics ", 8) != 0)
+        return;
+    snprintf(metrics, sizeof metrics, "%.*s", (int)(end - (l2 + 9)), l2 + 9);
+    if (metrics[0] == '/') {
+        char prom[4200], tmp[4200], old[65536], label[64];
+        snprintf(prom, sizeof prom, "%s/%d.prom", metrics, pid);
+        snprintf(tmp, sizeof tmp, "%s/.%d.prom.tmp", metrics, pid);
+        snprintf(label, sizeof label, "starttime=\"%llu\"}", start);
+        int pf = open(prom, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        ssize_t m = pf >= 0 ? read(pf, old, sizeof old - 1) : -1;
+        if (pf >= 0)
+            close(pf);
+        if (m > 0) {
+            old[m] = 0;
+            char *at = strstr(old, label);
+            if (at && strncmp(at + strlen(label), " 1", 2) == 0) {
+                FILE *f = fopen(tmp, "w");
+                if (f) {
+                    fprintf(f,
+                            "# HELP bufshim_up 1 while the process runs; 0 once it has ended "
+                            "without removing this file (its figures are gone with it)\n"
+                            "# TYPE bufshim_up gauge\nbufshim_up{pid=\"%d\",%s 0\n",
+                            pid, label);
+                    if (fclose(f) == 0 && rename(tmp, prom) == 0)
+                        logline("%d.prom: process %d is gone: bufshim_up 0", pid, pid);
+                    else
+                        unlink(tmp);
+                }
+            }
+        }
+    }
+    unlinkat(dirfd_, name, 0);
+}
+
+/*
  * One look at the folder: spools of owners that are gone are finished, live owners not yet
  * watched are. Returns the spools left (of live owners, or being finished by another reader).
  */
@@ -277,6 +338,11 @@ static size_t scan(void)
     while ((e = readdir(d))) {
         pid_t pid;
         uint64_t st;
+        size_t len = strlen(e->d_name);
+        if (len > 7 && strcmp(e->d_name + len - 7, ".status") == 0) {
+            bury_status(e->d_name);
+            continue;
+        }
         if (!bs_spool_parse_name(e->d_name, &pid, &st))
             continue;
         if (!find_owner(pid, st)) {

@@ -156,6 +156,12 @@ void bs_config_load(void)
         goto inert;
     }
     c.spool_dir = sd ? strdup(sd) : NULL;
+    const char *md = env("BUFSHIM_METRICS");
+    if (md && md[0] != '/') {
+        bs_log("BUFSHIM_METRICS=\"%s\": not an absolute path; " INERT, md);
+        goto inert;
+    }
+    c.metrics = md ? strdup(md) : NULL;
     /* A copy, made absolute now: the program may change its environment or its
        working directory before the report is written at exit. */
     const char *st = env("BUFSHIM_STATS");
@@ -176,6 +182,7 @@ void bs_config_load(void)
 inert:
     free((char *)c.stats);
     free((char *)c.spool_dir);
+    free((char *)c.metrics);
     for (size_t i = 0; i < c.nglobs; i++)
         free(c.globs[i].pattern);
     free(c.globs);

@@ -20,6 +20,7 @@ struct bs_config {
     const char *stats; /* BUFSHIM_STATS path, or NULL */
     int crashsafe;     /* BUFSHIM_CRASHSAFE (default 1): buffers in spools */
     const char *spool_dir; /* BUFSHIM_SPOOL_DIR, or NULL for the default folder */
+    const char *metrics;   /* BUFSHIM_METRICS: folder of <pid>.prom files, or NULL */
     int word_stdout;   /* "stdout" listed: fd 1 is a target whatever it is */
     int word_stderr;   /* "stderr" listed: fd 2 */
     size_t nglobs;

@@ -10,6 +10,7 @@
 #include "engine_i.h"
 #include "flush_i.h"
 #include "process_i.h"
+#include "report_i.h"
 #include "stats_i.h"
 
 void bs_shim_flush_all(void)
@@ -46,6 +47,8 @@ static void final_flush(int urgent)
     }
     if (bs_cfg.stats)
         bs_stats_report(bs_cfg.stats);
+    if (!urgent)
+        bs_report_final();
 }
 
 void bs_shim_final_flush(void)

@@ -20,6 +20,7 @@
 #include "stdio/stdio_i.h"
 #include "signals_i.h"
 #include "keeper_link_i.h"
+#include "report_i.h"
 
 /*
  * Another copy of the library ahead of this one (LD_PRELOAD naming two paths, or a
@@ -68,6 +69,7 @@ __attribute__((constructor)) static void bs_shim_start(void)
             bs_stdio_init();
             bs_signals_init();
             bs_keeper_link_init();
+            bs_report_init();
         }
     }
 }
