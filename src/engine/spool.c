@@ -306,6 +306,7 @@ static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
     if (p) {
         *region = OUT_REGION;
         atomic_store(&sp->head->out_cap, cap);
+        atomic_store(&sp->head->out_region, OUT_REGION);
     }
     return p;
 }
@@ -339,6 +340,8 @@ static void out_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
     if (!sp->retired && !sp->final)
         punch(sp, region, 0, cap);
     atomic_store(&sp->head->out_cap, 0);
+    if (region != OUT_REGION) /* a chunk's region that out adopted: free for chunks again */
+        sp->region_used[region / 64] &= ~(1ull << (region % 64));
 }
 
 static uint64_t random_salt(void)
@@ -425,7 +428,7 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         }
     }
     h->check = bs_spool_head_check(h);
-    h->out_region = OUT_REGION;
+    atomic_store(&h->out_region, OUT_REGION);
     atomic_store(&h->state, BS_SPOOL_LIVE);
 
     /* The stage's first chunk, through the descriptor at hand. */
@@ -492,6 +495,18 @@ void bs_spool_commit(struct bs_spool *sp, uint64_t out_len, unsigned tail)
     atomic_store_explicit(&sp->head->out_commit,
                           (out_len & BS_SPOOL_OUT_LEN_MASK) | (uint64_t)tail << 56,
                           memory_order_release);
+}
+
+void bs_spool_in_place(struct bs_spool *sp, int slot)
+{
+    atomic_store_explicit(&sp->head->in_place, slot < 0 ? 0u : (uint32_t)slot + 1,
+                          memory_order_release);
+}
+
+void bs_spool_adopted(struct bs_spool *sp, uint32_t region, uint64_t cap)
+{
+    atomic_store(&sp->head->out_cap, cap);
+    atomic_store_explicit(&sp->head->out_region, region, memory_order_release);
 }
 
 void bs_spool_write_begin(struct bs_spool *sp, uint64_t out_done, uint64_t base, uint64_t len)

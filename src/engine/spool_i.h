@@ -44,7 +44,10 @@
  *    write wrote, so no state counts a byte twice.
  *  - out_commit: out's length and the stage's first chunk not yet compacted, one word
  *    stored after the compacted bytes: either the chunk's records are still in the
- *    chunk, or they are in out, never both.
+ *    chunk, or they are in out, never both. Out of memory, with out empty, a batch
+ *    compacts the oldest chunk in place and out adopts it: in_place names that slot from
+ *    before the first byte moves until after the commit. A reader skips such a slot (its
+ *    records are half moved): a death in that moment, out of memory, loses that chunk.
  *  - the stage (struct bs_stage, embedded): slots from out_commit's tail to stage.head
  *    hold records. A record is a header word (struct bs_record) and the call's bytes,
  *    padded to 8. The header is stored, with release order, after the bytes are copied,
@@ -56,7 +59,7 @@
  */
 
 #define BS_SPOOL_MAGIC "BSSPOOL1"
-#define BS_SPOOL_VERSION 1u
+#define BS_SPOOL_VERSION 2u
 #define BS_SPOOL_REGION_SHIFT 40
 #define BS_SPOOL_REGIONS 128u /* region 0 is the head */
 #define BS_SPOOL_PATH_MAX 4096
@@ -93,8 +96,8 @@ struct bs_spool_head {
     _Atomic uint64_t out_written; /* bytes of out in the file; BS_SPOOL_WRITING */
     _Atomic uint64_t write_base;
     _Atomic uint64_t write_len;
-    uint32_t out_region;
-    uint32_t out_cap_bits;
+    _Atomic uint32_t out_region; /* the region out lives in (a chunk's, after in_place) */
+    _Atomic uint32_t in_place;   /* 1 + a slot being compacted in its own chunk, or 0 */
     _Atomic uint64_t out_cap; /* bytes of out's region that are mapped and reserved */
 
     _Alignas(64) struct bs_stage stage;
@@ -147,6 +150,10 @@ struct bs_mem *bs_spool_out_mem(struct bs_spool *sp);
  * the new tail. Then drained chunks may be reused. Writer's lock held.
  */
 void bs_spool_commit(struct bs_spool *sp, uint64_t out_len, unsigned tail);
+
+/* The stage's in_place and adopted hooks (stage_i.h), for the spool's head. */
+void bs_spool_in_place(struct bs_spool *sp, int slot);
+void bs_spool_adopted(struct bs_spool *sp, uint32_t region, uint64_t cap);
 
 /*
  * Around each write(2) of a batch to the file: begin with the file's size before it and

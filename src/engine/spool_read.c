@@ -219,7 +219,7 @@ static unsigned slots_left(const struct bs_stage *s, unsigned tail)
 
 /* Compacts the chunks' records into out (growing its region) and commits them. */
 static int move_records(int fd, struct bs_spool_head *h, char **out, uint64_t *out_map,
-                        uint64_t *torn)
+                        uint64_t *torn, unsigned *lost_chunks)
 {
     struct bs_stage *s = &h->stage;
     uint64_t c = atomic_load(&h->out_commit);
@@ -231,10 +231,15 @@ static int move_records(int fd, struct bs_spool_head *h, char **out, uint64_t *o
     const char *chunk[BS_STAGE_SLOTS] = {0};
     uint64_t total = 0;
     int err = 0;
+    unsigned in_place = atomic_load(&h->in_place);
     for (unsigned k = 0, i = tail; k < count; k++, i = (i + 1) & (BS_STAGE_SLOTS - 1)) {
         const struct bs_slot *sl = &s->slots[i];
         if (!sl->region || !sl->cap || sl->region >= BS_SPOOL_REGIONS)
             continue;
+        if (in_place == i + 1) {
+            (*lost_chunks)++; /* being compacted in place, out of memory, at the death */
+            continue;
+        }
         chunk[i] = map_region(fd, sl->region, sl->cap, PROT_READ);
         if (!chunk[i]) {
             err = -errno;
@@ -245,12 +250,12 @@ static int move_records(int fd, struct bs_spool_head *h, char **out, uint64_t *o
     if (total > 0) {
         uint64_t need = PAGE_UP(out_len + total);
         if (need > *out_map) {
-            off_t off = (off_t)((uint64_t)h->out_region << BS_SPOOL_REGION_SHIFT);
+            off_t off = (off_t)((uint64_t)atomic_load(&h->out_region) << BS_SPOOL_REGION_SHIFT);
             if (fallocate(fd, 0, off, (off_t)need) != 0) {
                 err = -errno;
                 goto out;
             }
-            char *p = map_region(fd, h->out_region, need, PROT_READ | PROT_WRITE);
+            char *p = map_region(fd, atomic_load(&h->out_region), need, PROT_READ | PROT_WRITE);
             if (!p) {
                 err = -errno;
                 goto out;
@@ -407,7 +412,7 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
         cap = out_len;
     if (cap > 0) {
         out_map = PAGE_UP(cap);
-        out = map_region(fd, h->out_region, out_map, PROT_READ | PROT_WRITE);
+        out = map_region(fd, atomic_load(&h->out_region), out_map, PROT_READ | PROT_WRITE);
         if (!out) {
             result = -errno;
             goto failed;
@@ -426,7 +431,8 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
         atomic_store(&h->out_written, done);
     }
     /* 2. The chunks' whole records behind out's bytes. */
-    int r = move_records(fd, h, &out, &out_map, &torn);
+    unsigned lost_chunks = 0;
+    int r = move_records(fd, h, &out, &out_map, &torn, &lost_chunks);
     if (r < 0) {
         result = r;
         goto failed;
@@ -455,9 +461,11 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
     close(tfd);
     atomic_store(&h->state, BS_SPOOL_DONE);
     unlinkat(dirfd, name, 0);
-    say(msg, msglen, "%s: wrote %llu bytes that pid %u held when it died (reached %s)%s%s", h->path,
-        (unsigned long long)written, (unsigned)h->pid, how,
+    say(msg, msglen, "%s: wrote %llu bytes that pid %u held when it died (reached %s)%s%s%s",
+        h->path, (unsigned long long)written, (unsigned)h->pid, how,
         torn ? "; a call being copied at the death was left out" : "",
+        lost_chunks ? "; a chunk being compacted in place (out of memory) at the death was lost"
+                    : "",
         unsure ? "; the file did not show how much of the write in flight had landed: it was "
                  "written again"
                : "");

@@ -306,12 +306,13 @@ void bs_stage_wait(struct bs_stage *s, unsigned last)
     }
 }
 
-/* Moves the records' bytes of slot sl (len bytes used) to the end of out, which has room
- * for len bytes; counts them. */
-static void compact(struct bs_stage *s, struct bs_slot *sl, uint64_t len, struct bs_buf *out,
-                    uint64_t *bytes, uint64_t *records)
+/* Moves the records' bytes of slot sl (len bytes used) to to, which has room for len
+ * bytes (to may be the chunk itself: records only move towards its start); counts them.
+ * Returns the bytes moved. */
+static uint64_t compact(struct bs_stage *s, struct bs_slot *sl, uint64_t len, char *to,
+                        uint64_t *bytes, uint64_t *records)
 {
-    uint64_t pos = 0;
+    uint64_t pos = 0, at = 0;
     while (pos + BS_RECORD_HEAD <= len) {
         struct bs_record h;
         uint64_t hv = atomic_load_explicit((_Atomic uint64_t *)(void *)(sl->data + pos),
@@ -320,31 +321,50 @@ static void compact(struct bs_stage *s, struct bs_slot *sl, uint64_t len, struct
         if (h.len == 0 || h.check != bs_record_check(s->salt, sl->gen, pos, h.len) ||
             BS_RECORD_SIZE(h.len) > len - pos)
             break; /* cannot happen once every copy is complete: the rest is not records */
-        memcpy(out->data + out->len, sl->data + pos + BS_RECORD_HEAD, h.len);
-        out->len += h.len;
+        memmove(to + at, sl->data + pos + BS_RECORD_HEAD, h.len);
+        at += h.len;
         *bytes += h.len;
         *records += 1;
         pos += BS_RECORD_SIZE(h.len);
     }
+    return at;
 }
 
 int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_t *bytes,
-                  uint64_t *records, bs_stage_commit_fn commit, void *ctx)
+                  uint64_t *records, const struct bs_stage_hooks *hooks, void *ctx)
 {
     int closed = slot_of(atomic_load(&s->word)) == BS_STAGE_CLOSED;
     /* Compact every sealed chunk whose bytes fit in out; publish; then reuse them. */
     unsigned end = s->tail, moved = 0;
-    int done = 0, err = 0;
+    int done = 0, err = 0, in_place = 0;
     for (;;) {
         unsigned i = end;
         struct bs_slot *sl = &s->slots[i];
         uint64_t len = atomic_load_explicit(&sl->valid, memory_order_acquire) - 1;
         if (len > 0) {
-            if (bs_buf_reserve(out, len) != 0) {
+            if (bs_buf_reserve(out, len) == 0) {
+                out->len += compact(s, sl, len, out->data + out->len, bytes, records);
+            } else if (moved == 0 && out->len == out->off && sl->data) {
+                /* Out of memory, and out holds nothing: the chunk becomes out, its records
+                   compacted where they are (they only move towards its start). */
+                bs_buf_free(out);
+                if (hooks)
+                    hooks->in_place(ctx, (int)i);
+                in_place = 1;
+                out->data = sl->data;
+                out->cap = sl->cap;
+                out->region = sl->region;
+                out->off = 0;
+                out->len = compact(s, sl, len, sl->data, bytes, records);
+                sl->data = NULL;
+                sl->cap = 0;
+                sl->region = 0;
+                if (hooks)
+                    hooks->adopted(ctx, out->region, out->cap);
+            } else {
                 err = -ENOMEM; /* slots from here on stay for the next batch */
                 break;
             }
-            compact(s, sl, len, out, bytes, records);
         }
         end = next_slot(i);
         moved++;
@@ -352,11 +372,15 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
             done = 1;
             break;
         }
+        if (in_place)
+            break; /* out is that chunk now: the next batch takes the rest */
     }
     if (moved == 0)
         return err;
-    if (commit)
-        commit(ctx, out->len, end);
+    if (hooks)
+        hooks->commit(ctx, out->len, end);
+    if (in_place && hooks)
+        hooks->in_place(ctx, -1);
     for (unsigned i = s->tail; i != end; i = next_slot(i)) {
         struct bs_slot *sl = &s->slots[i];
         if (sl->data && !s->spare.data && !closed) {
@@ -372,7 +396,7 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
     }
     s->tail = end;
     if (!done)
-        return err;
+        return err ? err : -ENOMEM;
     if (closed)
         s->head = s->tail; /* nothing is current any more */
     s->sealed = -1;

@@ -102,10 +102,17 @@ static inline uint64_t bs_stage_word_off(uint64_t word)
 }
 
 /*
- * After a batch moved sealed chunks into the output: out_len is the output's new
- * length, tail the first slot not moved. Runs before the moved chunks are reused.
+ * What a batch tells the owner of the stage's memory (a spool) as it takes chunks:
+ * commit: the output's new length and the first slot not moved, before the moved chunks
+ * are reused. in_place: out of memory for the output, slot is about to be compacted in its
+ * own chunk (the chunk's records are not records any more), then the output adopts that
+ * chunk (adopted: its region and capacity); in_place(-1) once committed.
  */
-typedef void (*bs_stage_commit_fn)(void *ctx, uint64_t out_len, unsigned tail);
+struct bs_stage_hooks {
+    void (*commit)(void *ctx, uint64_t out_len, unsigned tail);
+    void (*in_place)(void *ctx, int slot);
+    void (*adopted)(void *ctx, uint32_t region, uint64_t cap);
+};
 
 /*
  * Sets up an empty stage with a first chunk of at least cap bytes from mem (NULL: process
@@ -155,13 +162,16 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len);
  * of the last sealed slot, or -1 when nothing was appended. bs_stage_wait (no lock) waits
  * for the copies still running into the sealed chunks. bs_stage_take (lock held) moves
  * their records' bytes into out, oldest chunk first, adds the bytes and calls to *bytes
- * and *records, calls commit (when not NULL), and only then reuses the chunks. Returns 0
- * or -ENOMEM (the chunks that could not be moved stay, and are taken next time).
+ * and *records, calls hooks->commit (hooks may be NULL), and only then reuses the chunks.
+ * When out cannot grow and holds nothing, the oldest chunk's records are compacted in the
+ * chunk itself and out adopts it: a batch always makes progress, even when memory has run
+ * out. Returns 0 or -ENOMEM (the chunks that could not be moved stay, and are taken next
+ * time).
  */
 int bs_stage_seal(struct bs_stage *s, int closing);
 void bs_stage_wait(struct bs_stage *s, unsigned last);
 int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_t *bytes,
-                  uint64_t *records, bs_stage_commit_fn commit, void *ctx);
+                  uint64_t *records, const struct bs_stage_hooks *hooks, void *ctx);
 
 /* 1 while sealed chunks wait to be taken (an earlier take ran out of memory). */
 static inline int bs_stage_untaken(const struct bs_stage *s)

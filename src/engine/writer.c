@@ -196,11 +196,24 @@ static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
     w->batch_ns_count++;
 }
 
-/* bs_stage_take's commit: the spool learns out's new length and the new tail at once. */
+/* bs_stage_take's hooks: the spool learns out's new length and the new tail at once, and
+ * which chunk a batch out of memory compacts in place. */
 static void commit_take(void *ctx, uint64_t out_len, unsigned tail)
 {
     bs_spool_commit(ctx, out_len, tail);
 }
+
+static void in_place_take(void *ctx, int slot)
+{
+    bs_spool_in_place(ctx, slot);
+}
+
+static void adopted_take(void *ctx, uint32_t region, uint64_t cap)
+{
+    bs_spool_adopted(ctx, region, cap);
+}
+
+static const struct bs_stage_hooks spool_hooks = {commit_take, in_place_take, adopted_take};
 
 void bs_writer_io_begin(bufshim_writer *w, uint64_t base, uint64_t len)
 {
@@ -245,7 +258,7 @@ ssize_t bs_writer_run_batch(struct bufshim_writer *w)
             w->out_first = first ? first : bs_real_ns();
         /* On -ENOMEM the rest stays staged and is taken next time. */
         bs_stage_take(st, (unsigned)last, &w->out, &w->bytes, &w->records,
-                      w->spool ? commit_take : NULL, w->spool);
+                      w->spool ? &spool_hooks : NULL, w->spool);
         atomic_fetch_add_explicit(&w->accepted, w->bytes - before, memory_order_relaxed);
         uint64_t held = held_now(w, NULL);
         if (held > w->peak_buffered)

@@ -15,6 +15,11 @@
 /* The stage is large (a ring of 64 slots, 64-byte aligned words): one, static. */
 static struct bs_stage st;
 
+static unsigned next_slot_of(int i)
+{
+    return ((unsigned)i + 1) & (BS_STAGE_SLOTS - 1);
+}
+
 static int append(struct bs_stage *s, const void *p, size_t n, int *first)
 {
     unsigned full;
@@ -336,6 +341,84 @@ static int test_concurrent_appends_and_batches(void)
     return 0;
 }
 
+/* An output provider that has no memory to give (allocation fails), and frees what it is
+ * given back: the batch must still make progress. */
+static void *no_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
+{
+    (void)m, (void)cap, (void)region;
+    return NULL;
+}
+
+static void *no_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
+{
+    (void)m, (void)p, (void)old_cap, (void)cap, (void)region;
+    return NULL;
+}
+
+static void plain_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
+{
+    (void)m, (void)cap, (void)region;
+    free(p);
+}
+
+static int in_place_calls, adopted_calls;
+static void hook_commit(void *ctx, uint64_t out_len, unsigned tail)
+{
+    (void)ctx, (void)out_len, (void)tail;
+}
+static void hook_in_place(void *ctx, int slot)
+{
+    (void)ctx;
+    in_place_calls += slot >= 0;
+}
+static void hook_adopted(void *ctx, uint32_t region, uint64_t cap)
+{
+    (void)ctx, (void)region, (void)cap;
+    adopted_calls++;
+}
+
+static int test_out_of_memory_compacts_in_place(void)
+{
+    struct bs_mem none = {no_alloc, no_resize, plain_release};
+    struct bs_buf out = {.mem = &none};
+    struct bs_stage_hooks hooks = {hook_commit, hook_in_place, hook_adopted};
+    uint64_t bytes = 0, records = 0;
+    int first;
+    char rec[3000];
+    CHECK(bs_stage_init(&st, 64 * 1024, NULL, 7) == 0);
+    /* Two chunks' worth of records, numbered. */
+    int n = 0;
+    for (; n < 40; n++) {
+        int k = snprintf(rec, sizeof rec, "r%d ", n);
+        memset(rec + k, 'a' + n % 26, sizeof rec - (size_t)k - 1);
+        rec[sizeof rec - 1] = '\n';
+        CHECK(append(&st, rec, sizeof rec, &first) == 1);
+    }
+    CHECK(st.head != st.tail);
+    int last = bs_stage_seal(&st, 0);
+    CHECK(last >= 0);
+    bs_stage_wait(&st, (unsigned)last);
+    /* The output cannot grow: the oldest chunk is compacted where it is and becomes out. */
+    char *chunk = st.slots[st.tail].data;
+    CHECK(bs_stage_take(&st, (unsigned)last, &out, &bytes, &records, &hooks, NULL) == -ENOMEM);
+    CHECK(in_place_calls == 1 && adopted_calls == 1);
+    CHECK(out.data == chunk && bs_buf_pending(&out) == records * sizeof rec);
+    uint64_t got = records;
+    /* "Written": the next take compacts the next chunk the same way, until all is out. */
+    for (int rounds = 0; rounds < 10 && got < (uint64_t)n; rounds++) {
+        CHECK(memcmp(out.data, "r", 1) == 0);
+        bs_buf_consume(&out, bs_buf_pending(&out));
+        int r = bs_stage_take(&st, (unsigned)last, &out, &bytes, &records, &hooks, NULL);
+        CHECK(r == 0 || r == -ENOMEM);
+        got = records;
+    }
+    CHECK(records == (uint64_t)n && bytes == (uint64_t)n * sizeof rec);
+    CHECK(st.tail == next_slot_of(last));
+    bs_buf_free(&out);
+    bs_stage_free(&st);
+    return 0;
+}
+
 int main(void)
 {
     int fails = 0, n = 0;
@@ -346,6 +429,7 @@ int main(void)
     RUN(test_closed_stage_refuses_appends);
     RUN(test_closing_with_nothing_appended);
     RUN(test_reset_drops_everything_and_keeps_working);
+    RUN(test_out_of_memory_compacts_in_place);
     RUN(test_concurrent_appends_and_batches);
     printf("%d passed, %d failed\n", n - fails, fails);
     return fails ? 1 : 0;
