@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import SANITIZER
 from diversion import assert_diverted
 from shim_fixture import run_plain, run_shimmed, shim_env
 from slowfs_fixture import group_writes
@@ -159,7 +160,9 @@ def test_bash_echo_loop_opens_once_per_batch(make_slowfs):
     assert c_shim["open"] <= c_shim["write"] + 1, (c_shim, len(batches))
     assert c_shim["release"] <= c_shim["write"] + 1, c_shim
     assert c_shim["write"] < lines / 10
-    assert w_shim < w_plain / 5, (w_shim, w_plain)
+    # Order, with room: the counts above are the proof. Under a sanitizer every bash
+    # instruction is slower, and the slowfs latencies a smaller part of the time.
+    assert w_shim < w_plain / (2 if SANITIZER else 5), (w_shim, w_plain)
 
 
 PY_LOOP = ("import sys\nfor i in range(int(sys.argv[1])):\n"

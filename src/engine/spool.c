@@ -44,9 +44,32 @@ static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, uint6
     return (r < 0 && r > -4096) ? NULL : (void *)r;
 }
 
+/*
+ * Under ThreadSanitizer an unmap must go through its interceptor: TSan forgets what it knew
+ * of the range only then, and a later mapping at the same address (a forked child's new
+ * spool where its parent's was) would otherwise inherit the history of the old one's
+ * accesses (false races). The shim wraps no munmap, so the interceptor's own call of the
+ * real one goes to libc.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define BS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BS_TSAN 1
+#endif
+#endif
+#ifdef BS_TSAN
+int __interceptor_munmap(void *p, size_t len);
+#endif
+
 static int sys_munmap(void *p, size_t len)
 {
+#ifdef BS_TSAN
+    BS_KEEP_ERRNO();
+    return __interceptor_munmap(p, len) == 0 ? 0 : -errno;
+#else
     return (int)SYS3(SYS_munmap, p, len, 0);
+#endif
 }
 
 /* ---- Configuration and the folder ---- */
@@ -311,26 +334,25 @@ static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
     return p;
 }
 
+/* out's new size: the region mapped anew (its bytes are the file's), then the old mapping
+ * dropped; a smaller out gives the rest of the region back. */
 static void *out_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
 {
     struct bs_spool *sp = of_out(m);
     uint64_t off = (uint64_t)region << BS_SPOOL_REGION_SHIFT;
-    if (cap > old_cap) {
-        int fd = open_spool(sp);
-        if (fd < 0)
-            return NULL;
-        long r = SYS4(SYS_fallocate, fd, 0, off + old_cap, cap - old_cap);
-        close_spool(sp, fd);
-        if (r < 0)
-            return NULL;
-    }
-    long q = sys(SYS_mremap, (long)p, (long)old_cap, (long)cap, MREMAP_MAYMOVE, 0, 0);
-    if (q < 0 && q > -4096)
+    int fd = open_spool(sp);
+    if (fd < 0)
         return NULL;
+    long r = cap > old_cap ? SYS4(SYS_fallocate, fd, 0, off + old_cap, cap - old_cap) : 0;
+    void *q = r < 0 ? NULL : sys_mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+    close_spool(sp, fd);
+    if (!q)
+        return NULL;
+    sys_munmap(p, old_cap);
     if (cap < old_cap)
         punch(sp, region, cap, old_cap - cap);
     atomic_store(&sp->head->out_cap, cap);
-    return (void *)q;
+    return q;
 }
 
 static void out_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
