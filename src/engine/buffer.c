@@ -7,6 +7,7 @@
 #include "buffer_i.h"
 
 #define BS_BUF_MIN (64u * 1024u)
+#define BS_BUF_MIN_PROVIDED (4u * 1024u)
 #define BS_BUF_TRIM_ABOVE (1024u * 1024u)
 
 void *bs_mem_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
@@ -36,7 +37,8 @@ int bs_buf_reserve(struct bs_buf *b, size_t n)
         return 0;
     if (n > (size_t)-1 / 2 - b->len)
         return -ENOMEM;
-    size_t want = b->cap ? b->cap : BS_BUF_MIN;
+    /* A provider's memory (a spool's) is reserved and zeroed when mapped: start small. */
+    size_t want = b->cap ? b->cap : b->mem ? BS_BUF_MIN_PROVIDED : BS_BUF_MIN;
     while (want < b->len + n)
         want *= 2;
     char *d;

@@ -15,6 +15,9 @@
 #define BS_STAGE_AHEAD (256u * 1024u)
 
 #define BS_STAGE_MIN_BITS 16 /* 64 KiB */
+/* A spool's first chunk: its memory is a file's, reserved and zeroed up front, and a short
+   process's few lines should not pay for 64 KiB of it; chunks double from there. */
+#define BS_STAGE_PROVIDED_MIN_BITS 12 /* 4 KiB */
 #define BS_STAGE_MAX_BITS 40 /* 1 TiB: a chunk never grows past it */
 
 #define slot_of bs_stage_word_slot
@@ -61,8 +64,9 @@ int bs_stage_init(struct bs_stage *s, size_t cap, struct bs_mem *mem, uint64_t s
     s->mem = mem;
     s->salt = salt;
     unsigned bits = cap > 1 ? floor_bits(cap) : 0;
-    if (bits < BS_STAGE_MIN_BITS)
-        bits = BS_STAGE_MIN_BITS;
+    unsigned min_bits = mem ? BS_STAGE_PROVIDED_MIN_BITS : BS_STAGE_MIN_BITS;
+    if (bits < min_bits)
+        bits = min_bits;
     uint32_t region;
     s->slots[0].data = chunk_alloc(s, bits, &region);
     if (!s->slots[0].data)
