@@ -214,7 +214,6 @@ static void spool_delete(struct bs_spool *sp)
     sys_munmap(sp, sizeof *sp);
 }
 
-#define HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
 #define OUT_REGION 1u
 
 static uint64_t mix(uint64_t x)
@@ -253,7 +252,7 @@ static void close_spool(struct bs_spool *sp, int fd)
 }
 
 /* Reserves and maps cap bytes of region r: the mapping, or NULL. */
-static void *map_region(struct bs_spool *sp, int fd, uint32_t r, size_t cap)
+static void *map_region(int fd, uint32_t r, size_t cap)
 {
     uint64_t off = (uint64_t)r << BS_SPOOL_REGION_SHIFT;
     if (SYS4(SYS_fallocate, fd, 0, off, cap) < 0)
@@ -261,7 +260,6 @@ static void *map_region(struct bs_spool *sp, int fd, uint32_t r, size_t cap)
     void *p = sys_mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
     if (!p)
         SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, cap);
-    (void)sp;
     return p;
 }
 
@@ -289,7 +287,7 @@ static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
     int fd = open_spool(sp);
     if (fd < 0)
         return NULL;
-    void *p = map_region(sp, fd, r, cap);
+    void *p = map_region(fd, r, cap);
     close_spool(sp, fd);
     if (!p)
         return NULL;
@@ -324,7 +322,7 @@ static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
     int fd = open_spool(sp);
     if (fd < 0)
         return NULL;
-    void *p = map_region(sp, fd, OUT_REGION, cap);
+    void *p = map_region(fd, OUT_REGION, cap);
     close_spool(sp, fd);
     if (p) {
         *region = OUT_REGION;
@@ -414,9 +412,9 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         err = -fd;
         goto fail;
     }
-    long r = SYS4(SYS_fallocate, fd, 0, 0, HEAD_BYTES);
+    long r = SYS4(SYS_fallocate, fd, 0, 0, BS_SPOOL_HEAD_BYTES);
     struct bs_spool_head *h =
-        r < 0 ? NULL : sys_mmap(NULL, HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        r < 0 ? NULL : sys_mmap(NULL, BS_SPOOL_HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!h) {
         err = r < 0 ? (int)-r : ENOMEM;
         goto fail_file;
@@ -487,7 +485,7 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
     return sp;
 
 fail_map:
-    sys_munmap(h, HEAD_BYTES);
+    sys_munmap(h, BS_SPOOL_HEAD_BYTES);
 fail_file:
     SYS3(SYS_unlinkat, AT_FDCWD, tmp, 0);
     SYS3(SYS_close, fd, 0, 0);
@@ -576,7 +574,7 @@ void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap)
         sys_munmap(s->spare.data, s->spare.cap);
     if (out_data)
         sys_munmap(out_data, out_cap);
-    sys_munmap(sp->head, HEAD_BYTES);
+    sys_munmap(sp->head, BS_SPOOL_HEAD_BYTES);
     spool_delete(sp);
 }
 
@@ -593,6 +591,6 @@ void bs_spool_after_batch(struct bs_spool *sp)
 
 void bs_spool_free(struct bs_spool *sp)
 {
-    sys_munmap(sp->head, HEAD_BYTES);
+    sys_munmap(sp->head, BS_SPOOL_HEAD_BYTES);
     spool_delete(sp);
 }

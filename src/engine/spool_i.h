@@ -103,6 +103,9 @@ struct bs_spool_head {
     _Alignas(64) struct bs_stage stage;
 };
 
+/* The head's bytes in the file: struct bs_spool_head rounded up to pages. */
+#define BS_SPOOL_HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
+
 /* The check of the head's fixed fields. */
 uint64_t bs_spool_head_check(const struct bs_spool_head *h);
 

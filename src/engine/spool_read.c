@@ -21,7 +21,6 @@
 
 #include "spool_i.h"
 
-#define HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
 #define PAGE_UP(n) (((n) + 4095) & ~(uint64_t)4095)
 
 int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *starttime)
@@ -192,14 +191,12 @@ static uint64_t walk(const struct bs_spool_head *h, const struct bs_slot *sl, co
     uint64_t pos = 0, n = 0;
     int in_gap = 0;
     while (pos + BS_RECORD_HEAD <= end) {
-        struct bs_record r;
-        memcpy(&r, base + pos, sizeof r);
-        if (r.len && r.check == bs_record_check(h->salt, sl->gen, pos, r.len) &&
-            BS_RECORD_SIZE(r.len) <= end - pos) {
+        uint32_t len = bs_record_at(base, pos, end, h->salt, sl->gen);
+        if (len) {
             if (to)
-                memcpy(to + n, base + pos + BS_RECORD_HEAD, r.len);
-            n += r.len;
-            pos += BS_RECORD_SIZE(r.len);
+                memcpy(to + n, base + pos + BS_RECORD_HEAD, len);
+            n += len;
+            pos += BS_RECORD_SIZE(len);
             in_gap = 0;
         } else {
             if (!in_gap && torn)
@@ -299,11 +296,11 @@ static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
                  (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
         return -1;
     }
-    if ((uint64_t)st.st_size < HEAD_BYTES) {
+    if ((uint64_t)st.st_size < BS_SPOOL_HEAD_BYTES) {
         snprintf(why, n, "torn: %lld bytes, shorter than a spool's head", (long long)st.st_size);
         return -1;
     }
-    struct bs_spool_head *h = mmap(NULL, HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    struct bs_spool_head *h = mmap(NULL, BS_SPOOL_HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED) {
         snprintf(why, n, "%s", strerror(errno));
         return -1;
@@ -312,12 +309,12 @@ static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
         h->head_size != sizeof *h || h->check != bs_spool_head_check(h) ||
         memchr(h->path, 0, sizeof h->path) == NULL) {
         snprintf(why, n, "torn or not a spool of this version (its head does not check)");
-        munmap(h, HEAD_BYTES);
+        munmap(h, BS_SPOOL_HEAD_BYTES);
         return -1;
     }
     if (h->uid != getuid()) {
         snprintf(why, n, "made by uid %u", (unsigned)h->uid);
-        munmap(h, HEAD_BYTES);
+        munmap(h, BS_SPOOL_HEAD_BYTES);
         return -1;
     }
     *hp = h;
@@ -373,14 +370,14 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
     if (!take(h)) {
         say(msg, msglen, "spool %s: another reader (pid %u) is finishing it", name,
             (unsigned)atomic_load(&h->taker));
-        munmap(h, HEAD_BYTES);
+        munmap(h, BS_SPOOL_HEAD_BYTES);
         close(fd);
         return -EBUSY;
     }
     if (atomic_load(&h->state) == BS_SPOOL_DONE) {
         unlinkat(dirfd, name, 0);
         say(msg, msglen, "%s: nothing was left unwritten (pid %u)", h->path, (unsigned)h->pid);
-        munmap(h, HEAD_BYTES);
+        munmap(h, BS_SPOOL_HEAD_BYTES);
         close(fd);
         return 0;
     }
@@ -399,7 +396,7 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
         atomic_store(&h->state, BS_SPOOL_LIVE);
         atomic_store(&h->taker, 0);
         set_aside(dirfd, name);
-        munmap(h, HEAD_BYTES);
+        munmap(h, BS_SPOOL_HEAD_BYTES);
         close(fd);
         return -ENOENT;
     }
@@ -471,7 +468,7 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
                : "");
     if (out)
         munmap(out, out_map);
-    munmap(h, HEAD_BYTES);
+    munmap(h, BS_SPOOL_HEAD_BYTES);
     close(fd);
     return (ssize_t)written;
 
@@ -483,7 +480,7 @@ failed:
     atomic_store(&h->taker, 0);
     if (out)
         munmap(out, out_map);
-    munmap(h, HEAD_BYTES);
+    munmap(h, BS_SPOOL_HEAD_BYTES);
     close(fd);
     return result;
 }

@@ -317,19 +317,14 @@ static uint64_t compact(struct bs_stage *s, struct bs_slot *sl, uint64_t len, ch
                         uint64_t *bytes, uint64_t *records)
 {
     uint64_t pos = 0, at = 0;
-    while (pos + BS_RECORD_HEAD <= len) {
-        struct bs_record h;
-        uint64_t hv = atomic_load_explicit((_Atomic uint64_t *)(void *)(sl->data + pos),
-                                           memory_order_acquire);
-        memcpy(&h, &hv, sizeof h);
-        if (h.len == 0 || h.check != bs_record_check(s->salt, sl->gen, pos, h.len) ||
-            BS_RECORD_SIZE(h.len) > len - pos)
-            break; /* cannot happen once every copy is complete: the rest is not records */
-        memmove(to + at, sl->data + pos + BS_RECORD_HEAD, h.len);
-        at += h.len;
-        *bytes += h.len;
+    uint32_t n;
+    /* A position without a whole record cannot happen once every copy is complete. */
+    while ((n = bs_record_at(sl->data, pos, len, s->salt, sl->gen)) != 0) {
+        memmove(to + at, sl->data + pos + BS_RECORD_HEAD, n);
+        at += n;
+        *bytes += n;
         *records += 1;
-        pos += BS_RECORD_SIZE(h.len);
+        pos += BS_RECORD_SIZE(n);
     }
     return at;
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buffer_i.h"
 
@@ -68,6 +69,26 @@ static inline uint32_t bs_record_check(uint64_t salt, uint32_t gen, uint64_t off
     h = (h ^ (h >> 29) ^ len) * 0xbf58476d1ce4e5b9ull;
     uint32_t c = (uint32_t)(h >> 32);
     return c ? c : 1;
+}
+
+/*
+ * The length of the whole record whose header is at pos of a chunk (generation gen, records
+ * checked with salt) that ends at end, or 0 when none is there: the one rule for the batch
+ * (stage.c) and for a reader of a dead process's spool (spool_read.c).
+ */
+static inline uint32_t bs_record_at(const char *chunk, uint64_t pos, uint64_t end, uint64_t salt,
+                                    uint32_t gen)
+{
+    if (pos + BS_RECORD_HEAD > end)
+        return 0;
+    uint64_t hv = atomic_load_explicit((_Atomic uint64_t *)(uintptr_t)(chunk + pos),
+                                       memory_order_acquire);
+    struct bs_record h;
+    memcpy(&h, &hv, sizeof h);
+    if (h.len == 0 || h.check != bs_record_check(salt, gen, pos, h.len) ||
+        BS_RECORD_SIZE(h.len) > end - pos)
+        return 0;
+    return h.len;
 }
 
 struct bs_stage {

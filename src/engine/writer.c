@@ -188,7 +188,6 @@ static void record_batch_time(struct bufshim_writer *w, uint64_t ns)
         b++;
     w->bucket[b]++;
     w->batch_sum_ns += ns;
-    w->batch_count++;
     if (ns > w->batch_ns_max)
         w->batch_ns_max = ns;
     w->batch_ns_ring[w->batch_ns_count % BS_BATCH_SAMPLES] =
@@ -603,6 +602,6 @@ void bs_writer_status(bufshim_writer *w, struct bs_writer_status *out)
     out->spooled = w->spool != NULL;
     memcpy(out->bucket, w->bucket, sizeof out->bucket);
     out->batch_sum_ns = w->batch_sum_ns;
-    out->batch_count = w->batch_count;
+    out->batch_count = w->batch_ns_count;
     pthread_mutex_unlock(&w->lock);
 }

@@ -62,7 +62,7 @@ struct bufshim_writer {
     uint64_t bytes, records, batches, largest_batch, peak_buffered, failure_episodes;
     uint64_t batch_ns_max;
     uint32_t batch_ns_ring[BS_BATCH_SAMPLES];
-    uint32_t batch_ns_count;
+    uint64_t batch_ns_count; /* batches timed: also the histogram's count */
 
     /* What operators see (bs_writer_status), under lock but stage_first: the first call
        of a chunk since the last seal stores its arrival there when it is 0 (one clock
@@ -70,7 +70,7 @@ struct bufshim_writer {
     _Atomic uint64_t stage_first;
     uint64_t out_first; /* arrival of the oldest byte in out, 0 when out is empty */
     uint64_t inflight_real, last_end_real, last_ns, last_bytes, episode_since_real, stalls;
-    uint64_t bucket[BS_BATCH_BUCKETS + 1], batch_sum_ns, batch_count;
+    uint64_t bucket[BS_BATCH_BUCKETS + 1], batch_sum_ns;
 
     _Atomic uint64_t accepted; /* bytes appended */
     _Atomic uint64_t consumed; /* bytes the sink consumed */
