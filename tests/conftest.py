@@ -7,6 +7,7 @@ import os
 import signal
 import pathlib
 import subprocess
+import time
 
 import pytest
 
@@ -63,6 +64,18 @@ def helper_path(name):
     if not p.exists():
         pytest.fail(f"test helper {p} is not built")
     return p
+
+
+def wait_for(cond, timeout, what):
+    """Polls cond() every 50 ms until it is truthy and returns its value; fails the test
+    after timeout seconds, naming what did not happen."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    pytest.fail(f"not within {timeout} s: {what}")
 
 
 def sanitizer_runtime():

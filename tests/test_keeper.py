@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, SANITIZER, SOURCE_DIR
+from conftest import BUILD_DIR, SANITIZER, SOURCE_DIR, wait_for
 from shim_fixture import launcher_env, shim_env
 
 PYTHON = "/usr/bin/python3"
@@ -38,16 +38,6 @@ def alive(pid, comm=None):
         return False
     name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()[0]
     return state not in ("Z", "X") and (comm is None or name == comm)
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout} s: {what}")
 
 
 def keepers_started(spool):

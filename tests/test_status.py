@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import SOURCE_DIR
+from conftest import SOURCE_DIR, wait_for
 from shim_fixture import shim_env
 
 PYTHON = "/usr/bin/python3"
@@ -33,16 +33,6 @@ print("stopped", i, flush=True)
 while True:
     time.sleep(1)
 """
-
-
-def wait_for(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout} s: {what}")
 
 
 def status(spool, *args, check=True):
