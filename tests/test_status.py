@@ -45,12 +45,14 @@ def status(spool, *args, check=True):
     return p
 
 
-def status_json(spool, *pids):
-    return json.loads(status(spool, "--json", *pids).stdout)["processes"]
+def status_json(spool, *pids, check=True):
+    return json.loads(status(spool, "--json", *pids, check=check).stdout)["processes"]
 
 
 def target_of(spool, pid):
-    procs = [p for p in status_json(spool, pid) if p["pid"] == pid]
+    """The process's first target, or None while it is not listed yet: its writer thread
+    writes the status file only after it starts, so a poll that comes first finds nothing."""
+    procs = [p for p in status_json(spool, pid, check=False) if p["pid"] == pid]
     return procs[0]["targets"][0] if procs and procs[0]["targets"] else None
 
 
