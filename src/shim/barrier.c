@@ -7,6 +7,7 @@
 
 #include "barrier_i.h"
 #include "descriptors_i.h"
+#include "elide_i.h"
 #include "errno_i.h"
 
 /*
@@ -17,6 +18,9 @@ struct bs_target *bs_barrier_tracked_slow(struct bs_ofd *o, int fd)
 {
     struct bs_target *t = o->t;
     BS_KEEP_ERRNO();
+    /* The call reaches the kernel through fd: a stand-in O_PATH descriptor of open elision
+       gets its real description first (every barrier on a descriptor passes here). */
+    bs_fd_materialize_path(fd);
     bs_target_flush(t);
     unsigned f = atomic_load(&o->flags);
     if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS) && t->regular) {

@@ -15,7 +15,9 @@
  * its header names):
  *   WRITE    diverted output (wrap_write.c; stdio/: wrap_stdio.c, wrap_stdio_wide.c)
  *   QUERY    position and size answered as if the queued bytes were written
- *            (wrap_lseek.c, wrap_stat.c; ftell* and fgetpos* in stdio/wrap_stdio.c)
+ *            (wrap_lseek.c, wrap_stat.c; ftell* and fgetpos* in stdio/wrap_stdio.c);
+ *            isatty, ttyname*, tcgetattr answered for a stand-in descriptor of open
+ *            elision as for the regular file it stands for (wrap_ioctl.c)
  *   BARRIER  flushes the target it names, then the real call: generated from
  *            ret, params and args by wrap_generated.c
  *   FLUSH    a barrier with more to do than the generated one (offsets to put
@@ -358,14 +360,14 @@
     X(pathconf, PATH, PASS, _, _, _) \
     X(fpathconf, FD, PASS, _, _, _) \
     X(tempnam, PATH, PASS, _, _, _) \
-    X(isatty, FD, PASS, _, _, _) \
-    X(ttyname, FD, PASS, _, _, _) \
-    X(ttyname_r, FD, PASS, _, _, _) \
+    X(isatty, FD, QUERY, _, _, _) \
+    X(ttyname, FD, QUERY, _, _, _) \
+    X(ttyname_r, FD, QUERY, _, _, _) \
     X(ptsname, FD, PASS, _, _, _) \
     X(ptsname_r, FD, PASS, _, _, _) \
     X(grantpt, FD, PASS, _, _, _) \
     X(unlockpt, FD, PASS, _, _, _) \
-    X(tcgetattr, FD, PASS, _, _, _) \
+    X(tcgetattr, FD, QUERY, _, _, _) \
     X(tcgetpgrp, FD, PASS, _, _, _) \
     X(tcsetpgrp, FD, PASS, _, _, _) \
     X(tcgetsid, FD, PASS, _, _, _) \

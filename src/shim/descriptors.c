@@ -101,7 +101,20 @@ static void decide_with(struct bs_ofd *o, int fd, int fl)
 
 static void decide(struct bs_ofd *o, int fd)
 {
+    /* A stand-in O_PATH descriptor has no offset of its own to decide from: it stays the
+       diverted append stream it was registered as, until made real. */
+    if (atomic_load(&o->origin) & BS_ORIGIN_PATH)
+        return;
     decide_with(o, fd, BS_REAL(fcntl)(fd, F_GETFL));
+}
+
+int bs_fd_status_flags(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
+    if (o && (atomic_load(&o->origin) & BS_ORIGIN_PATH)) /* as open(2) leaves them */
+        return O_WRONLY | O_APPEND | BS_KERNEL_O_LARGEFILE |
+               ((atomic_load(&o->flags) & BS_OFD_NOFOLLOW) ? O_NOFOLLOW : 0);
+    return BS_REAL(fcntl)(fd, F_GETFL);
 }
 
 static int word_fd(int fd)
@@ -130,7 +143,7 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
         /* Without kcmp, for the standard descriptors only (`> log 2>&1`): same flags
            and same offset is taken as one description. */
         if (fd <= 2 && other <= 2 &&
-            BS_REAL(fcntl)(fd, F_GETFL) == BS_REAL(fcntl)(other, F_GETFL) &&
+            bs_fd_status_flags(fd) == bs_fd_status_flags(other) &&
             BS_REAL(lseek)(fd, 0, SEEK_CUR) == BS_REAL(lseek)(other, 0, SEEK_CUR))
             return o;
     }
@@ -149,7 +162,7 @@ static void register_fd(int fd, int matched, const char *path, int inherited,
     uintptr_t slot = 0;
     int word = word_fd(fd);
     if (known ? (st = *known, 1) : BS_REAL(fstat)(fd, &st) == 0) {
-        int fl = BS_REAL(fcntl)(fd, F_GETFL);
+        int fl = bs_fd_status_flags(fd);
         int writable = fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && !(fl & O_PATH);
         int create = (matched || word) && writable;
         struct bs_target *t = bs_target_acquire(st.st_dev, st.st_ino, create, fd,
@@ -317,7 +330,7 @@ void bs_fd_taint(int fd)
         atomic_fetch_or(&o->origin, BS_ORIGIN_TAINTED);
 }
 
-int bs_fd_register_elided(int fd, struct bs_target *t)
+int bs_fd_register_elided(int fd, struct bs_target *t, int path_only, int open_flags)
 {
     BS_KEEP_ERRNO();
     struct bs_ofd *o = ofd_new(t);
@@ -326,8 +339,9 @@ int bs_fd_register_elided(int fd, struct bs_target *t)
     /* What decide_with would find, without asking the drive again: an append stream
        whose offset is the kernel's until its first write. */
     atomic_store(&o->mark, atomic_load(&t->acc));
-    atomic_store(&o->flags, BS_OFD_WRITABLE | BS_OFD_DIVERTED | BS_OFD_APPEND | BS_OFD_STALEPOS);
-    atomic_store(&o->origin, BS_ORIGIN_ELIDED);
+    atomic_store(&o->flags, BS_OFD_WRITABLE | BS_OFD_DIVERTED | BS_OFD_APPEND | BS_OFD_STALEPOS |
+                                ((path_only && (open_flags & O_NOFOLLOW)) ? BS_OFD_NOFOLLOW : 0u));
+    atomic_store(&o->origin, BS_ORIGIN_ELIDED | (path_only ? BS_ORIGIN_PATH : 0u));
     bs_fd_mark_seen(fd);
     ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, (uintptr_t)o)));
     return 0;

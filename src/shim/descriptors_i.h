@@ -114,10 +114,16 @@ void bs_fd_taint(int fd);
 
 /*
  * Registers fd, a copy of t's held description that open elision placed in the
- * program's table (t's reference passes to it): diverted, O_APPEND, ELIDED.
- * Returns 0, or -ENOMEM (then the caller still owns the reference). Keeps errno.
+ * program's table (t's reference passes to it): diverted, O_APPEND, ELIDED, and PATH
+ * when path_only (the copy is of the O_PATH description of the file; open_flags are the
+ * program's, for what F_GETFL shows). Returns 0, or -ENOMEM (then the caller still owns
+ * the reference). Keeps errno.
  */
-int bs_fd_register_elided(int fd, struct bs_target *t);
+int bs_fd_register_elided(int fd, struct bs_target *t, int path_only, int open_flags);
+
+/* F_GETFL as the program would see it: the kernel's, or for a stand-in O_PATH descriptor
+   (BS_ORIGIN_PATH) the flags of the append open it stands for. */
+int bs_fd_status_flags(int fd);
 
 /* Fork handlers of the descriptions' free list and the first-look lock (run inside wrap_fork.c's
    pthread_atfork handlers). */

@@ -22,10 +22,9 @@
  * 64-bit, the kernel's bit when a program passes it itself). Anything else (O_TRUNC,
  * O_EXCL, O_SYNC, O_NONBLOCK, O_RDWR, O_PATH, O_TMPFILE, ...) is a real open.
  */
-#define KERNEL_O_LARGEFILE 0100000
 static int elidable_flags(int flags)
 {
-    int rest = flags & ~(O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | KERNEL_O_LARGEFILE);
+    int rest = flags & ~(O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | BS_KERNEL_O_LARGEFILE);
     return rest == (O_WRONLY | O_APPEND);
 }
 
@@ -51,7 +50,8 @@ static int may_write(const struct stat *st)
 }
 
 /*
- * A copy of t's held description at the lowest free number of the program's table, with
+ * A copy of t's held description (or of the O_PATH description of its file: see
+ * BS_ORIGIN_PATH) at the lowest free number of the program's table, with
  * FD_CLOEXEC as flags ask, registered; or -1. The writer thread's pidfd takes the lowest
  * number first: it moves to the next one up, and the copy lands where it was. Decision:
  * the copy is placed directly rather than dup'ed onto the number, because closing a
@@ -66,13 +66,18 @@ static int place_copy(struct bs_target *t, int flags)
     bs_syscall(SYS_close, low);
     if (moved < 0)
         return -1;
-    int fd = bs_target_share_held(t, (int)moved); /* close-on-exec, at the lowest number */
+    /* Decision: never a stand-in at 2 (low is where the copy lands). glibc's fatal
+       messages (stack smashing, heap corruption, fortify), backtrace_symbols_fd and other
+       crash reports write to it through calls no wrapper sees; they must meet a real
+       description: there, the copy is of held itself. */
+    int path_only = low != 2;
+    int fd = bs_target_share_held(t, (int)moved, &path_only); /* close-on-exec, lowest number */
     bs_syscall(SYS_close, moved);
     if (fd < 0)
         return -1;
     if (!(flags & O_CLOEXEC))
         bs_syscall(SYS_fcntl, fd, F_SETFD, 0L);
-    if (bs_fd_register_elided(fd, t) != 0) {
+    if (bs_fd_register_elided(fd, t, path_only, flags) != 0) {
         bs_syscall(SYS_close, fd); /* out of memory: the caller opens for real */
         return -1;
     }
@@ -126,6 +131,23 @@ int bs_elide_open(int dirfd, const char *path, int flags)
  */
 static pthread_mutex_t mat_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* "/proc/self/fd/N" into out (at least 32 bytes), without stdio: async-signal-safe. */
+static void proc_fd_link(char *out, int fd)
+{
+    static const char prefix[] = "/proc/self/fd/";
+    memcpy(out, prefix, sizeof prefix - 1);
+    char digits[12];
+    int n = 0;
+    unsigned v = (unsigned)fd;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    char *p = out + sizeof prefix - 1;
+    while (n)
+        *p++ = digits[--n];
+    *p = 0;
+}
+
 /* Gives every program descriptor of o (an elided description) one real description of
    its own, opened afresh; fd is one of them. Caller holds mat_lock. */
 static void materialize_locked(struct bs_ofd *o, int fd)
@@ -134,7 +156,7 @@ static void materialize_locked(struct bs_ofd *o, int fd)
         return;
     /* The magic link reaches the same inode whatever happened to its name since. */
     char proc[48];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    proc_fd_link(proc, fd);
     int real = bs_sys_open(proc, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC, 0);
     if (real < 0) {
         if (bs_cfg.debug)
@@ -216,6 +238,22 @@ void bs_fd_materialize_target(int fd)
 void bs_fd_materialize_all(int cloexec_too)
 {
     materialize_where(NULL, cloexec_too);
+}
+
+ssize_t bs_path_write(int fd, const struct iovec *iov, int iovcnt)
+{
+    char proc[48];
+    proc_fd_link(proc, fd);
+    int real = bs_sys_open(proc, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC, 0);
+    if (real < 0) {
+        errno = -real;
+        return -1;
+    }
+    long r = bs_syscall(SYS_writev, real, iov, (long)iovcnt);
+    int e = errno;
+    bs_syscall(SYS_close, real);
+    errno = e;
+    return r;
 }
 
 void bs_elide_fork_child(void)

@@ -3,6 +3,9 @@
 #ifndef BUFSHIM_ELIDE_I_H
 #define BUFSHIM_ELIDE_I_H
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include "descriptors_i.h"
 
 /* Errno: every function here keeps errno. */
@@ -31,6 +34,29 @@ static inline void bs_fd_materialize(int fd)
     if (__builtin_expect(o != NULL, 0) && (atomic_load(&o->origin) & BS_ORIGIN_ELIDED))
         bs_fd_materialize_slow(o, fd);
 }
+
+/* 1 when fd is a stand-in O_PATH descriptor of open elision (BS_ORIGIN_PATH). */
+static inline int bs_fd_is_path(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
+    return __builtin_expect(o != NULL, 0) && (atomic_load(&o->origin) & BS_ORIGIN_PATH);
+}
+
+/* Before a call that would reach the kernel through fd (a write the engine does not
+   take, fsync, fchmod, mmap, ...): a stand-in O_PATH descriptor becomes a real open,
+   as bs_fd_materialize makes it. One slot load when fd is not one. */
+static inline void bs_fd_materialize_path(int fd)
+{
+    if (bs_fd_is_path(fd))
+        bs_fd_materialize(fd);
+}
+
+/*
+ * Writes len bytes to fd, a stand-in O_PATH descriptor, where it cannot be made real
+ * (inside the shim: a signal handler that interrupted it): through a description
+ * opened for the call alone and closed after. Async-signal-safe. As write(2).
+ */
+ssize_t bs_path_write(int fd, const struct iovec *iov, int iovcnt);
 
 /* Before taking or dropping a lock through fd: every elided descriptor of its target. */
 void bs_fd_materialize_target(int fd);

@@ -34,6 +34,10 @@ struct bs_ofd {
 #define BS_OFD_APPEND 2u   /* O_APPEND, or not a regular file: writes go to the end anyway */
 #define BS_OFD_STALEPOS 4u /* O_APPEND, not yet written: the offset is the kernel's */
 #define BS_OFD_WRITABLE 8u /* open for writing (a read-only one is only a barrier) */
+#define BS_OFD_NOFOLLOW 16u /* a stand-in (BS_ORIGIN_PATH) for an open with O_NOFOLLOW */
+
+/* O_LARGEFILE as the kernel sets it (0 in glibc's 64-bit headers): F_GETFL shows it. */
+#define BS_KERNEL_O_LARGEFILE 0100000
 
 /*
  * Where a description came from (bs_ofd.origin). ELIDED: an open the shim answered
@@ -46,6 +50,16 @@ struct bs_ofd {
 #define BS_ORIGIN_ELIDED 1u
 #define BS_ORIGIN_OWN 2u
 #define BS_ORIGIN_TAINTED 4u
+/*
+ * PATH (with ELIDED): the program's descriptor is an O_PATH description of the file, a
+ * stand-in for the O_WRONLY|O_APPEND one a real open would have made. Its close costs
+ * the drive nothing (closing any descriptor of a FUSE file is a FLUSH round trip, and
+ * a shell's `>>` closes two per command). Diverted writes never reach it; what would
+ * reach the kernel through it turns it into a real open first (bs_fd_materialize_path),
+ * and the queries a real one answers without its description are answered for it:
+ * F_GETFL (bs_fd_status_flags), a non-moving seek, isatty. doc/behaviour.md §3.
+ */
+#define BS_ORIGIN_PATH 8u
 
 /* A slot is a struct bs_ofd pointer, or 0 for a descriptor the shim does not track. */
 extern _Atomic(uintptr_t) *bs_fdtab;

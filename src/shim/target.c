@@ -2,7 +2,9 @@
 #include "real_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -82,9 +84,28 @@ static void start_lingering(struct bs_target *t)
 /* Closes t's held descriptor. On a writer thread; caller holds t->held_lock. */
 static void drop_held(struct bs_target *t)
 {
-    if (held_valid(t))
+    if (held_valid(t)) {
         bs_sys_close(t->held);
+        if (t->held_path >= 0)
+            bs_sys_close(t->held_path);
+    }
     t->held = -1;
+    t->held_path = -1;
+}
+
+/*
+ * held is fit for sharing: its file also gets an O_PATH description, through the
+ * magic link of this writer thread's own table (/proc/thread-self: the private table
+ * is not the process's). Following the link reaches the inode without a lookup by
+ * name, and an O_PATH open calls no open of the file system: the drive sees nothing.
+ * Failing that (no /proc), open elision shares held itself.
+ */
+static void make_held_path(struct bs_target *t)
+{
+    char link[48];
+    snprintf(link, sizeof link, "/proc/thread-self/fd/%d", t->held);
+    int p = bs_sys_open(link, O_PATH | O_CLOEXEC, 0);
+    t->held_path = p >= 0 ? p : -1;
 }
 
 static int same_file(struct bs_target *t, int fd)
@@ -102,11 +123,10 @@ static int same_file(struct bs_target *t, int fd)
 /* Whether held descriptor h has the status flags of a plain append open: what F_GETFL
    shows after open(O_WRONLY|O_APPEND) (O_LARGEFILE is the kernel's bit, 0 in glibc's
    64-bit headers). */
-#define KERNEL_O_LARGEFILE 0100000
 static int fit_for_sharing(int h)
 {
     int fl = BS_REAL(fcntl)(h, F_GETFL);
-    return fl >= 0 && (fl & ~KERNEL_O_LARGEFILE) == (O_WRONLY | O_APPEND);
+    return fl >= 0 && (fl & ~BS_KERNEL_O_LARGEFILE) == (O_WRONLY | O_APPEND);
 }
 
 static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
@@ -114,6 +134,7 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
     if (held_valid(t))
         return;
     t->held = -1;
+    t->held_path = -1;
     /* The program's closing description, when it is fit to be shared and nobody
        else's: keeping it costs the drive no open, and its close no release. */
     if (borrow && pfd >= 0 && t->regular) {
@@ -124,6 +145,7 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
             t->held_shares_ofd = 0; /* the program's descriptor is going: ours alone */
             t->held_fit = 1;
             t->held_gen = bs_private_gen();
+            make_held_path(t);
             return;
         }
         if (h >= 0)
@@ -147,6 +169,8 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
             t->held_shares_ofd = shared;
             t->held_fit = t->regular && !shared && fit_for_sharing(h);
             t->held_gen = bs_private_gen();
+            if (t->held_fit)
+                make_held_path(t);
             return;
         }
     }
@@ -533,6 +557,7 @@ static struct bs_target *new_target(dev_t dev, ino_t ino, int regular, const cha
     t->ino = ino;
     t->regular = regular;
     t->held = -1;
+    t->held_path = -1;
     if (path) {
         t->path = strdup(path);
         if (!t->path) {
@@ -727,8 +752,10 @@ void bs_target_tick(void)
     bs_busy_leave();
 }
 
-int bs_target_share_held(struct bs_target *t, int pidfd)
+int bs_target_share_held(struct bs_target *t, int pidfd, int *path_only)
 {
+    int want_path = *path_only;
+    *path_only = 0;
     if (!t->regular || atomic_load(&t->broken) || atomic_load(&t->locked))
         return -EBADF;
     int r = -EBUSY;
@@ -736,7 +763,11 @@ int bs_target_share_held(struct bs_target *t, int pidfd)
     /* A writer thread holds held_lock while it writes through held (it may hang
        there): the program's open does not wait for it, it opens for real. */
     if (pthread_mutex_trylock(&t->held_lock) == 0) {
-        r = held_valid(t) && t->held_fit ? bs_private_getfd(pidfd, t->held) : -EBADF;
+        r = -EBADF;
+        if (held_valid(t) && t->held_fit) {
+            *path_only = want_path && t->held_path >= 0;
+            r = bs_private_getfd(pidfd, *path_only ? t->held_path : t->held);
+        }
         pthread_mutex_unlock(&t->held_lock);
     }
     bs_busy_leave();
@@ -792,6 +823,7 @@ void bs_target_fork_child(void)
     for (struct bs_target *t = registry; t; t = t->next) {
         pthread_mutex_init(&t->held_lock, NULL);
         t->held = -1; /* it was in the parent's private table */
+        t->held_path = -1;
         atomic_store(&t->held_pending, 0);
         atomic_store(&t->wr, atomic_load(&t->acc));
         atomic_store(&t->inflight, 0);

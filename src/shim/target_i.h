@@ -35,6 +35,8 @@ struct bs_target {
     int held_shares_ofd;       /* held is the program's own description (not a reopen) */
     int held_fit;              /* held is O_WRONLY|O_APPEND and nobody else's: open elision may
                                   share it (bs_target_share_held) */
+    int held_path;             /* an O_PATH description of held's file (private table), or -1:
+                                  what open elision hands out (see bs_target_share_held) */
     int held_job_borrow;       /* held_job may take the closing description itself */
     atomic_int held_pending;   /* held_job submitted and not waited for */
     int held_job_fd;           /* the program's descriptor held_job reopens */
@@ -82,9 +84,13 @@ void bs_target_prepare_close(struct bs_target *t, int fd, int borrow);
 /*
  * Open elision: a copy of t's held descriptor in the program's table, made through
  * pidfd (a writer thread's, bs_private_thread_pidfd), or -errno when t has no held
- * descriptor fit to be shared (or it is busy). Keeps errno.
+ * descriptor fit to be shared (or it is busy). *path_only, 1 on entry to ask for it, says
+ * on return whether the copy is of the O_PATH description of held's file (held_path)
+ * rather than of held itself: its
+ * close costs the drive nothing (a FUSE file's close is a FLUSH round trip, even of a
+ * copy), and the program's descriptor is then a stand-in (BS_ORIGIN_PATH). Keeps errno.
  */
-int bs_target_share_held(struct bs_target *t, int pidfd);
+int bs_target_share_held(struct bs_target *t, int pidfd, int *path_only);
 
 /*
  * Before fork, exec or spawn (after their flush): lingering targets are retired now. A

@@ -25,6 +25,10 @@ static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
     int saved = errno;
     if (f & BS_OFD_DIVERTED) {
         if (whence == SEEK_CUR && off == 0) {
+            if ((f & BS_OFD_STALEPOS) && (atomic_load(&o->origin) & BS_ORIGIN_PATH)) {
+                errno = saved;
+                return 0; /* where a fresh append open is until its first write */
+            }
             if (f & BS_OFD_STALEPOS)
                 goto real;
             int64_t p = bs_ofd_position(o, fd);
@@ -64,6 +68,7 @@ static off64_t do_lseek(int is64, int fd, off64_t off, int whence)
     errno = saved;
     return r;
 real:
+    bs_fd_materialize_path(fd); /* an O_PATH description has no offset to ask */
     return is64 ? BS_REAL(lseek64)(fd, off, whence) : BS_REAL(lseek)(fd, off, whence);
 }
 

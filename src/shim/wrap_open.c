@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 
 #include "errno_i.h"
@@ -29,8 +31,43 @@ static int takes_mode(int flags)
  * the truncation removes them, as it would have without the shim). Returns the
  * target (with a reference) so that the caller can re-decide its descriptors.
  */
+/*
+ * The descriptor whose fdinfo path names in this process's /proc (/proc/self,
+ * /proc/thread-self or /proc/<pid>, then fdinfo/N), or -1.
+ */
+static int own_fdinfo_fd(const char *path)
+{
+    if (strncmp(path, "/proc/", 6) != 0)
+        return -1;
+    const char *p = path + 6;
+    if (!strncmp(p, "self/", 5)) {
+        p += 5;
+    } else if (!strncmp(p, "thread-self/", 12)) {
+        p += 12;
+    } else {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p || *end != '/' || pid != (long)bs_syscall(SYS_getpid))
+            return -1;
+        p = end + 1;
+    }
+    if (strncmp(p, "fdinfo/", 7) != 0)
+        return -1;
+    char *end;
+    long fd = strtol(p + 7, &end, 10);
+    return end != p + 7 && *end == 0 && fd >= 0 && fd < INT_MAX ? (int)fd : -1;
+}
+
 static struct bs_target *before_open(int dirfd, const char *path, int flags)
 {
+    if (__builtin_expect(bs_target_any(), 0) && !bs_in_shim && path && path[0] == '/' &&
+        path[1] == 'p') {
+        /* Reading its own fdinfo, the program sees the flags of a real open: a stand-in
+           O_PATH descriptor of open elision becomes one first. */
+        int fd = own_fdinfo_fd(path);
+        if (fd >= 0)
+            BS_SAVE_ERRNO(bs_fd_materialize_path(fd));
+    }
     if (!(flags & O_TRUNC) || bs_in_shim || !bs_target_any())
         return NULL;
     struct bs_target *t = bs_target_by_path(dirfd, path, 0);
@@ -184,11 +221,21 @@ BS_EXPORT int open_by_handle_at(int mountfd, struct file_handle *handle, int fla
     return fd;
 }
 
+/* A copy landed at 2: a stand-in O_PATH descriptor there becomes real (see place_copy in
+   elide.c: glibc's fatal messages write to 2 through calls no wrapper sees). */
+static void no_stand_in_at_2(int fd)
+{
+    if (fd == 2)
+        BS_SAVE_ERRNO(bs_fd_materialize_path(2));
+}
+
 BS_EXPORT int dup(int fd)
 {
     int r = BS_REAL(dup)(fd);
-    if (r >= 0 && !bs_in_shim)
+    if (r >= 0 && !bs_in_shim) {
         BS_SAVE_ERRNO(bs_fd_copy(fd, r), bs_std_fd_changed(r));
+        no_stand_in_at_2(r);
+    }
     return r;
 }
 
@@ -202,8 +249,10 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
     }
     int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
     int saved = errno;
-    if (r >= 0 && oldfd != newfd && !bs_in_shim)
+    if (r >= 0 && oldfd != newfd && !bs_in_shim) {
         bs_fd_copy(oldfd, newfd);
+        no_stand_in_at_2(newfd);
+    }
     if (r >= 0)
         bs_std_fd_changed(newfd); /* a std stream over it may pick new buffering */
     errno = saved;
@@ -249,9 +298,23 @@ static int description_neutral(int cmd)
     }
 }
 
+/* What a stand-in O_PATH descriptor (BS_ORIGIN_PATH) answers itself: an O_PATH
+   description refuses every other command (EBADF) that a real one would serve. */
+static int path_neutral(int cmd)
+{
+    return cmd == F_GETFD || cmd == F_SETFD || cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC ||
+           cmd == F_GETFL;
+}
+
 static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
 {
     int took;
+    if (!bs_in_shim && bs_fd_is_path(fd)) {
+        if (cmd == F_GETFL)
+            return bs_fd_status_flags(fd);
+        if (!path_neutral(cmd))
+            bs_fd_materialize(fd);
+    }
     if (!bs_in_shim && !description_neutral(cmd) && bs_fd_slot_raw(fd)) {
         /* A lock makes every elided descriptor of the file real (a locked target elides
            no more opens); anything else of the description's, this one. */
@@ -279,6 +342,7 @@ static int do_fcntl(int fcntl64_, int fd, int cmd, unsigned long arg)
     int saved = errno;
     if (r >= 0 && !bs_in_shim && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
         bs_fd_copy(fd, r);
+        no_stand_in_at_2(r);
         bs_std_fd_changed(r);
     }
     if (r >= 0 && t && cmd == F_SETFL)

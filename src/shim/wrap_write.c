@@ -11,6 +11,7 @@
 #include "config_i.h"
 #include "engine_i.h"
 #include "descriptors_i.h"
+#include "elide_i.h"
 #include "shim_i.h"
 #include "signals_i.h"
 
@@ -31,8 +32,19 @@ static void seek_to_position(struct bs_ofd *o, int fd)
 
 static ssize_t through(struct bs_ofd *o, int fd, const void *buf, size_t n)
 {
+    bs_fd_materialize_path(fd);
     seek_to_position(o, fd);
     return BS_REAL(write)(fd, buf, n);
+}
+
+/* A write that goes to the kernel while the shim is running on this thread (a signal
+ * handler that interrupted it): a stand-in O_PATH descriptor cannot be made real here,
+ * so the bytes go through a description of their own. */
+static ssize_t in_shim_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    if (bs_fd_is_path(fd))
+        return bs_path_write(fd, iov, iovcnt);
+    return BS_REAL(writev)(fd, iov, iovcnt);
 }
 
 /* Appends to a diverted description's target; returns n as write(2) would. */
@@ -107,11 +119,21 @@ ssize_t bs_call_write(int fd, const void *buf, size_t len)
 {
     uintptr_t s = bs_fd_slot(fd);
     struct bs_ofd *o = bs_slot_ofd(s);
-    if (__builtin_expect(!o, 1) || bs_in_shim)
+    if (__builtin_expect(!o, 1))
         return BS_REAL(write)(fd, buf, len);
+    if (bs_in_shim) {
+        if (!bs_fd_is_path(fd))
+            return BS_REAL(write)(fd, buf, len);
+        struct iovec one = {(void *)buf, len};
+        return bs_path_write(fd, &one, 1);
+    }
     unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
     if (len > 0 && diverts(fd, o, f))
         return divert(fd, o, f, buf, len);
+    if (bs_fd_is_path(fd)) {
+        bs_fd_materialize(fd);
+        f = atomic_load(&o->flags);
+    }
     if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
         return BS_REAL(write)(fd, buf, len);
     before_pass(o);
@@ -146,8 +168,10 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     uintptr_t s = bs_fd_slot(fd);
     struct bs_ofd *o = bs_slot_ofd(s);
-    if (__builtin_expect(!o, 1) || bs_in_shim)
+    if (__builtin_expect(!o, 1))
         return BS_REAL(writev)(fd, iov, iovcnt);
+    if (bs_in_shim)
+        return in_shim_writev(fd, iov, iovcnt);
     unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
     size_t total = 0;
     int valid = iovcnt > 0 && iovcnt <= IOV_MAX;
@@ -158,6 +182,10 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
             total += iov[i].iov_len;
     }
     if (!valid || total == 0 || !diverts(fd, o, f)) {
+        if (bs_fd_is_path(fd)) {
+            bs_fd_materialize(fd);
+            f = atomic_load(&o->flags);
+        }
         if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
             return BS_REAL(writev)(fd, iov, iovcnt);
         before_pass(o);
@@ -170,6 +198,7 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     char *buf = total <= sizeof small ? small : malloc(total);
     if (!buf) {
         bs_target_flush(o->t);
+        bs_fd_materialize_path(fd);
         errno = saved;
         seek_to_position(o, fd);
         return BS_REAL(writev)(fd, iov, iovcnt);

@@ -3,6 +3,7 @@
  * of their own. Prints one line per observation; the tests compare the output with and
  * without the shim. Usage: elide_ops SCENARIO FILE [ARG]. Exit 0, 1 on a setup failure. */
 #include <errno.h>
+#include <execinfo.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 static const char *file;
@@ -284,6 +286,57 @@ static void threads(int total)
     say("descriptors before %d after %d\n", before, count_fds());
 }
 
+/*
+ * What glibc writes itself, and what reaches the kernel without a wrapper seeing it, at a
+ * descriptor opened per record: glibc's backtrace_symbols_fd (as a crash handler calls it)
+ * writes to 2 with a writev no wrapper sees, after an open that lands at 2 and after a
+ * dup2 onto 2; isatty (its ioctl is glibc's own), TCGETS, FIOCLEX, a seek that does not
+ * move, an empty write; and a destructor's write after exit's flush.
+ */
+static int late_fd = -1;
+
+__attribute__((destructor)) static void late_write(void)
+{
+    if (late_fd >= 0) {
+        if (write(late_fd, "late\n", 5) != 5)
+            _exit(3);
+        close(late_fd);
+    }
+}
+
+static void glibc_writes(void)
+{
+    void *frames[1] = {(void *)0x1}; /* printed as "[0x1]": the same in every run */
+    record("one\n");
+    usleep(300 * 1000); /* the writer thread takes the closed description as its own */
+    int saved = dup(2);
+    close(2);
+    int e = app(0);
+    say("open at %d\n", e);
+    backtrace_symbols_fd(frames, 1, 2);
+    dup2(saved, 2);
+    int a = app(0);
+    dup2(a, 2);
+    backtrace_symbols_fd(frames, 1, 2);
+    dup2(saved, 2);
+    close(saved);
+    close(a);
+    int b = app(0);
+    errno = 0;
+    int tty = isatty(b);
+    say("isatty %d %s\n", tty, strerror(errno));
+    struct termios tio;
+    say("TCGETS %s\n", err(ioctl(b, TCGETS, &tio)));
+    int r = ioctl(b, FIOCLEX);
+    say("FIOCLEX %s getfd %d\n", err(r), fcntl(b, F_GETFD));
+    say("seek cur %ld\n", (long)lseek(b, 0, SEEK_CUR));
+    if (write(b, "two\n", 4) != 4)
+        exit(1);
+    say("empty write %zd\n", write(b, "", 0));
+    close(b);
+    late_fd = app(0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -304,6 +357,8 @@ int main(int argc, char **argv)
         lockers(atoi(argv[3]));
     else if (!strcmp(s, "threads"))
         threads(atoi(argv[3]));
+    else if (!strcmp(s, "glibc"))
+        glibc_writes();
     else
         return 1;
     return 0;

@@ -15,6 +15,9 @@
 
 #include "real_i.h"
 
+#include "descriptors_i.h"
+#include "elide_i.h"
+#include "errno_i.h"
 #include "shim_i.h"
 #include "stream_i.h"
 
@@ -103,8 +106,11 @@ BS_WRAPPER(FILE *, fopen64, (const char *path, const char *mode))
 BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
 {
     int reads = 0, writes = 0, appending = 0;
-    if (mode == NULL || !diverting())
+    if (mode == NULL || !diverting()) {
+        /* glibc's stream reaches the kernel through fd itself. */
+        BS_SAVE_ERRNO(bs_fd_materialize_path(fd));
         return BS_REAL(fdopen)(fd, mode);
+    }
     switch (mode[0]) {
     case 'r':
         reads = 1;
@@ -126,7 +132,7 @@ BS_WRAPPER(FILE *, fdopen, (int fd, const char *mode))
         }
     }
     int saved = errno;
-    int fl = BS_REAL(fcntl)(fd, F_GETFL);
+    int fl = bs_fd_status_flags(fd);
     if (fl == -1)
         return NULL;
     if (((fl & O_ACCMODE) == O_RDONLY && writes) || ((fl & O_ACCMODE) == O_WRONLY && reads)) {
