@@ -1,6 +1,6 @@
-"""bench.py - runs every benchmark scenario, (a) to (h), side by side (direct write, stdio,
-bufshim, spdlog async; (h) is short processes), evaluates the performance targets from the
-measured numbers, and writes bench/results/RESULTS.md, results.json and latency.png.
+"""bench.py - runs every benchmark scenario, (a) to (h) and (t), side by side (direct write,
+stdio, bufshim, spdlog async; (h) is short processes, (t) thread scaling), evaluates the performance targets from the
+measured numbers, and writes bench/results/RESULTS.md, results.json, latency.png and threads.png.
 Started by tools/bench."""
 import argparse
 import json
@@ -355,6 +355,19 @@ class Bench:
             self.extra["b"][t] = self.produce_rows(
                 f"(b) {t} threads saturated", SYSTEMS, 128, total // t,
                 curve_key="b8" if t == 8 else None, reps=self.args.reps, threads=t)
+
+    THREADS = (1, 2, 4, 8, 16)
+
+    def scen_t(self):
+        """Thread scaling: 1, 2, 4, 8 and 16 threads, each writing the same number of
+        128-byte records (50,000 quick, 200,000 full) as fast as it can, every system
+        interleaved, median of --reps runs."""
+        per = 200000 if self.args.full else 50000
+        self.extra["t"] = {}
+        for t in self.THREADS:
+            self.extra["t"][t] = self.produce_rows(
+                f"(t) {t} threads x {per // 1000}k", SYSTEMS, 128, per, reps=self.args.reps,
+                threads=t)
 
     def scen_c(self):
         q = self.args.quick
@@ -892,6 +905,29 @@ def targets(b):
             s, o = get(src, "bufshim", pk), get(src, "spdlog", pk)
             pair(f"{label}: bufshim {pl} <= spdlog async {pl}", s, o,
                  lambda s, o: f"{fmt_ns(s)} vs {fmt_ns(o)}", lambda s, o: s <= o)
+    # Thread scaling (issue 13's targets), from scenario (t).
+    t1, t2, t8 = get(x, "t", 1), get(x, "t", 2), get(x, "t", 8)
+    s, d = get(t2, "bufshim", "p50"), get(t2, "direct", "p50")
+    fl = get(t2, "bufshim", "timer_floor") or 0
+    judge("(t) 2 threads: bufshim p50 <= 60 ns (net of timer cost)",
+          None if s is None else s - fl <= 60,
+          "" if s is None else f"net {fmt_ns(s - fl)}; raw {fmt_ns(s)}")
+    pair("(t) 2 threads: bufshim p50 <= 1/10 of direct p50", s, d,
+         lambda s, d: f"{fmt_ns(s)} vs {fmt_ns(d)} ({d / max(s, 1):.1f}x)",
+         lambda s, d: 10 * s <= d)
+    s, d = get(t2, "bufshim", "rec_s"), get(t2, "direct", "rec_s")
+    pair("(t) 2 threads: bufshim throughput >= 5x direct", s, d,
+         lambda s, d: f"{fmt_num(s)} vs {fmt_num(d)} rec/s ({s / d:.1f}x)", lambda s, d: s >= 5 * d)
+    s, o = get(t8, "bufshim", "p50"), get(t1, "bufshim", "p50")
+    pair("(t) bufshim p50 at 8 threads <= 1.5x at 1 thread", s, o,
+         lambda s, o: f"{fmt_ns(s)} vs {fmt_ns(o)} ({s / max(o, 1):.2f}x)",
+         lambda s, o: s <= 1.5 * o)
+    ts = get(x, "t") or {}
+    worst = [(t, get(ts, t, "bufshim", "p999"), get(ts, t, "direct", "p999")) for t in sorted(ts)]
+    worst = [w for w in worst if w[1] is not None and w[2] is not None]
+    judge("(t) bufshim p99.9 <= direct p99.9 at every thread count",
+          None if not worst else all(sv <= dv for _, sv, dv in worst),
+          "; ".join(f"{t}: {fmt_ns(sv)} vs {fmt_ns(dv)}" for t, sv, dv in worst))
     fh, fu = get(x, "f", ("bufshim", True)), get(x, "f", ("bufshim", False))
     pair("(f) during the hang: bufshim append p99 <= 1.5x the unhung run", fh, fu,
          lambda h, u: f"{fmt_ns(h['win_p99'])} vs {fmt_ns(u['win_p99'])} "
@@ -1051,6 +1087,58 @@ def plot(b, path):
     return None
 
 
+def thread_table(by_threads):
+    """(t) as one table: a row per thread count, p50 / p99 / p99.9 and records/s per system."""
+    head = "| threads | " + " | ".join(
+        f"{SYSTEM_LABEL[s]} p50 / p99 / p99.9, rec/s" for s in SYSTEMS) + " |"
+    lines = [head, "|---" * (len(SYSTEMS) + 1) + "|"]
+    for t in sorted(by_threads):
+        cells = []
+        for system in SYSTEMS:
+            r = by_threads[t].get(system)
+            if not r or r.get("p50") is None:
+                cells.append("n/a")
+                continue
+            cells.append(f"{fmt_ns(r['p50'])} / {fmt_ns(r['p99'])} / {fmt_ns(r['p999'])}, "
+                         f"{fmt_num(r['rec_s'])}")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_threads(by_threads, path):
+    """p50 and p99.9 of one call against the number of threads, per system; None or why
+    no plot was written."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as ex:
+        return f"no plot: matplotlib missing ({ex})"
+    colors = {"direct": "tab:red", "stdio": "tab:orange", "bufshim": "tab:blue",
+              "spdlog": "tab:green"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    ts = sorted(by_threads)
+    for ax, (key, title) in zip(axes, (("p50", "p50 of one call"), ("p999", "p99.9 of one call"))):
+        for system in SYSTEMS:
+            pts = [(t, by_threads[t][system][key]) for t in ts
+                   if by_threads[t].get(system) and by_threads[t][system].get(key)]
+            if pts:
+                ax.plot([a for a, _ in pts], [max(v, 1) for _, v in pts], marker="o",
+                        label=SYSTEM_LABEL[system], color=colors[system], lw=1.6)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(ts)
+        ax.set_xticklabels([str(t) for t in ts])
+        ax.set_xlabel("threads (2 CPUs)")
+        ax.set_ylabel("ns")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(prog="tools/bench", description=__doc__)
     ap.add_argument("--full", action="store_true", help="longer runs (several minutes)")
@@ -1059,7 +1147,7 @@ def main():
     ap.add_argument("--shim-lib", default=None,
                     help="measure this libbufshim.so instead of the build's (A/B of a patch)")
     ap.add_argument("--out", default=os.path.join(SRC, "bench", "results"))
-    ap.add_argument("--only", default="abcdefgh", help="scenario letters to run (default all)")
+    ap.add_argument("--only", default="abcdefght", help="scenario letters to run (default all)")
     ap.add_argument("--work", type=int, default=5000,
                     help="busy-work iterations between records in (a) (default 5000, "
                          "about 8 µs here)")
@@ -1087,7 +1175,7 @@ def main():
         log(f"bufshim column: {b.shim_state}; spdlog column: "
             f"{'ok' if paths.get('bench_spdlog') else 'not built'}")
         mach = machine()
-        for letter in "abc":
+        for letter in "abct":
             if letter in args.only:
                 log(f"scenario ({letter})")
                 getattr(b, "scen_" + letter)()
@@ -1165,7 +1253,9 @@ def main():
         "500 times alternating with and without the shim (median per process). **(h)** "
         f"200 short processes `/bin/echo hi >> matched.log` (posix_spawn with the redirect "
         f"as a file action, the child under the shim or not), alternating process by process, "
-        f"{3 if q else 10} rounds; median time per process, spawn to reaped.\n")
+        f"{3 if q else 10} rounds; median time per process, spawn to reaped. **(t)** thread "
+        f"scaling: 1, 2, 4, 8 and 16 threads, each writing {50 if q else 200}k records of "
+        "128 B saturated, every system interleaved, median of the runs.\n")
     md.append("## Targets\n")
     md.append(targets_table(res) + "\n")
     why = miss_notes(res)
@@ -1174,6 +1264,12 @@ def main():
                   "bench/proposed/README.md):\n")
         md.extend(why)
         md.append("")
+    if b.extra.get("t"):
+        md.append("## Thread scaling (t)\n")
+        md.append(thread_table(b.extra["t"]) + "\n")
+        tp = plot_threads(b.extra["t"], os.path.join(args.out, "threads.png"))
+        md.append("![p50 and p99.9 against threads](threads.png)\n" if tp is None
+                  else f"({tp})\n")
     md.append("## All measurements\n")
     md.append(table(b.rows) + "\n")
     if plot_why is None:
