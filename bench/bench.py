@@ -1046,15 +1046,26 @@ def machine():
                                  text=True).stdout.splitlines()[0]}
 
 
-def plot(b, path):
-    """Latency against percentile (log-log) for the scenarios with curves. Returns None or why
-    no plot was written."""
+COLORS = {"direct": "tab:red", "stdio": "tab:orange", "bufshim": "tab:blue", "spdlog": "tab:green"}
+
+
+def pyplot():
+    """matplotlib's pyplot without a display, or why there is none (a string)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as ex:
         return f"no plot: matplotlib missing ({ex})"
+    return plt
+
+
+def plot(b, path):
+    """Latency against percentile (log-log) for the scenarios with curves. Returns None or why
+    no plot was written."""
+    plt = pyplot()
+    if isinstance(plt, str):
+        return plt
     panels = [("a", "(a) 1 thread, 128 B, paced"), ("b8", "(b) 8 threads, saturated"),
               ("d", "(d) slowfs open=5ms,write=2ms,release=5ms"),
               ("f", "(f) 10 s hung write, steady producer")]
@@ -1062,8 +1073,6 @@ def plot(b, path):
     if not panels:
         return "no plot: no latency curves measured"
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
-    colors = {"direct": "tab:red", "stdio": "tab:orange", "bufshim": "tab:blue",
-              "spdlog": "tab:green"}
     for ax, (key, title) in zip(axes[0], panels):
         for system in SYSTEMS:
             pts = b.curves[key].get(system)
@@ -1071,7 +1080,7 @@ def plot(b, path):
                 continue
             xs = [1 / max(1 - q, 1e-9) for q, _ in pts]
             ys = [max(ns, 1) for _, ns in pts]
-            ax.plot(xs, ys, label=SYSTEM_LABEL[system], color=colors[system], lw=1.6)
+            ax.plot(xs, ys, label=SYSTEM_LABEL[system], color=COLORS[system], lw=1.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ticks = [2, 10, 100, 1000, 10000, 100000, 1000000]
@@ -1108,14 +1117,9 @@ def thread_table(by_threads):
 def plot_threads(by_threads, path):
     """p50 and p99.9 of one call against the number of threads, per system; None or why
     no plot was written."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as ex:
-        return f"no plot: matplotlib missing ({ex})"
-    colors = {"direct": "tab:red", "stdio": "tab:orange", "bufshim": "tab:blue",
-              "spdlog": "tab:green"}
+    plt = pyplot()
+    if isinstance(plt, str):
+        return plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     ts = sorted(by_threads)
     for ax, (key, title) in zip(axes, (("p50", "p50 of one call"), ("p999", "p99.9 of one call"))):
@@ -1124,7 +1128,7 @@ def plot_threads(by_threads, path):
                    if by_threads[t].get(system) and by_threads[t][system].get(key)]
             if pts:
                 ax.plot([a for a, _ in pts], [max(v, 1) for _, v in pts], marker="o",
-                        label=SYSTEM_LABEL[system], color=colors[system], lw=1.6)
+                        label=SYSTEM_LABEL[system], color=COLORS[system], lw=1.6)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(ts)
