@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 
@@ -11,6 +12,7 @@
 #include "engine_i.h"
 #include "descriptors_i.h"
 #include "elide_i.h"
+#include "config_i.h"
 #include "process_i.h"
 #include "shim_i.h"
 
@@ -51,7 +53,89 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
         }                                                                                          \
     } while (0)
 
-static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
+/*
+ * Non-diverted opens without the readlink of /proc/self/fd/N (issue 13, item 3).
+ * Decision: the program's open is made as openat2 with RESOLVE_NO_SYMLINKS, the same
+ * system call as far as the program can tell. When it succeeds the kernel resolved the
+ * path without a symbolic link (nor a /proc magic link), so the descriptor's canonical
+ * path is the path made absolute and folded (bs_path_absolute): "." and ".." fold as the
+ * kernel resolved them, a mount point is crossed under its own name (a bind mount's
+ * files are named through the bind mount by readlink too), and getcwd or the readlink of
+ * a dirfd already give a canonical base. descriptors.c then needs no readlink to match
+ * it, whatever is mounted where and whichever folders exist. When a link is on the way
+ * (ELOOP), the real call follows it and the readlink stays. No extra system call either
+ * way but for a path through a symbolic link (a failing openat2 first), or flags the
+ * strict openat2 refuses (EINVAL: the real call then takes them as open does); a kernel
+ * or seccomp filter without openat2 (ENOSYS, EPERM where the real call then works)
+ * turns it off for the process. Not used: O_TMPFILE (readlink names the unnamed file
+ * under its folder); the _2 forms with O_CREAT (glibc's check of the missing mode must
+ * still abort). Unlike libc's open, this call is no thread cancellation point.
+ */
+static atomic_int openat2_off;
+
+/* How open_plain went. */
+enum { PLAIN_NOT_TRIED, PLAIN_MADE, PLAIN_LINK, PLAIN_REFUSED };
+
+/* PLAIN_MADE: *fd (and errno) are the open's, *plain 1 when openat2 opened it. Otherwise
+   the real call must make it, with errno as the program left it. */
+static int open_plain(int dirfd, const char *path, int flags, mode_t mode, int *fd, int *plain)
+{
+    *plain = 0;
+    if (atomic_load_explicit(&openat2_off, memory_order_relaxed) || bs_in_shim || !path ||
+        !bs_cfg.active || !bs_cfg.nglobs || !bs_fdtab || (flags & __O_TMPFILE) == __O_TMPFILE ||
+        !bs_is_owner())
+        return PLAIN_NOT_TRIED;
+    struct open_how how = {.flags = (unsigned)flags,
+                           .mode = takes_mode(flags) ? (mode & 07777) : 0,
+                           .resolve = RESOLVE_NO_SYMLINKS};
+    if (how.flags & O_PATH) /* what open keeps of O_PATH's company */
+        how.flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int saved = errno;
+    long r = bs_syscall(SYS_openat2, (long)dirfd, (long)path, (long)&how, (long)sizeof how);
+    if (r >= 0) {
+        errno = saved;
+        *fd = (int)r;
+        *plain = 1;
+        return PLAIN_MADE;
+    }
+    int e = errno;
+    errno = saved;
+    if (e == ELOOP)
+        return PLAIN_LINK;
+    if (e == ENOSYS) {
+        atomic_store(&openat2_off, 1);
+        return PLAIN_NOT_TRIED;
+    }
+    if (e == EINVAL || e == EPERM || e == E2BIG || e == EXDEV || e == EAGAIN)
+        return PLAIN_REFUSED;
+    errno = e; /* the walk the real call would have made, and its error */
+    *fd = -1;
+    return PLAIN_MADE;
+}
+
+/* The real call made the open openat2 refused: a kernel or filter that refuses openat2
+   alone turns it off. */
+static void after_refusal(int how, int fd)
+{
+    if (how == PLAIN_REFUSED && fd >= 0)
+        atomic_store(&openat2_off, 1);
+}
+
+#define OPEN_CALL(dirfd, path, flags, mode, real)                                                 \
+    do {                                                                                           \
+        ELIDE(dirfd, path, flags);                                                                 \
+        struct bs_target *t = before_open(dirfd, path, flags);                                     \
+        int fd, plain;                                                                             \
+        int how_ = open_plain(dirfd, path, flags, mode, &fd, &plain);                              \
+        if (how_ != PLAIN_MADE) {                                                                  \
+            fd = real;                                                                             \
+            after_refusal(how_, fd);                                                               \
+        }                                                                                          \
+        after_open(t, fd, dirfd, path, plain);                                                     \
+        return fd;                                                                                 \
+    } while (0)
+
+static void after_open(struct bs_target *t, int fd, int dirfd, const char *path, int plain)
 {
     BS_KEEP_ERRNO();
     if (t) {
@@ -59,17 +143,13 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
         bs_target_release(t);
     }
     if (fd >= 0 && !bs_in_shim)
-        bs_fd_register_open(fd, dirfd, path);
+        bs_fd_register_open(fd, dirfd, path, plain);
     bs_std_fd_changed(fd);
 }
 
 int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat)(dirfd, path, flags, mode));
 }
 
 #define MODE_ARG(flags, last)                                                                      \
@@ -84,85 +164,82 @@ int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 BS_EXPORT int open(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(open)(path, flags, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_CALL(AT_FDCWD, path, flags, mode, BS_REAL(open)(path, flags, mode));
 }
 
 BS_EXPORT int open64(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(open64)(path, flags, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_CALL(AT_FDCWD, path, flags, mode, BS_REAL(open64)(path, flags, mode));
 }
 
 BS_EXPORT int __open_2(const char *path, int flags)
 {
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(__open_2)(path, flags);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
+        struct bs_target *t = before_open(AT_FDCWD, path, flags);
+        int fd = BS_REAL(__open_2)(path, flags);
+        after_open(t, fd, AT_FDCWD, path, 0);
+        return fd;
+    }
+    OPEN_CALL(AT_FDCWD, path, flags, 0, BS_REAL(__open_2)(path, flags));
 }
 
 BS_EXPORT int __open64_2(const char *path, int flags)
 {
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(__open64_2)(path, flags);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
+        struct bs_target *t = before_open(AT_FDCWD, path, flags);
+        int fd = BS_REAL(__open64_2)(path, flags);
+        after_open(t, fd, AT_FDCWD, path, 0);
+        return fd;
+    }
+    OPEN_CALL(AT_FDCWD, path, flags, 0, BS_REAL(__open64_2)(path, flags));
 }
 
 BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat)(dirfd, path, flags, mode));
 }
 
 BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat64)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat64)(dirfd, path, flags, mode));
 }
 
 BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(__openat_2)(dirfd, path, flags);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
+        struct bs_target *t = before_open(dirfd, path, flags);
+        int fd = BS_REAL(__openat_2)(dirfd, path, flags);
+        after_open(t, fd, dirfd, path, 0);
+        return fd;
+    }
+    OPEN_CALL(dirfd, path, flags, 0, BS_REAL(__openat_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
+        struct bs_target *t = before_open(dirfd, path, flags);
+        int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
+        after_open(t, fd, dirfd, path, 0);
+        return fd;
+    }
+    OPEN_CALL(dirfd, path, flags, 0, BS_REAL(__openat64_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int creat(const char *path, mode_t mode)
 {
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(creat)(path, mode);
-    after_open(t, fd, AT_FDCWD, path);
+    int fd, plain;
+    int how = open_plain(AT_FDCWD, path, flags, mode, &fd, &plain);
+    if (how != PLAIN_MADE) {
+        fd = BS_REAL(creat)(path, mode);
+        after_refusal(how, fd);
+    }
+    after_open(t, fd, AT_FDCWD, path, plain);
     return fd;
 }
 
@@ -170,8 +247,13 @@ BS_EXPORT int creat64(const char *path, mode_t mode)
 {
     int flags = O_CREAT | O_WRONLY | O_TRUNC;
     struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(creat64)(path, mode);
-    after_open(t, fd, AT_FDCWD, path);
+    int fd, plain;
+    int how = open_plain(AT_FDCWD, path, flags, mode, &fd, &plain);
+    if (how != PLAIN_MADE) {
+        fd = BS_REAL(creat64)(path, mode);
+        after_refusal(how, fd);
+    }
+    after_open(t, fd, AT_FDCWD, path, plain);
     return fd;
 }
 
