@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 
 #include "errno_i.h"
@@ -73,6 +75,32 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
  */
 static atomic_int openat2_off;
 
+/*
+ * Paths whose last openat2 met a symlink: their next opens go to the real call at once
+ * (one system call, not two), but for one in 64, which tries openat2 again (the link may
+ * be gone). Both ways are exact: a hash collision costs time only. The hash: the length
+ * and the last 32 characters (FNV-1a), enough to tell apart the paths of one program.
+ */
+#define LINKED_SLOTS 256
+static _Atomic uint64_t linked[LINKED_SLOTS];
+static atomic_uint linked_hits;
+
+static uint64_t path_hash(const char *path)
+{
+    size_t n = strlen(path);
+    uint64_t h = 14695981039346656037ull ^ n;
+    for (const char *c = path + (n > 32 ? n - 32 : 0); *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h | 1; /* never 0, an empty slot */
+}
+
+static int seen_linked(uint64_t h)
+{
+    if (atomic_load_explicit(&linked[h % LINKED_SLOTS], memory_order_relaxed) != h)
+        return 0;
+    return (atomic_fetch_add_explicit(&linked_hits, 1, memory_order_relaxed) & 63) != 63;
+}
+
 /* How open_plain went. */
 enum { PLAIN_NOT_TRIED, PLAIN_MADE, PLAIN_LINK, PLAIN_REFUSED };
 
@@ -85,6 +113,9 @@ static int open_plain(int dirfd, const char *path, int flags, mode_t mode, int *
         !bs_cfg.active || !bs_cfg.nglobs || !bs_fdtab || (flags & __O_TMPFILE) == __O_TMPFILE ||
         !bs_is_owner())
         return PLAIN_NOT_TRIED;
+    uint64_t h = path_hash(path);
+    if (seen_linked(h))
+        return PLAIN_LINK;
     struct open_how how = {.flags = (unsigned)flags,
                            .mode = takes_mode(flags) ? (mode & 07777) : 0,
                            .resolve = RESOLVE_NO_SYMLINKS};
@@ -100,8 +131,10 @@ static int open_plain(int dirfd, const char *path, int flags, mode_t mode, int *
     }
     int e = errno;
     errno = saved;
-    if (e == ELOOP)
+    if (e == ELOOP) {
+        atomic_store_explicit(&linked[h % LINKED_SLOTS], h, memory_order_relaxed);
         return PLAIN_LINK;
+    }
     if (e == ENOSYS) {
         atomic_store(&openat2_off, 1);
         return PLAIN_NOT_TRIED;
@@ -121,7 +154,7 @@ static void after_refusal(int how, int fd)
         atomic_store(&openat2_off, 1);
 }
 
-#define OPEN_CALL(dirfd, path, flags, mode, real)                                                 \
+#define OPEN_CALL(dirfd, path, flags, mode, real)                                                  \
     do {                                                                                           \
         ELIDE(dirfd, path, flags);                                                                 \
         struct bs_target *t = before_open(dirfd, path, flags);                                     \
