@@ -154,9 +154,9 @@ static void after_refusal(int how, int fd)
         atomic_store(&openat2_off, 1);
 }
 
-#define OPEN_CALL(dirfd, path, flags, mode, real)                                                  \
+/* An open by open_plain or else the real call, between before_open and after_open. */
+#define OPEN_UNELIDED(dirfd, path, flags, mode, real)                                              \
     do {                                                                                           \
-        ELIDE(dirfd, path, flags);                                                                 \
         struct bs_target *t = before_open(dirfd, path, flags);                                     \
         int fd, plain;                                                                             \
         int how_ = open_plain(dirfd, path, flags, mode, &fd, &plain);                              \
@@ -166,6 +166,24 @@ static void after_refusal(int how, int fd)
         }                                                                                          \
         after_open(t, fd, dirfd, path, plain);                                                     \
         return fd;                                                                                 \
+    } while (0)
+
+#define OPEN_CALL(dirfd, path, flags, mode, real)                                                  \
+    do {                                                                                           \
+        ELIDE(dirfd, path, flags);                                                                 \
+        OPEN_UNELIDED(dirfd, path, flags, mode, real);                                             \
+    } while (0)
+
+/* The _2 forms: with O_CREAT or O_TMPFILE the real call, for glibc's abort (no mode). */
+#define OPEN_2_CALL(dirfd, path, flags, real)                                                      \
+    do {                                                                                           \
+        if (takes_mode(flags)) {                                                                   \
+            struct bs_target *t = before_open(dirfd, path, flags);                                 \
+            int fd = real;                                                                         \
+            after_open(t, fd, dirfd, path, 0);                                                     \
+            return fd;                                                                             \
+        }                                                                                          \
+        OPEN_CALL(dirfd, path, flags, 0, real);                                                    \
     } while (0)
 
 static void after_open(struct bs_target *t, int fd, int dirfd, const char *path, int plain)
@@ -208,24 +226,12 @@ BS_EXPORT int open64(const char *path, int flags, ...)
 
 BS_EXPORT int __open_2(const char *path, int flags)
 {
-    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
-        struct bs_target *t = before_open(AT_FDCWD, path, flags);
-        int fd = BS_REAL(__open_2)(path, flags);
-        after_open(t, fd, AT_FDCWD, path, 0);
-        return fd;
-    }
-    OPEN_CALL(AT_FDCWD, path, flags, 0, BS_REAL(__open_2)(path, flags));
+    OPEN_2_CALL(AT_FDCWD, path, flags, BS_REAL(__open_2)(path, flags));
 }
 
 BS_EXPORT int __open64_2(const char *path, int flags)
 {
-    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
-        struct bs_target *t = before_open(AT_FDCWD, path, flags);
-        int fd = BS_REAL(__open64_2)(path, flags);
-        after_open(t, fd, AT_FDCWD, path, 0);
-        return fd;
-    }
-    OPEN_CALL(AT_FDCWD, path, flags, 0, BS_REAL(__open64_2)(path, flags));
+    OPEN_2_CALL(AT_FDCWD, path, flags, BS_REAL(__open64_2)(path, flags));
 }
 
 BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
@@ -242,52 +248,22 @@ BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 
 BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
-        struct bs_target *t = before_open(dirfd, path, flags);
-        int fd = BS_REAL(__openat_2)(dirfd, path, flags);
-        after_open(t, fd, dirfd, path, 0);
-        return fd;
-    }
-    OPEN_CALL(dirfd, path, flags, 0, BS_REAL(__openat_2)(dirfd, path, flags));
+    OPEN_2_CALL(dirfd, path, flags, BS_REAL(__openat_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    if (takes_mode(flags)) { /* glibc aborts: the mode is missing */
-        struct bs_target *t = before_open(dirfd, path, flags);
-        int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
-        after_open(t, fd, dirfd, path, 0);
-        return fd;
-    }
-    OPEN_CALL(dirfd, path, flags, 0, BS_REAL(__openat64_2)(dirfd, path, flags));
+    OPEN_2_CALL(dirfd, path, flags, BS_REAL(__openat64_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int creat(const char *path, mode_t mode)
 {
-    int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd, plain;
-    int how = open_plain(AT_FDCWD, path, flags, mode, &fd, &plain);
-    if (how != PLAIN_MADE) {
-        fd = BS_REAL(creat)(path, mode);
-        after_refusal(how, fd);
-    }
-    after_open(t, fd, AT_FDCWD, path, plain);
-    return fd;
+    OPEN_UNELIDED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, BS_REAL(creat)(path, mode));
 }
 
 BS_EXPORT int creat64(const char *path, mode_t mode)
 {
-    int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd, plain;
-    int how = open_plain(AT_FDCWD, path, flags, mode, &fd, &plain);
-    if (how != PLAIN_MADE) {
-        fd = BS_REAL(creat64)(path, mode);
-        after_refusal(how, fd);
-    }
-    after_open(t, fd, AT_FDCWD, path, plain);
-    return fd;
+    OPEN_UNELIDED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, BS_REAL(creat64)(path, mode));
 }
 
 /* Opening by handle names no path: the descriptor is looked at as an inherited one. */
