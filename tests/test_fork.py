@@ -86,3 +86,21 @@ def test_child_made_without_the_fork_handlers_is_not_the_owner(tmp_path, kind):
         return
     assert p.returncode == 0, (p.returncode, p.stderr)
     assert path.read_text() == f"p before\nc {kind}\np after\n"
+
+
+def test_threads_stay_the_owner_while_another_threads_vfork_child_runs(tmp_path):
+    """The vfork doubt is the vforking thread's alone (process_i.h): three threads opening
+    a target anew for each record while the main thread vforks 200 children keep every
+    record once and in order; each child's pass-through line is there once."""
+    path = tmp_path / "v.log"
+    p = subprocess.run([str(helper_path("fork_kinds")), str(path), "vfork_threads"],
+                       env=shim_env([str(tmp_path / "*.log")], "0.05"),
+                       capture_output=True, text=True, timeout=240)
+    assert_no_sanitizer_report(p.stderr)
+    assert p.returncode == 0, p.stderr
+    lines = path.read_text().splitlines()
+    for k in range(3):
+        assert [ln for ln in lines if ln.startswith(f"t{k} ")] == \
+            [f"t{k} {i}" for i in range(3000)], k
+    assert sorted(ln for ln in lines if ln.startswith("c")) == sorted(f"c{j}" for j in range(200))
+    assert len(lines) == 9000 + 200

@@ -16,6 +16,13 @@
  *   child is the owner (its own state after the fork handlers): exit 3 is its answer.
  * Exit 0; 3 when the child's write was diverted; 4 when the parent's was not; 1 on a
  * failed call.
+ *
+ * fork_kinds PATH vfork_threads
+ *   Three threads append "t<k> <i>\n" for i < 3000, each record through a descriptor
+ *   opened for it (open, write, close), while the main thread vforks 200 children that
+ *   each open PATH, write "c<j>\n" and exit_group: a thread of the parent must stay the
+ *   owner while another one's vfork child runs (an open it made unregistered would put
+ *   its record ahead of its own queued ones). Exit 0 or 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +80,46 @@ static int child(void *unused)
     return 0;
 }
 
+static void *appender(void *arg)
+{
+    long k = (long)arg;
+    char line[64];
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(line, sizeof line, "t%ld %d\n", k, i);
+        int fd = open(path, O_WRONLY | O_APPEND);
+        if (fd < 0 || write(fd, line, (size_t)n) != n)
+            exit(1);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int vfork_threads(void)
+{
+    pthread_t th[3];
+    for (long k = 0; k < 3; k++)
+        if (pthread_create(&th[k], NULL, appender, (void *)k) != 0)
+            return 1;
+    for (int j = 0; j < 200; j++) {
+        pid_t pid = vfork();
+        if (pid == 0) {
+            char line[32];
+            int n = snprintf(line, sizeof line, "c%d\n", j);
+            int fd = open(path, O_WRONLY | O_APPEND);
+            long code = fd < 0 || write(fd, line, (size_t)n) != n;
+            for (;;)
+                rsys(SYS_exit_group, code, 0, 0);
+        }
+        int status;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            return 1;
+    }
+    for (int k = 0; k < 3; k++)
+        pthread_join(th[k], NULL);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -79,6 +127,8 @@ int main(int argc, char **argv)
     path = argv[1];
     kind = argv[2];
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (!strcmp(kind, "vfork_threads"))
+        return fd < 0 ? 1 : vfork_threads();
     if (fd < 0 || write(fd, "p before\n", 9) != 9)
         return 1;
     size_t stack_size = 1 << 20;
