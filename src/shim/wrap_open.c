@@ -71,7 +71,15 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
  * or seccomp filter without openat2 (ENOSYS, EPERM where the real call then works)
  * turns it off for the process. Not used: O_TMPFILE (readlink names the unnamed file
  * under its folder); the _2 forms with O_CREAT (glibc's check of the missing mode must
- * still abort). Unlike libc's open, this call is no thread cancellation point.
+ * still abort). Unlike libc's open, this call is no thread cancellation point; and a seccomp
+ * filter that kills on a system call it does not list (rather than failing it) would kill
+ * on openat2, as on the kcmp and pidfd_getfd the shim already makes.
+ * Not chosen: skipping the readlink for a file whose st_dev holds no configured folder nor a
+ * mount below one, with /proc/self/mountinfo polled for new mounts. It needs an fstat per
+ * open, filters nothing where one device holds everything (this build machine), and is not
+ * exact: the shim keeps no descriptor in the program's table, so the poll would be a writer
+ * thread's, after the fact; renaming a folder above a mount moves that mount below a
+ * configured folder with no mount event; btrfs subvolumes show devices mountinfo does not.
  */
 static atomic_int openat2_off;
 
