@@ -985,11 +985,10 @@ MISS_WHY = {
     "in bench/proposed/RESULTS-patched.md): check the unhung window's p99 in the table.",
     "(f) RSS": "buffers come from malloc; memory freed by a trim stays in the heap. mmap-backed "
     "buffers above 1 MiB would give it back.",
-    "(g) non-diverted open": "every open of any file costs the shim a readlink of "
-    "/proc/self/fd/N (canonical-path matching): about 3 µs here, more than the open and "
-    "close themselves (2.5 µs), while an fstat costs about 0.2 µs. Filtering on st_dev first "
-    "(a file on a device that holds no configured folder, nor a mount below one, cannot "
-    "match) would skip the readlink for almost every file.",
+    "(g) non-diverted open": "an open whose path has no symlink costs the shim no system call "
+    "of its own (openat2 with RESOLVE_NO_SYMLINKS in place of the open, wrap_open.c; before "
+    "that, a readlink of /proc/self/fd/N per open, +264%): what is left is the matching in user "
+    "space, and a relative path's getcwd. Compare the runs' p50s: the machine is shared.",
     "(h) short process": "what remains, measured with a C spawner on a calm machine "
     "(medians of 1,500 alternating processes at a5acf35, /bin/echo 0.95 ms): any preloaded "
     "library +0.065 ms, this one inactive +0.04 ms more, active with nothing matching +0.11 ms "

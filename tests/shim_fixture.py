@@ -27,7 +27,7 @@ preexec_fn=None)``
     non-zero exit, showing stderr. The sanitizer-report check applies to every run.
 ``run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
 cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None, preexec_fn=None,
-strace_calls="write,writev,pwrite64,openat,open")``
+strace_calls="write,writev,pwrite64,openat,openat2,open")``
     The same under the shim. ``strace`` (a path) runs the program under
     ``strace -f -y -ttt -e trace=<strace_calls> -o PATH`` (the shim is preloaded into the
     traced program only, not into strace).
@@ -159,7 +159,7 @@ def run_plain(argv, env=None, cwd=None, timeout=120, input=None, check=True, std
 
 def run_shimmed(argv, paths=None, interval=None, fsync=None, debug=None, stats=None, env=None,
                 cwd=None, timeout=120, input=None, check=True, strace=None, stdout=None,
-                preexec_fn=None, strace_calls="write,writev,pwrite64,openat,open"):
+                preexec_fn=None, strace_calls="write,writev,pwrite64,openat,openat2,open"):
     e = shim_env(paths, interval, fsync, debug, stats, env)
     _third_party_leaks_off(argv, e)
     if strace is not None:

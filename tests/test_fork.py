@@ -3,6 +3,8 @@ once and whole, children after the parent's earlier bytes (doc/behaviour.md §9)
 import re
 import subprocess
 
+import pytest
+
 from conftest import assert_no_sanitizer_report, helper_path
 from lifecycle_util import shim_env
 from shim_fixture import assert_diverted, read_stats
@@ -60,3 +62,45 @@ def test_fork_and_exec_100_children_with_8_threads_on_3_targets(tmp_path):
     to the same three files."""
     counts = run_stress(tmp_path, 8, 100, "exec", timeout=300)
     check_files(tmp_path, counts, 100, "x")
+
+
+KINDS = ["_Fork", "clone", "clone_vm_vfork", "clone_vm", "syscall_fork", "syscall_clone",
+         "syscall_clone3", "vfork"]
+
+
+@pytest.mark.parametrize("kind", KINDS + ["fork"])
+def test_child_made_without_the_fork_handlers_is_not_the_owner(tmp_path, kind):
+    """A child that ran no fork handler (or shares the parent's memory) is told apart from
+    its parent without a getpid per wrapper (process_i.h): the shim registers none of its
+    opens, so its write to a target goes straight to the file; the parent, after it, still
+    diverts. fork's child is the owner of its own state: its write is diverted (exit 3),
+    the proof that the check tells the two apart. The parent's earlier bytes land before
+    the child is made."""
+    path = tmp_path / "k.log"
+    p = subprocess.run([str(helper_path("fork_kinds")), str(path), kind],
+                       env=shim_env([str(tmp_path / "*.log")], "30"),
+                       capture_output=True, text=True, timeout=60)
+    assert_no_sanitizer_report(p.stderr)
+    if kind == "fork":
+        assert p.returncode == 3, p.stderr
+        return
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert path.read_text() == f"p before\nc {kind}\np after\n"
+
+
+def test_threads_stay_the_owner_while_another_threads_vfork_child_runs(tmp_path):
+    """The vfork doubt is the vforking thread's alone (process_i.h): three threads opening
+    a target anew for each record while the main thread vforks 200 children keep every
+    record once and in order; each child's pass-through line is there once."""
+    path = tmp_path / "v.log"
+    p = subprocess.run([str(helper_path("fork_kinds")), str(path), "vfork_threads"],
+                       env=shim_env([str(tmp_path / "*.log")], "0.05"),
+                       capture_output=True, text=True, timeout=240)
+    assert_no_sanitizer_report(p.stderr)
+    assert p.returncode == 0, p.stderr
+    lines = path.read_text().splitlines()
+    for k in range(3):
+        assert [ln for ln in lines if ln.startswith(f"t{k} ")] == \
+            [f"t{k} {i}" for i in range(3000)], k
+    assert sorted(ln for ln in lines if ln.startswith("c")) == sorted(f"c{j}" for j in range(200))
+    assert len(lines) == 9000 + 200

@@ -76,12 +76,12 @@ def test_no_writer_thread_until_something_is_appended(tmp_path):
     one, and the line lands."""
     log_file = tmp_path / "a.log"
     r, text = trace(tmp_path, [BASH, "-c", f"exec 3>>{log_file}; exec 3>&-; true"],
-                    [f"{tmp_path}/*.log"], "clone,clone3,openat")
+                    [f"{tmp_path}/*.log"], "clone,clone3,openat,openat2")
     assert f"{log_file}" in text  # bash did open it
     assert "CLONE_THREAD" not in text, text
 
     r, text = trace(tmp_path, [BASH, "-c", f"exec 3>>{log_file}; echo one >&3; exec 3>&-"],
-                    [f"{tmp_path}/*.log"], "clone,clone3,openat,write")
+                    [f"{tmp_path}/*.log"], "clone,clone3,openat,openat2,write")
     assert "CLONE_THREAD" in text, text
     assert log_file.read_text() == "one\n"
 

@@ -30,8 +30,8 @@
  *   LOCK     taking or releasing a lock: a barrier that also marks the target as
  *            locked (wrap_lock.c; fcntl's lock commands in wrap_open.c)
  *   ALL      flushes every target first: _exit, _Exit, quick_exit (wrap_exit.c),
- *            exec*, posix_spawn*, system, popen (wrap_exec.c), fork, vfork
- *            (wrap_fork.c), sync, syncfs (wrap_sync.c)
+ *            exec*, posix_spawn*, system, popen (wrap_exec.c), fork, vfork,
+ *            _Fork, clone (wrap_fork.c), sync, syncfs (wrap_sync.c)
  *   TRACK    descriptor or stream bookkeeping: open, dup, fcntl, close, fchdir (wrap_open.c),
  *            syscall (wrap_syscall.c), the streams (stdio/wrap_stdio.c)
  *   SIGNAL   the signal layer (signals.c)
@@ -296,6 +296,8 @@
     X(execle, PATH, ALL, _, _, _) \
     X(fork, NONE, ALL, _, _, _) \
     X(vfork, NONE, ALL, _, _, _) \
+    X(_Fork, NONE, ALL, _, _, _) \
+    X(clone, NONE, ALL, _, _, _) \
     X(posix_spawn, PATH, ALL, _, _, _) \
     X(posix_spawnp, PATH, ALL, _, _, _) \
     X(system, NONE, ALL, _, _, _) \

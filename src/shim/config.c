@@ -102,6 +102,7 @@ static int add_entry(struct bs_config *c, const char *all, const char *e, size_t
     g->pattern = strndup(e, n);
     if (!g->pattern)
         return -1;
+    g->lit = strcspn(g->pattern, "*?[\\");
     c->nglobs++;
     return 0;
 }

@@ -10,6 +10,8 @@
 struct bs_glob {
     char *pattern; /* absolute fnmatch pattern; for a folder entry, the folder without '/' */
     int below;     /* 1: the entry ended in a slash (or slash, star, star): all below */
+    size_t lit;    /* length of the pattern's leading part without *, ?, [ or \: every
+                      path it matches begins with those characters */
 };
 
 struct bs_config {

@@ -212,7 +212,7 @@ static int fd_path(int fd, char *out, size_t size)
     return out[0] == '/' ? 0 : -1;
 }
 
-void bs_fd_register_open(int fd, int dirfd, const char *path)
+void bs_fd_register_open(int fd, int dirfd, const char *path, int plain)
 {
     if (!bs_cfg.active || !bs_fdtab || fd < 0 || fd >= bs_fdtab_cap || !path || !bs_is_owner())
         return;
@@ -232,12 +232,17 @@ void bs_fd_register_open(int fd, int dirfd, const char *path)
         matched = bs_match_path(abs);
     else
         abs[0] = '\0';
-    int have_canon = fd_path(fd, canon, sizeof canon) == 0;
-    if (!matched && have_canon)
-        matched = bs_match_path(canon);
+    /* A path resolved without a symlink is its own canonical path (wrap_open.c). */
+    int have_canon = plain && abs[0];
+    if (!have_canon && bs_cfg.nglobs) {
+        have_canon = fd_path(fd, canon, sizeof canon) == 0;
+        if (!matched && have_canon)
+            matched = bs_match_path(canon);
+    }
+    const char *name = have_canon && !plain ? canon : abs[0] ? abs : NULL;
     /* Not matching by name, it may still be a target reached by another name. */
     if (matched || bs_target_any() || word_fd(fd))
-        register_fd(fd, matched, have_canon ? canon : abs[0] ? abs : NULL, 0, NULL);
+        register_fd(fd, matched, name, 0, NULL);
     else
         ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
     bs_in_shim--;

@@ -45,10 +45,12 @@ int64_t bs_ofd_position(struct bs_ofd *o, int fd);
 void bs_ofd_lost_end(struct bs_ofd *o, int fd);
 
 /*
- * Registers fd, just opened by the program through path (relative to dirfd)
- * with flags, when it refers to a target or matches the configuration.
+ * Registers fd, just opened by the program through path (relative to dirfd), when it
+ * refers to a target or matches the configuration. plain: the kernel resolved path
+ * without a symbolic link (wrap_open.c), so that its canonical path is path made
+ * absolute and folded, without the readlink of /proc/self/fd/N.
  */
-void bs_fd_register_open(int fd, int dirfd, const char *path);
+void bs_fd_register_open(int fd, int dirfd, const char *path, int plain);
 
 /* Looks at fd afresh (inherited fd, fdopen, dup2 onto 1/2) and registers it. */
 void bs_fd_register_existing(int fd);

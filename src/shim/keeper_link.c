@@ -40,7 +40,8 @@ struct spawn {
     char dir[BS_SPOOL_PATH_MAX];
     char *argv[8];
     char **envp;
-    char *grand_stack; /* top of the grandchild's stack */
+    char *grand_stack;        /* top of the grandchild's stack */
+    __typeof__(clone) *clone; /* libc's, past the shim's wrapper (wrap_fork.c) */
     /* Written by the children: */
     volatile int err;  /* errno of the step that failed, 0 when the keeper was exec'd */
     volatile int step; /* which step failed */
@@ -250,7 +251,7 @@ NO_SANITIZE static int intermediate(void *arg)
 {
     struct spawn *s = arg;
     sys(SYS_setsid, 0, 0, 0, 0);
-    if (clone(grandchild, s->grand_stack, SPAWN_VM | CLONE_VFORK | SIGCHLD, s) < 0)
+    if (s->clone(grandchild, s->grand_stack, SPAWN_VM | CLONE_VFORK | SIGCHLD, s) < 0)
         return child_fail(s, STEP_CLONE, -errno);
     return 0;
 }
@@ -307,7 +308,8 @@ static int start_keeper(const char *dir, const char **what)
     sigset_t all, old;
     sigfillset(&all);
     sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&old, _NSIG / 8);
-    long pid = clone(intermediate, mid_stack, SPAWN_VM | CLONE_VFORK, s);
+    s->clone = &BS_REAL(clone);
+    long pid = s->clone(intermediate, mid_stack, SPAWN_VM | CLONE_VFORK, s);
     int cerr = errno;
     if (pid > 0) /* it has exited (CLONE_VFORK): reap it, __WCLONE since it sends no signal */
         while (sys(SYS_wait4, pid, 0, __WCLONE, 0) == -EINTR)

@@ -32,6 +32,10 @@ int bs_match_path(const char *abs)
 {
     for (size_t i = 0; i < bs_cfg.nglobs; i++) {
         const struct bs_glob *g = &bs_cfg.globs[i];
+        /* fnmatch only for a path that begins with the pattern's literal part (for a
+           folder, each prefix below() tries begins with it too) */
+        if (strncmp(abs, g->pattern, g->lit) != 0)
+            continue;
         if (g->below ? below(g->pattern, abs) : fnmatch(g->pattern, abs, FNM_PATHNAME) == 0)
             return 1;
     }

@@ -9,15 +9,37 @@
 #include "process_i.h"
 
 pid_t bs_owner_pid;
+atomic_int bs_owner_doubt;
+__thread int bs_owner_thread_doubt __attribute__((tls_model("initial-exec")));
 
-int bs_is_owner(void)
+/* 1 in a child made without the fork handlers (its own copy of the memory). */
+static int foreign;
+
+int bs_is_owner_slow(void)
 {
-    return (pid_t)bs_syscall(SYS_getpid) == bs_owner_pid;
+    if (foreign)
+        return 0;
+    if ((pid_t)bs_syscall(SYS_getpid) != bs_owner_pid)
+        return 0;
+    /* A thread back from vfork: its child has exec'd or exited. */
+    if (bs_owner_thread_doubt == BS_DOUBT_VFORK)
+        bs_owner_thread_doubt = 0;
+    return 1;
 }
 
 void bs_owner_reset(void)
 {
     bs_owner_pid = (pid_t)bs_syscall(SYS_getpid);
+    foreign = 0;
+    bs_owner_thread_doubt = 0;
+    /* No other process shares this one's memory: a fork child's is a copy. */
+    atomic_store(&bs_owner_doubt, 0);
+}
+
+void bs_owner_foreign(void)
+{
+    foreign = 1;
+    atomic_store(&bs_owner_doubt, 1);
 }
 
 atomic_int bs_exiting;

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -13,6 +15,7 @@
 #include "engine_i.h"
 #include "descriptors_i.h"
 #include "elide_i.h"
+#include "config_i.h"
 #include "process_i.h"
 #include "shim_i.h"
 
@@ -88,7 +91,146 @@ static struct bs_target *before_open(int dirfd, const char *path, int flags)
         }                                                                                          \
     } while (0)
 
-static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
+/*
+ * Non-diverted opens without the readlink of /proc/self/fd/N (issue 13, item 3).
+ * Decision: the program's open is made as openat2 with RESOLVE_NO_SYMLINKS, the same
+ * system call as far as the program can tell. When it succeeds the kernel resolved the
+ * path without a symbolic link (nor a /proc magic link), so the descriptor's canonical
+ * path is the path made absolute and folded (bs_path_absolute): "." and ".." fold as the
+ * kernel resolved them, a mount point is crossed under its own name (a bind mount's
+ * files are named through the bind mount by readlink too), and getcwd or the readlink of
+ * a dirfd already give a canonical base. descriptors.c then needs no readlink to match
+ * it, whatever is mounted where and whichever folders exist. When a link is on the way
+ * (ELOOP), the real call follows it and the readlink stays. No extra system call either
+ * way but for a path through a symbolic link (a failing openat2 first), or flags the
+ * strict openat2 refuses (EINVAL: the real call then takes them as open does); a kernel
+ * or seccomp filter without openat2 (ENOSYS, EPERM where the real call then works)
+ * turns it off for the process. Not used: O_TMPFILE (readlink names the unnamed file
+ * under its folder); the _2 forms with O_CREAT (glibc's check of the missing mode must
+ * still abort). Unlike libc's open, this call is no thread cancellation point; and a seccomp
+ * filter that kills on a system call it does not list (rather than failing it) would kill
+ * on openat2, as on the kcmp and pidfd_getfd the shim already makes.
+ * Not chosen: skipping the readlink for a file whose st_dev holds no configured folder nor a
+ * mount below one, with /proc/self/mountinfo polled for new mounts. It needs an fstat per
+ * open, filters nothing where one device holds everything (this build machine), and is not
+ * exact: the shim keeps no descriptor in the program's table, so the poll would be a writer
+ * thread's, after the fact; renaming a folder above a mount moves that mount below a
+ * configured folder with no mount event; btrfs subvolumes show devices mountinfo does not.
+ */
+static atomic_int openat2_off;
+
+/*
+ * Paths whose last openat2 met a symlink: their next opens go to the real call at once
+ * (one system call, not two), but for one in 64, which tries openat2 again (the link may
+ * be gone). Both ways are exact: a hash collision costs time only. The hash: the length
+ * and the last 32 characters (FNV-1a), enough to tell apart the paths of one program.
+ */
+#define LINKED_SLOTS 256
+static _Atomic uint64_t linked[LINKED_SLOTS];
+static atomic_uint linked_hits;
+
+static uint64_t path_hash(const char *path)
+{
+    size_t n = strlen(path);
+    uint64_t h = 14695981039346656037ull ^ n;
+    for (const char *c = path + (n > 32 ? n - 32 : 0); *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h | 1; /* never 0, an empty slot */
+}
+
+static int seen_linked(uint64_t h)
+{
+    if (atomic_load_explicit(&linked[h % LINKED_SLOTS], memory_order_relaxed) != h)
+        return 0;
+    return (atomic_fetch_add_explicit(&linked_hits, 1, memory_order_relaxed) & 63) != 63;
+}
+
+/* How open_plain went. */
+enum { PLAIN_NOT_TRIED, PLAIN_MADE, PLAIN_LINK, PLAIN_REFUSED };
+
+/* PLAIN_MADE: *fd (and errno) are the open's, *plain 1 when openat2 opened it. Otherwise
+   the real call must make it, with errno as the program left it. */
+static int open_plain(int dirfd, const char *path, int flags, mode_t mode, int *fd, int *plain)
+{
+    *plain = 0;
+    if (atomic_load_explicit(&openat2_off, memory_order_relaxed) || bs_in_shim || !path ||
+        !bs_cfg.active || !bs_cfg.nglobs || !bs_fdtab || (flags & __O_TMPFILE) == __O_TMPFILE ||
+        !bs_is_owner())
+        return PLAIN_NOT_TRIED;
+    uint64_t h = path_hash(path);
+    if (seen_linked(h))
+        return PLAIN_LINK;
+    struct open_how how = {.flags = (unsigned)flags,
+                           .mode = takes_mode(flags) ? (mode & 07777) : 0,
+                           .resolve = RESOLVE_NO_SYMLINKS};
+    if (how.flags & O_PATH) /* what open keeps of O_PATH's company */
+        how.flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int saved = errno;
+    long r = bs_syscall(SYS_openat2, (long)dirfd, (long)path, (long)&how, (long)sizeof how);
+    if (r >= 0) {
+        errno = saved;
+        *fd = (int)r;
+        *plain = 1;
+        return PLAIN_MADE;
+    }
+    int e = errno;
+    errno = saved;
+    if (e == ELOOP) {
+        atomic_store_explicit(&linked[h % LINKED_SLOTS], h, memory_order_relaxed);
+        return PLAIN_LINK;
+    }
+    if (e == ENOSYS) {
+        atomic_store(&openat2_off, 1);
+        return PLAIN_NOT_TRIED;
+    }
+    if (e == EINVAL || e == EPERM || e == E2BIG || e == EXDEV || e == EAGAIN)
+        return PLAIN_REFUSED;
+    errno = e; /* the walk the real call would have made, and its error */
+    *fd = -1;
+    return PLAIN_MADE;
+}
+
+/* The real call made the open openat2 refused: a kernel or filter that refuses openat2
+   alone turns it off. */
+static void after_refusal(int how, int fd)
+{
+    if (how == PLAIN_REFUSED && fd >= 0)
+        atomic_store(&openat2_off, 1);
+}
+
+/* An open by open_plain or else the real call, between before_open and after_open. */
+#define OPEN_UNELIDED(dirfd, path, flags, mode, real)                                              \
+    do {                                                                                           \
+        struct bs_target *t = before_open(dirfd, path, flags);                                     \
+        int fd, plain;                                                                             \
+        int how_ = open_plain(dirfd, path, flags, mode, &fd, &plain);                              \
+        if (how_ != PLAIN_MADE) {                                                                  \
+            fd = real;                                                                             \
+            after_refusal(how_, fd);                                                               \
+        }                                                                                          \
+        after_open(t, fd, dirfd, path, plain);                                                     \
+        return fd;                                                                                 \
+    } while (0)
+
+#define OPEN_CALL(dirfd, path, flags, mode, real)                                                  \
+    do {                                                                                           \
+        ELIDE(dirfd, path, flags);                                                                 \
+        OPEN_UNELIDED(dirfd, path, flags, mode, real);                                             \
+    } while (0)
+
+/* The _2 forms: with O_CREAT or O_TMPFILE the real call, for glibc's abort (no mode). */
+#define OPEN_2_CALL(dirfd, path, flags, real)                                                      \
+    do {                                                                                           \
+        if (takes_mode(flags)) {                                                                   \
+            struct bs_target *t = before_open(dirfd, path, flags);                                 \
+            int fd = real;                                                                         \
+            after_open(t, fd, dirfd, path, 0);                                                     \
+            return fd;                                                                             \
+        }                                                                                          \
+        OPEN_CALL(dirfd, path, flags, 0, real);                                                    \
+    } while (0)
+
+static void after_open(struct bs_target *t, int fd, int dirfd, const char *path, int plain)
 {
     BS_KEEP_ERRNO();
     if (t) {
@@ -96,17 +238,13 @@ static void after_open(struct bs_target *t, int fd, int dirfd, const char *path)
         bs_target_release(t);
     }
     if (fd >= 0 && !bs_in_shim)
-        bs_fd_register_open(fd, dirfd, path);
+        bs_fd_register_open(fd, dirfd, path, plain);
     bs_std_fd_changed(fd);
 }
 
 int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat)(dirfd, path, flags, mode));
 }
 
 #define MODE_ARG(flags, last)                                                                      \
@@ -121,95 +259,55 @@ int bs_call_openat(int dirfd, const char *path, int flags, mode_t mode)
 BS_EXPORT int open(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(open)(path, flags, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_CALL(AT_FDCWD, path, flags, mode, BS_REAL(open)(path, flags, mode));
 }
 
 BS_EXPORT int open64(const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(open64)(path, flags, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_CALL(AT_FDCWD, path, flags, mode, BS_REAL(open64)(path, flags, mode));
 }
 
 BS_EXPORT int __open_2(const char *path, int flags)
 {
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(__open_2)(path, flags);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_2_CALL(AT_FDCWD, path, flags, BS_REAL(__open_2)(path, flags));
 }
 
 BS_EXPORT int __open64_2(const char *path, int flags)
 {
-    ELIDE(AT_FDCWD, path, flags);
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(__open64_2)(path, flags);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_2_CALL(AT_FDCWD, path, flags, BS_REAL(__open64_2)(path, flags));
 }
 
 BS_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat)(dirfd, path, flags, mode));
 }
 
 BS_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 {
     MODE_ARG(flags, flags);
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(openat64)(dirfd, path, flags, mode);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_CALL(dirfd, path, flags, mode, BS_REAL(openat64)(dirfd, path, flags, mode));
 }
 
 BS_EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(__openat_2)(dirfd, path, flags);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_2_CALL(dirfd, path, flags, BS_REAL(__openat_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-    ELIDE(dirfd, path, flags);
-    struct bs_target *t = before_open(dirfd, path, flags);
-    int fd = BS_REAL(__openat64_2)(dirfd, path, flags);
-    after_open(t, fd, dirfd, path);
-    return fd;
+    OPEN_2_CALL(dirfd, path, flags, BS_REAL(__openat64_2)(dirfd, path, flags));
 }
 
 BS_EXPORT int creat(const char *path, mode_t mode)
 {
-    int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(creat)(path, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_UNELIDED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, BS_REAL(creat)(path, mode));
 }
 
 BS_EXPORT int creat64(const char *path, mode_t mode)
 {
-    int flags = O_CREAT | O_WRONLY | O_TRUNC;
-    struct bs_target *t = before_open(AT_FDCWD, path, flags);
-    int fd = BS_REAL(creat64)(path, mode);
-    after_open(t, fd, AT_FDCWD, path);
-    return fd;
+    OPEN_UNELIDED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, BS_REAL(creat64)(path, mode));
 }
 
 /* Opening by handle names no path: the descriptor is looked at as an inherited one. */

@@ -12,6 +12,8 @@
 #include "descriptors_i.h"
 #include "elide_i.h"
 #include "flush_i.h"
+#include "fork_i.h"
+#include "process_i.h"
 #include "shim_i.h"
 
 /*
@@ -280,24 +282,32 @@ BS_EXPORT long syscall(long nr, ...)
         bs_fd_shared_out();
         bs_shim_flush_all();
         bs_target_end_lingering();
-        return raw(nr, a);
+        ret = raw(nr, a);
+        if (ret == 0)
+            bs_owner_foreign(); /* no fork handler ran in this child */
+        return ret;
     case SYS_vfork:
         bs_fd_materialize_all(1);
         bs_fd_shared_out();
         bs_shim_flush_all();
         bs_target_end_lingering();
-        return raw(nr, a);
+        bs_owner_thread_doubt = BS_DOUBT_VFORK; /* the child runs on this thread */
+        ret = raw(nr, a);
+        if (ret != 0)
+            bs_owner_thread_doubt = 0; /* the parent: the child has exec'd or exited */
+        return ret;
 #endif
     case SYS_clone:
-        if (!(a[0] & CLONE_FILES))
-            bs_fd_shared_out(); /* the child shares every description */
-        if ((a[0] & CLONE_VM) && !(a[0] & CLONE_FILES))
-            bs_fd_materialize_all(1); /* a vfork-like child: no bookkeeping of its own */
-        if (!(a[0] & CLONE_VM))
-            bs_shim_flush_all();
-        if (!(a[0] & CLONE_FILES))
-            bs_target_end_lingering();
-        return raw(nr, a);
+    case SYS_clone3: {
+        /* clone3's flags are in its struct clone_args (the first member). */
+        unsigned long fl = nr == SYS_clone ? (unsigned long)a[0]
+                           : a[0]          ? (unsigned long)*(const uint64_t *)a[0]
+                                           : 0;
+        bs_clone_prepare(fl);
+        ret = raw(nr, a);
+        BS_SAVE_ERRNO(bs_clone_done(fl, ret));
+        return ret;
+    }
     default:
         break;
     }
