@@ -23,19 +23,35 @@
 
 #define PAGE_UP(n) (((n) + 4095) & ~(uint64_t)4095)
 
-int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *starttime)
+int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *created)
 {
     int p, used = 0;
     unsigned long long st;
     unsigned n;
     if (name[0] < '1' || name[0] > '9')
         return 0;
-    if (sscanf(name, "%d-%llu-%u.spool%n", &p, &st, &n, &used) != 3 || used == 0 ||
+    if (sscanf(name, "%d-b%llu-%u.spool%n", &p, &st, &n, &used) != 3 || used == 0 ||
         name[used] != 0 || p <= 0)
         return 0;
     *pid = p;
-    *starttime = st;
+    *created = st;
     return 1;
+}
+
+int bs_spool_started_by(uint64_t start, uint64_t created)
+{
+    static uint64_t tick_ns;
+    if (!tick_ns) {
+        long hz = sysconf(_SC_CLK_TCK);
+        tick_ns = hz > 0 ? 1000000000u / (uint64_t)hz : 10000000u;
+    }
+    return start != 0 && start <= created / tick_ns;
+}
+
+int bs_spool_owner_may_run(pid_t pid, uint64_t created, uint64_t *start)
+{
+    *start = bs_proc_starttime(pid);
+    return bs_spool_started_by(*start, created);
 }
 
 static void say(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,7 +97,8 @@ static int reach(const struct bs_spool_head *h, const char **how)
         slash[1] = 0;
     else
         *slash = 0;
-    if (h->handle_bytes > 0 && h->handle_bytes <= BS_SPOOL_HANDLE_MAX) {
+    if (atomic_load_explicit(&((struct bs_spool_head *)h)->handle_ready, memory_order_acquire) &&
+        h->handle_bytes > 0 && h->handle_bytes <= BS_SPOOL_HANDLE_MAX) {
         int mfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (mfd < 0)
             mfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -128,7 +145,7 @@ static int reach(const struct bs_spool_head *h, const char **how)
 
 static void *map_region(int fd, uint32_t r, size_t len, int prot)
 {
-    void *p = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)((uint64_t)r << BS_SPOOL_REGION_SHIFT));
+    void *p = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)bs_spool_region_off(r));
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -247,7 +264,7 @@ static int move_records(int fd, struct bs_spool_head *h, char **out, uint64_t *o
     if (total > 0) {
         uint64_t need = PAGE_UP(out_len + total);
         if (need > *out_map) {
-            off_t off = (off_t)((uint64_t)atomic_load(&h->out_region) << BS_SPOOL_REGION_SHIFT);
+            off_t off = (off_t)bs_spool_region_off(atomic_load(&h->out_region));
             if (fallocate(fd, 0, off, (off_t)need) != 0) {
                 err = -errno;
                 goto out;
