@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <termios.h>
@@ -540,6 +541,25 @@ static void open_log(void)
         openat(dirfd_, "keeper.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
+/*
+ * Spools belong on a tmpfs. Measured on ext4 (bench/results/crashsafe-ab.md): a spool file whose
+ * size reaches a later chunk's region (2 TiB and more) makes its first page faults and its
+ * removal cost milliseconds. One line in keeper.log per keeper start says so (not to the
+ * program's stderr: a test suite's folders under /tmp would print it in every test).
+ */
+static void warn_not_tmpfs(void)
+{
+    struct statfs fs;
+    if (fstatfs(dirfd_, &fs) != 0 || fs.f_type == 0x01021994 /* TMPFS_MAGIC */ ||
+        fs.f_type == (typeof(fs.f_type))0x858458f6 /* RAMFS_MAGIC */)
+        return;
+    char msg[PATH_MAX + 160];
+    snprintf(msg, sizeof msg,
+             "spool folder %s is not a tmpfs: a process with more than one chunk pays "
+             "milliseconds for its spool there (use /dev/shm or $XDG_RUNTIME_DIR)", dir);
+    logline("%s", msg);
+}
+
 static int usage(void)
 {
     fprintf(stderr, "Usage: bufshim-keeper [--dir DIR]      (keeps spools; normally started by "
@@ -612,6 +632,7 @@ int main(int argc, char **argv)
     }
     note_pid_in_lock();
     logline("started (lingers %.3g s once nothing is left)", linger);
+    warn_not_tmpfs();
 
     /* Decision: no inotify. A look at the folder every RESCAN_MS finds new owners soon
        enough (a dead one's spool is finished within about a second either way), and a
