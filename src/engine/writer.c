@@ -53,6 +53,7 @@ struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx
         return NULL;
     }
     atomic_init(&w->stage, &w->local);
+    atomic_init(&w->prepare_job.done, 1); /* no job queued */
     w->sink = sink;
     w->ctx = ctx;
     w->ctx_free = ctx_free;
@@ -116,6 +117,7 @@ static int make_stage(struct bufshim_writer *w)
 
 void bs_writer_free(struct bufshim_writer *w)
 {
+    bs_engine_wait(&w->prepare_job); /* done is 1 unless the job is queued or running */
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->idle);
     struct bs_stage *st = atomic_load(&w->stage);
@@ -134,6 +136,40 @@ void bs_writer_free(struct bufshim_writer *w)
     free(w);
 }
 
+/* On a writer thread: the stage's next chunk, made and faulted in off the append path. */
+static void prepare_next(void *arg)
+{
+    struct bufshim_writer *w = arg;
+    struct bs_slot c;
+    pthread_mutex_lock(&w->lock);
+    struct bs_stage *st = atomic_load(&w->stage);
+    int r = w->closing || bs_writer_final_begun() ? 0 : bs_stage_prepare(st, &c);
+    pthread_mutex_unlock(&w->lock);
+    if (r > 0) {
+        bs_stage_populate(st, &c); /* the chunk is this job's alone until handed over */
+        pthread_mutex_lock(&w->lock);
+        bs_stage_ready(st, &c);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* The append that took its chunk past half full asks for the next one: one job at a time
+ * (its done word says when it may be queued again; prepare_busy makes one appender the one
+ * that queues it). */
+static void want_next(struct bufshim_writer *w)
+{
+    if (!atomic_load_explicit(&w->prepare_job.done, memory_order_acquire) ||
+        atomic_exchange(&w->prepare_busy, 1))
+        return;
+    if (atomic_load(&w->prepare_job.done)) {
+        w->prepare_job.fn = prepare_next;
+        w->prepare_job.arg = w;
+        if (bs_engine_submit(&w->prepare_job) < 0)
+            atomic_store(&w->prepare_job.done, 1); /* no writer thread: the grow makes it */
+    }
+    atomic_store(&w->prepare_busy, 0);
+}
+
 int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first)
 {
     if (!w || (!data && len))
@@ -147,6 +183,8 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
         struct bs_stage *st = atomic_load_explicit(&w->stage, memory_order_acquire);
         int r = bs_stage_try_append(st, data, len, first, &full);
         if (r > 0) {
+            if (r == 2)
+                want_next(w);
             /* The first call of a chunk notes when it came (bs_writer_status's oldest). */
             if (*first && !atomic_load_explicit(&w->stage_first, memory_order_relaxed))
                 atomic_store_explicit(&w->stage_first, bs_real_ns(), memory_order_relaxed);
@@ -510,6 +548,8 @@ void bs_writer_fork_child(struct bufshim_writer *w)
     w->in_flight = 0;
     w->pins = 0;
     w->failing = 0;
+    atomic_store(&w->prepare_job.done, 1); /* a job of the parent's threads never runs here */
+    atomic_store(&w->prepare_busy, 0);
     atomic_store(&w->stage_first, 0);
     w->out_first = w->inflight_real = 0;
     atomic_store(&w->consumed, atomic_load(&w->accepted));

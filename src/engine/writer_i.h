@@ -40,6 +40,10 @@ struct bufshim_writer {
     _Atomic(struct bs_stage *) stage;
     struct bs_stage local;
     struct bs_spool *spool;   /* NULL: process memory only */
+    /* The next chunk made ahead (bs_stage_prepare) on a writer thread: one job at a time,
+       asked for by the append that takes the current chunk past half full. */
+    struct bs_job prepare_job;
+    _Atomic int prepare_busy; /* an appender is queueing the job */
     int want_spool;           /* make one at the first append (spool_id holds what for) */
     uint64_t spool_dev, spool_ino;
     char *spool_path;
