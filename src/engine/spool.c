@@ -217,7 +217,6 @@ struct bs_spool {
     int pooled; /* 1 + its index in pool[], or 0 when mmap'd */
     _Atomic int handle_done; /* the handle was stored, or will never be */
     char path[PATH_MAX];
-    char tmp[PATH_MAX]; /* its name while bs_spool_create makes it */
 };
 
 /*
@@ -283,7 +282,7 @@ uint64_t bs_spool_head_check(const struct bs_spool_head *h)
     uint64_t x = 0x62756673686d21ull;
     const unsigned char *p = (const unsigned char *)h;
     size_t fixed = offsetof(struct bs_spool_head, check);
-    for (size_t i = 0; i < fixed; i++)
+    for (size_t i = sizeof h->magic; i < fixed; i++) /* the magic is stored last, apart */
         x = mix(x ^ p[i]);
     for (size_t i = 0; i < sizeof h->path && h->path[i]; i++)
         x = mix(x ^ (unsigned char)h->path[i]);
@@ -508,14 +507,19 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
     }
     unsigned n = ++proc_spools;
     uint64_t created = boot_ns();
-    char *tmp = sp->tmp;
-    snprintf(sp->path, sizeof sp->path, "%s/%d-b%llu-%u.spool", dir, (int)pid,
-             (unsigned long long)created, n);
-    snprintf(tmp, sizeof sp->tmp, "%s/.%d-b%llu-%u.new", dir, (int)pid,
-             (unsigned long long)created, n);
-
-    int err = 0;
-    int fd = (int)SYS4(SYS_openat, AT_FDCWD, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    /* Made under its final name: a reader finishes only a dead owner's spool, and one whose
+       magic is not there yet (stored last) held nothing (spool_read.c removes it). An exec'd
+       image of the same process counts from 1 again: never replace. */
+    int err = 0, fd;
+    for (int tries = 0;; tries++) {
+        snprintf(sp->path, sizeof sp->path, "%s/%d-b%llu-%u.spool", dir, (int)pid,
+                 (unsigned long long)created, n);
+        fd = (int)SYS4(SYS_openat, AT_FDCWD, sp->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                       0600);
+        if (fd != -EEXIST || tries == 1000)
+            break;
+        n = ++proc_spools;
+    }
     if (fd < 0) {
         err = -fd;
         goto fail;
@@ -529,7 +533,6 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         goto fail_file;
     }
     sp->head = h;
-    memcpy(h->magic, BS_SPOOL_MAGIC, sizeof h->magic);
     h->version = BS_SPOOL_VERSION;
     h->head_size = (uint32_t)sizeof *h;
     h->uid = (uint32_t)dir_uid;
@@ -557,23 +560,11 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         err = ENOSPC;
         goto fail_map;
     }
-    /* The name last: a reader never finds a spool without its head. An exec'd image of
-       the same process (same pid and start time) counts from 1 again: never replace. */
-    for (int tries = 0;; tries++) {
-        r = sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)sp->path, 1 /* NOREPLACE */, 0);
-        if (r != -EEXIST || tries == 1000)
-            break;
-        n = ++proc_spools;
-        snprintf(sp->path, sizeof sp->path, "%s/%d-b%llu-%u.spool", dir, (int)pid,
-                 (unsigned long long)created, n);
-    }
-    if (r < 0) {
-        err = (int)-r;
-        sp->create_fd = fd;
-        bs_stage_free(&h->stage);
-        sp->create_fd = -1;
-        goto fail_map;
-    }
+    /* The magic last, with release order: a spool without it was being made when its
+       owner died, before any append (a reader removes it). */
+    uint64_t magic;
+    memcpy(&magic, BS_SPOOL_MAGIC, sizeof magic);
+    atomic_store_explicit((_Atomic uint64_t *)(void *)h->magic, magic, memory_order_release);
     SYS3(SYS_close, fd, 0, 0);
     if (!proc_hooked) {
         proc_hooked = 1;
@@ -585,7 +576,7 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
 fail_map:
     sys_munmap(h, BS_SPOOL_INLINE_END);
 fail_file:
-    SYS3(SYS_unlinkat, AT_FDCWD, tmp, 0);
+    SYS3(SYS_unlinkat, AT_FDCWD, sp->path, 0);
     SYS3(SYS_close, fd, 0, 0);
 fail:
     spool_delete(sp);

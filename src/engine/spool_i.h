@@ -91,7 +91,7 @@
 #define BS_SPOOL_OUT_LEN_MASK ((1ull << 56) - 1)
 
 struct bs_spool_head {
-    /* Written once at creation, before the file gets its name. */
+    /* Written once at creation, the magic last. */
     char magic[8];
     uint32_t version;
     uint32_t head_size; /* sizeof(struct bs_spool_head): layout check */
@@ -141,7 +141,8 @@ static inline uint64_t bs_spool_region_off(uint32_t r)
     return (uint64_t)r << BS_SPOOL_REGION_SHIFT;
 }
 
-/* The check of the head's fixed fields. */
+/* The check of the head's fixed fields but the magic, which the owner stores last (a file
+ * of its name without it was being made when its owner died: nothing had been appended). */
 uint64_t bs_spool_head_check(const struct bs_spool_head *h);
 
 /* ---- The owner's side (spool.c) ---- */

@@ -296,7 +296,8 @@ out:
     return err;
 }
 
-/* Checks the head of an opened spool file; 0, or -1 with why. */
+/* Checks the head of an opened spool file; 0, 1 for a spool its owner never finished making
+ * (no magic yet: nothing was appended to it), or -1 with why. */
 static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
 {
     struct stat st;
@@ -321,6 +322,11 @@ static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
     if (h == MAP_FAILED) {
         snprintf(why, n, "%s", strerror(errno));
         return -1;
+    }
+    static const char none[sizeof h->magic];
+    if (memcmp(h->magic, none, sizeof none) == 0 && (uint64_t)st.st_size <= BS_SPOOL_INLINE_END) {
+        munmap(h, BS_SPOOL_HEAD_BYTES);
+        return 1; /* its owner died making it, before any append */
     }
     if (memcmp(h->magic, BS_SPOOL_MAGIC, sizeof h->magic) != 0 || h->version != BS_SPOOL_VERSION ||
         h->head_size != sizeof *h || h->check != bs_spool_head_check(h) ||
@@ -378,7 +384,14 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
         return -e;
     }
     struct bs_spool_head *h = NULL;
-    if (check_spool(fd, &h, why, sizeof why) < 0) {
+    int ck = check_spool(fd, &h, why, sizeof why);
+    if (ck > 0) {
+        unlinkat(dirfd, name, 0);
+        say(msg, msglen, "spool %s: its process died while making it; nothing was held", name);
+        close(fd);
+        return 0;
+    }
+    if (ck < 0) {
         say(msg, msglen, "spool %s refused: %s; left as %s.refused", name, why, name);
         set_aside(dirfd, name);
         close(fd);
