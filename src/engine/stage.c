@@ -218,12 +218,12 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len)
     if ((1ull << bits) < need)
         return -ENOMEM;
     if (s->ready.data && (s->ready.cap >= (1ull << bits) || s->ready.cap >= 2 * need)) {
-        /* Made ahead by a writer thread, its pages in: swapped in, nothing else. */
+        /* Made ahead by a writer thread, its first windows in: swapped in, nothing else. */
         struct bs_slot c = s->ready;
         s->ready = (struct bs_slot){0};
         s->ready_age = 0;
         chunk_release(s, &s->slots[n]);
-        seal_slot(s, install(s, n, c.data, floor_bits(c.cap), 0, c.region));
+        seal_slot(s, install(s, n, c.data, floor_bits(c.cap), 1, c.region));
         return 0;
     }
     uint32_t region;
@@ -266,13 +266,18 @@ int bs_stage_prepare(struct bs_stage *s, struct bs_slot *c)
 
 void bs_stage_populate(struct bs_stage *s, struct bs_slot *c)
 {
+    /* As bs_stage_grow does under the lock: huge pages for a large chunk of process memory,
+       its first two windows faulted in; appenders fault in the rest ahead of themselves
+       (fresh), as they fill it. The whole chunk here would make it all resident (and hold
+       the process's mmap lock long enough to stall the appenders' own faults). */
     if (c->cap >= (4u << 20) && !s->mem) {
         uintptr_t a = ((uintptr_t)c->data + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
         uintptr_t b = ((uintptr_t)c->data + c->cap) & ~(uintptr_t)((2u << 20) - 1);
         if (b > a)
             madvise((void *)a, b - a, MADV_HUGEPAGE);
     }
-    madvise(c->data, c->cap, MADV_POPULATE_WRITE);
+    prefault(c, 0);
+    prefault(c, BS_STAGE_AHEAD);
 }
 
 void bs_stage_ready(struct bs_stage *s, struct bs_slot *c)
@@ -283,7 +288,7 @@ void bs_stage_ready(struct bs_stage *s, struct bs_slot *c)
         return;
     }
     s->ready = *c;
-    s->ready.fresh = 0;
+    s->ready.fresh = 1;
     s->ready_age = 0;
 }
 
@@ -322,11 +327,14 @@ int bs_stage_seal(struct bs_stage *s, int closing)
         s->ready_age = 0;
     }
     if (!s->spare.data && s->ready.data) {
-        s->spare = s->ready; /* made ahead, pages in: better than a new allocation */
+        /* Made ahead: better than a new allocation, but only its first windows are in. */
+        d = s->ready.data;
+        bits = floor_bits(s->ready.cap);
+        region = s->ready.region;
+        fresh = 1;
         s->ready = (struct bs_slot){0};
         s->ready_age = 0;
-    }
-    if (s->spare.data) {
+    } else if (s->spare.data) {
         /* The double buffer: the chunk the last batch drained, pages already touched. */
         d = s->spare.data;
         bits = floor_bits(s->spare.cap);
