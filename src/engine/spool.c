@@ -469,9 +469,10 @@ static void store_handle(struct bs_spool_head *h)
         unsigned char f[BS_SPOOL_HANDLE_MAX];
     } fh = {BS_SPOOL_HANDLE_MAX, 0, {0}};
     int mount_id;
-    if (h->path[0] &&
-        sys(SYS_name_to_handle_at, AT_FDCWD, (long)h->path, (long)&fh, (long)&mount_id, 0, 0) == 0 &&
-        fh.bytes <= BS_SPOOL_HANDLE_MAX) {
+    long r = h->path[0] ? sys(SYS_name_to_handle_at, AT_FDCWD, (long)h->path, (long)&fh,
+                              (long)&mount_id, 0, 0)
+                        : -ENOENT;
+    if (r == 0 && fh.bytes <= BS_SPOOL_HANDLE_MAX) {
         h->handle_type = (uint32_t)fh.type;
         h->handle_bytes = fh.bytes;
         memcpy(h->handle, fh.f, fh.bytes);
@@ -527,7 +528,8 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
     /* The head, the first chunk and out's first bytes: one fallocate, one mmap. */
     long r = SYS4(SYS_fallocate, fd, 0, 0, BS_SPOOL_INLINE_END);
     struct bs_spool_head *h =
-        r < 0 ? NULL : sys_mmap(NULL, BS_SPOOL_INLINE_END, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        r < 0 ? NULL
+              : sys_mmap(NULL, BS_SPOOL_INLINE_END, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!h) {
         err = r < 0 ? (int)-r : ENOMEM;
         goto fail_file;

@@ -186,9 +186,9 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len);
  * current chunk, as bs_stage_grow would make it. bs_stage_prepare (lock held) allocates it
  * into *c, or returns 0 when none is needed (one is ready, the stage is closed or pending);
  * the caller then faults its first two windows in with no lock held (bs_stage_populate: the
- * appenders fault in the rest ahead of themselves, as in a chunk bs_stage_grow made) and hands it over
- * with bs_stage_ready (lock held), which keeps it, or frees it when the stage no longer wants
- * it. A ready chunk that waited through two seals unused is freed (memory after a burst).
+ * appenders fault in the rest ahead of themselves, as in a chunk bs_stage_grow made) and hands
+ * it over with bs_stage_ready (lock held), which keeps it, or frees it when the stage no longer
+ * wants it. A ready chunk that waited through two seals unused is freed (memory after a burst).
  * Returns 1 when *c was allocated, 0, or -ENOMEM.
  */
 int bs_stage_prepare(struct bs_stage *s, struct bs_slot *c);
