@@ -282,8 +282,12 @@ void bs_stage_populate(struct bs_stage *s, struct bs_slot *c)
 
 void bs_stage_ready(struct bs_stage *s, struct bs_slot *c)
 {
-    unsigned slot = slot_of(atomic_load_explicit(&s->word, memory_order_relaxed));
-    if (s->ready.data || slot == BS_STAGE_CLOSED || slot == BS_STAGE_PENDING) {
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    unsigned slot = slot_of(w);
+    /* Not wanted any more: one is ready, the stage closed, or an appender grew the chunk
+       past it meanwhile. */
+    if (s->ready.data || slot == BS_STAGE_CLOSED || slot == BS_STAGE_PENDING ||
+        c->cap <= cap_of(w)) {
         chunk_release(s, c);
         return;
     }

@@ -117,7 +117,6 @@ static int make_stage(struct bufshim_writer *w)
 
 void bs_writer_free(struct bufshim_writer *w)
 {
-    bs_engine_wait(&w->prepare_job); /* done is 1 unless the job is queued or running */
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->idle);
     struct bs_stage *st = atomic_load(&w->stage);
@@ -153,21 +152,30 @@ static void prepare_next(void *arg)
     }
 }
 
-/* The append that took its chunk past half full asks for the next one: one job at a time
- * (its done word says when it may be queued again; prepare_busy makes one appender the one
- * that queues it). */
-static void want_next(struct bufshim_writer *w)
+struct bs_job *bs_writer_next_chunk_job(struct bufshim_writer *w)
 {
     if (!atomic_load_explicit(&w->prepare_job.done, memory_order_acquire) ||
         atomic_exchange(&w->prepare_busy, 1))
-        return;
-    if (atomic_load(&w->prepare_job.done)) {
-        w->prepare_job.fn = prepare_next;
-        w->prepare_job.arg = w;
-        if (bs_engine_submit(&w->prepare_job) < 0)
-            atomic_store(&w->prepare_job.done, 1); /* no writer thread: the grow makes it */
+        return NULL;
+    if (!atomic_load(&w->prepare_job.done)) {
+        atomic_store(&w->prepare_busy, 0);
+        return NULL;
     }
+    w->prepare_job.fn = prepare_next;
+    w->prepare_job.arg = w;
+    return &w->prepare_job;
+}
+
+void bs_writer_next_chunk_queued(struct bufshim_writer *w, int queued)
+{
+    if (!queued)
+        atomic_store(&w->prepare_job.done, 1); /* no writer thread: the grow makes it */
     atomic_store(&w->prepare_busy, 0);
+}
+
+struct bs_job *bs_writer_job(struct bufshim_writer *w)
+{
+    return &w->prepare_job;
 }
 
 int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first)
@@ -183,12 +191,10 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
         struct bs_stage *st = atomic_load_explicit(&w->stage, memory_order_acquire);
         int r = bs_stage_try_append(st, data, len, first, &full);
         if (r > 0) {
-            if (r == 2)
-                want_next(w);
             /* The first call of a chunk notes when it came (bs_writer_status's oldest). */
             if (*first && !atomic_load_explicit(&w->stage_first, memory_order_relaxed))
                 atomic_store_explicit(&w->stage_first, bs_real_ns(), memory_order_relaxed);
-            return 1;
+            return r;
         }
         if (r < 0)
             return r; /* -ESHUTDOWN: the final flush has sealed this writer */

@@ -420,8 +420,8 @@ static int test_out_of_memory_compacts_in_place(void)
 }
 
 /* The next chunk made ahead (a writer thread's job): the append that fills the current chunk
- * swaps it in, twice the size; records keep their order; an unused ready
- * chunk goes after two seals. */
+ * swaps it in, twice the size; records keep their order; an unused ready chunk goes after
+ * two seals, and one made for a chunk already replaced is not kept. */
 static int test_ready_chunk_is_swapped_in(void)
 {
     struct bs_buf out = {0};
@@ -465,6 +465,17 @@ static int test_ready_chunk_is_swapped_in(void)
         out.len = out.off = 0;
         CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
     }
+    CHECK(st.ready.data == NULL);
+    /* Made for a chunk an appender has since replaced with one as large: not kept. */
+    CHECK(bs_stage_prepare(&st, &c) == 1);
+    uint64_t cap = bs_stage_word_cap(atomic_load(&st.word));
+    CHECK(c.cap == 2 * cap);
+    do
+        memset(rec, 'z', sizeof rec);
+    while (bs_stage_try_append(&st, rec, sizeof rec, &first, &full) > 0);
+    CHECK(bs_stage_grow(&st, full, sizeof rec) == 0);
+    CHECK(bs_stage_word_cap(atomic_load(&st.word)) == c.cap);
+    bs_stage_ready(&st, &c);
     CHECK(st.ready.data == NULL);
     bs_buf_free(&out);
     bs_stage_free(&st);
