@@ -342,3 +342,20 @@ def test_keeper_recover_without_spools_says_nothing_to_do(spool):
                        text=True, timeout=60)
     assert r.returncode == 0
     assert "nothing to recover" in r.stdout
+
+
+def test_a_spool_whose_owner_died_making_it_is_removed(tmp_path, spool):
+    """A spool is made under its final name and its magic stored last: one without it belongs
+    to a process that died before any append, and recover removes it (nothing was held)."""
+    spool.mkdir(mode=0o700)
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait()
+    created = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    sp = spool / f"{dead.pid}-b{created}-1.spool"
+    fd = os.open(sp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(fd, 16384)
+    os.close(fd)
+    r = recover(spool)
+    assert r.returncode == 0, r.stdout
+    assert "died while making it" in r.stdout, r.stdout
+    assert not sp.exists() and not pathlib.Path(str(sp) + ".refused").exists()

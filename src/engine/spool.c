@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,12 +106,18 @@ void bs_spool_set_check_hook(void (*hook)(void))
 static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
 static char dir_path[PATH_MAX];
 static int dir_state; /* 0 unresolved, 1 usable, -1 refused */
+static uid_t dir_uid; /* getuid() when the folder was resolved (the spools' uid) */
 
-/* 1 when path is a folder owned by uid with no access for others. */
+/* 1 when path is a folder owned by uid with no access for others. A folder that is missing
+ * is made first (mkdir only then: the usual case is one stat). */
 static int private_dir(const char *path, uid_t uid, char *why, size_t n)
 {
     struct stat st;
     long r = SYS4(SYS_newfstatat, AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+    if (r == -ENOENT) {
+        SYS3(SYS_mkdirat, AT_FDCWD, path, 0700);
+        r = SYS4(SYS_newfstatat, AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+    }
     if (r < 0) {
         snprintf(why, n, "%s: %s", path, strerror((int)-r));
         return 0;
@@ -128,6 +135,7 @@ const char *bs_spool_dir(void)
     pthread_mutex_lock(&dir_lock);
     if (dir_state == 0) {
         uid_t uid = (uid_t)SYS3(SYS_getuid, 0, 0, 0);
+        dir_uid = uid;
         static char why[PATH_MAX + 128]; /* under dir_lock; off the stack (spool_new says why) */
         why[0] = 0;
         if (cfg_dir[0]) {
@@ -135,14 +143,19 @@ const char *bs_spool_dir(void)
         } else {
             const char *x = getenv("XDG_RUNTIME_DIR");
             struct stat st;
-            if (x && *x == '/' && strlen(x) < PATH_MAX - 16 &&
-                SYS4(SYS_newfstatat, AT_FDCWD, x, &st, 0) == 0 && S_ISDIR(st.st_mode) &&
-                st.st_uid == uid)
+            int xdg = 0;
+            if (x && *x == '/' && strlen(x) < PATH_MAX - 16) {
+                /* Its bufshim folder, private and ours, is the answer in one stat; else
+                   $XDG_RUNTIME_DIR must be a folder of the user's to hold a new one. */
                 snprintf(dir_path, sizeof dir_path, "%s/bufshim", x);
-            else
+                xdg = (SYS4(SYS_newfstatat, AT_FDCWD, dir_path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISDIR(st.st_mode) && st.st_uid == uid && !(st.st_mode & 077)) ||
+                      (SYS4(SYS_newfstatat, AT_FDCWD, x, &st, 0) == 0 && S_ISDIR(st.st_mode) &&
+                       st.st_uid == uid);
+            }
+            if (!xdg)
                 snprintf(dir_path, sizeof dir_path, "/dev/shm/bufshim-%u", (unsigned)uid);
         }
-        SYS3(SYS_mkdirat, AT_FDCWD, dir_path, 0700);
         dir_state = private_dir(dir_path, uid, why, sizeof why) ? 1 : -1;
         if (dir_state < 0)
             bs_log("crash safety off: spool folder refused: %s", why);
@@ -178,32 +191,55 @@ uint64_t bs_proc_starttime(pid_t pid)
 }
 
 static pid_t proc_pid;
-static uint64_t proc_start;
 static unsigned proc_spools;
 static int proc_hooked;
+
+/* CLOCK_BOOTTIME in ns (the vDSO's: no system call), the clock of /proc/<pid>/stat's start
+ * time: a spool's creation time, by which a reader tells its owner from a later process with
+ * the same pid (spool_i.h). */
+static uint64_t boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- A spool ---- */
 
 struct bs_spool {
     struct bs_mem chunks; /* first: bs_mem * -> bs_spool * */
     struct bs_mem out;
-    struct bs_spool_head *head;
+    struct bs_spool_head *head; /* the mapping of [0, BS_SPOOL_INLINE_END) */
     int create_fd; /* the file's descriptor while bs_spool_create runs, else -1 */
     uint64_t region_used[(BS_SPOOL_REGIONS + 63) / 64];
     int retired;
     int final; /* the final flush: the file is removed next, memory need not be punched */
+    int pooled; /* 1 + its index in pool[], or 0 when mmap'd */
+    _Atomic int handle_done; /* the handle was stored, or will never be */
     char path[PATH_MAX];
-    char tmp[PATH_MAX]; /* its name while bs_spool_create makes it */
 };
 
 /*
  * A spool may be made inside a signal handler (a crash handler's first write to a file:
  * Python's faulthandler), perhaps on a small alternate stack and while the interrupted
- * thread holds malloc's lock: its memory comes from mmap, and the functions on the way
- * keep their buffers off the stack.
+ * thread holds malloc's lock: its memory comes from a static pool (most processes have a
+ * spool or two: no system call), else from mmap, and the functions on the way keep their
+ * buffers off the stack.
  */
+#define POOL 4
+static struct bs_spool pool[POOL];
+static _Atomic unsigned pool_used;
+
 static struct bs_spool *spool_new(void)
 {
+    unsigned u = atomic_load(&pool_used);
+    for (int i = 0; i < POOL; i++)
+        while (!(u & (1u << i)))
+            if (atomic_compare_exchange_weak(&pool_used, &u, u | (1u << i))) {
+                memset(&pool[i], 0, sizeof pool[i]);
+                pool[i].pooled = i + 1;
+                return &pool[i];
+            }
     void *p = sys_mmap(NULL, sizeof(struct bs_spool), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p;
@@ -211,10 +247,26 @@ static struct bs_spool *spool_new(void)
 
 static void spool_delete(struct bs_spool *sp)
 {
-    sys_munmap(sp, sizeof *sp);
+    if (sp->pooled)
+        atomic_fetch_and(&pool_used, ~(1u << (sp->pooled - 1)));
+    else
+        sys_munmap(sp, sizeof *sp);
 }
 
-#define OUT_REGION 1u
+#define OUT_REGION BS_SPOOL_OUT_REGION
+#define FIRST_REGION BS_SPOOL_FIRST_REGION
+#define INLINE BS_SPOOL_INLINE_BYTES
+
+/* The inline first chunk and out's inline first bytes, in the head's mapping. */
+static char *inline_chunk(struct bs_spool *sp)
+{
+    return (char *)sp->head + BS_SPOOL_HEAD_BYTES;
+}
+
+static char *inline_out(struct bs_spool *sp)
+{
+    return (char *)sp->head + BS_SPOOL_HEAD_BYTES + INLINE;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -230,7 +282,7 @@ uint64_t bs_spool_head_check(const struct bs_spool_head *h)
     uint64_t x = 0x62756673686d21ull;
     const unsigned char *p = (const unsigned char *)h;
     size_t fixed = offsetof(struct bs_spool_head, check);
-    for (size_t i = 0; i < fixed; i++)
+    for (size_t i = sizeof h->magic; i < fixed; i++) /* the magic is stored last, apart */
         x = mix(x ^ p[i]);
     for (size_t i = 0; i < sizeof h->path && h->path[i]; i++)
         x = mix(x ^ (unsigned char)h->path[i]);
@@ -254,7 +306,7 @@ static void close_spool(struct bs_spool *sp, int fd)
 /* Reserves and maps cap bytes of region r: the mapping, or NULL. */
 static void *map_region(int fd, uint32_t r, size_t cap)
 {
-    uint64_t off = (uint64_t)r << BS_SPOOL_REGION_SHIFT;
+    uint64_t off = bs_spool_region_off(r);
     if (SYS4(SYS_fallocate, fd, 0, off, cap) < 0)
         return NULL;
     void *p = sys_mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
@@ -269,13 +321,19 @@ static void punch(struct bs_spool *sp, uint32_t r, uint64_t from, uint64_t len)
     if (fd < 0)
         return;
     SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-         ((uint64_t)r << BS_SPOOL_REGION_SHIFT) + from, len);
+         bs_spool_region_off(r) + from, len);
     close_spool(sp, fd);
 }
 
 static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
 {
     struct bs_spool *sp = (struct bs_spool *)(void *)m;
+    if (cap == INLINE && !(sp->region_used[0] >> FIRST_REGION & 1)) {
+        /* The inline chunk: reserved and mapped with the head, for the spool's life. */
+        sp->region_used[0] |= 1ull << FIRST_REGION;
+        *region = FIRST_REGION;
+        return inline_chunk(sp);
+    }
     uint32_t r = 0;
     for (uint32_t i = OUT_REGION + 1; i < BS_SPOOL_REGIONS; i++)
         if (!(sp->region_used[i / 64] >> (i % 64) & 1)) {
@@ -299,9 +357,11 @@ static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
 static void chunk_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
 {
     struct bs_spool *sp = (struct bs_spool *)(void *)m;
-    sys_munmap(p, cap);
-    if (!sp->retired && !sp->final)
-        punch(sp, region, 0, cap);
+    if (region != FIRST_REGION) { /* the inline chunk stays mapped and reserved */
+        sys_munmap(p, cap);
+        if (!sp->retired && !sp->final)
+            punch(sp, region, 0, cap);
+    }
     sp->region_used[region / 64] &= ~(1ull << (region % 64));
 }
 
@@ -319,6 +379,12 @@ static struct bs_spool *of_out(struct bs_mem *m)
 static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
 {
     struct bs_spool *sp = of_out(m);
+    if (cap <= INLINE) { /* out's first bytes, reserved and mapped with the head */
+        *region = OUT_REGION;
+        atomic_store(&sp->head->out_cap, INLINE);
+        atomic_store(&sp->head->out_region, OUT_REGION);
+        return inline_out(sp);
+    }
     int fd = open_spool(sp);
     if (fd < 0)
         return NULL;
@@ -333,11 +399,15 @@ static void *out_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
 }
 
 /* out's new size: the region mapped anew (its bytes are the file's), then the old mapping
- * dropped; a smaller out gives the rest of the region back. */
+ * dropped (not the inline part, which stays mapped); a smaller out gives the rest of the
+ * region back. out in the inline chunk that it adopted cannot grow (out's own region follows
+ * it in the file). */
 static void *out_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
 {
     struct bs_spool *sp = of_out(m);
-    uint64_t off = (uint64_t)region << BS_SPOOL_REGION_SHIFT;
+    if (region == FIRST_REGION)
+        return NULL;
+    uint64_t off = bs_spool_region_off(region);
     int fd = open_spool(sp);
     if (fd < 0)
         return NULL;
@@ -346,7 +416,8 @@ static void *out_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, u
     close_spool(sp, fd);
     if (!q)
         return NULL;
-    sys_munmap(p, old_cap);
+    if (p != inline_out(sp))
+        sys_munmap(p, old_cap);
     if (cap < old_cap)
         punch(sp, region, cap, old_cap - cap);
     atomic_store(&sp->head->out_cap, cap);
@@ -356,20 +427,57 @@ static void *out_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, u
 static void out_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
 {
     struct bs_spool *sp = of_out(m);
-    sys_munmap(p, cap);
-    if (!sp->retired && !sp->final)
-        punch(sp, region, 0, cap);
+    if (region == OUT_REGION) {
+        /* Its inline first bytes stay mapped and reserved. */
+        if (p != inline_out(sp))
+            sys_munmap(p, cap);
+        if (!sp->retired && !sp->final && cap > INLINE)
+            punch(sp, region, INLINE, cap - INLINE);
+    } else if (region != FIRST_REGION) {
+        sys_munmap(p, cap);
+        if (!sp->retired && !sp->final)
+            punch(sp, region, 0, cap);
+    }
     atomic_store(&sp->head->out_cap, 0);
     if (region != OUT_REGION) /* a chunk's region that out adopted: free for chunks again */
         sp->region_used[region / 64] &= ~(1ull << (region % 64));
 }
 
-static uint64_t random_salt(void)
+/* The records' salt: unpredictable enough that a program's bytes do not pose as headers by
+ * chance, without a system call: the kernel's 16 random bytes of this exec (AT_RANDOM),
+ * mixed with the pid, the clock and a counter (a forked child has its parent's bytes). */
+static uint64_t random_salt(pid_t pid)
 {
-    uint64_t x = 0;
-    if (SYS3(SYS_getrandom, &x, sizeof x, 0x0001 /* GRND_NONBLOCK */) != sizeof x)
-        x = bs_now_ns() ^ (uint64_t)(uintptr_t)&x;
+    static _Atomic uint64_t count;
+    uint64_t x = 0, y = 0;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r) {
+        memcpy(&x, r, sizeof x);
+        memcpy(&y, r + 8, sizeof y);
+    }
+    x = mix(x ^ mix(y ^ bs_now_ns()) ^ ((uint64_t)(uint32_t)pid << 32) ^
+            atomic_fetch_add(&count, 1) ^ (uint64_t)(uintptr_t)&x);
     return x ? x : 1;
+}
+
+/* The handle of the spool's file (spool_i.h says when it is stored). */
+static void store_handle(struct bs_spool_head *h)
+{
+    struct {
+        unsigned int bytes;
+        int type;
+        unsigned char f[BS_SPOOL_HANDLE_MAX];
+    } fh = {BS_SPOOL_HANDLE_MAX, 0, {0}};
+    int mount_id;
+    long r = h->path[0] ? sys(SYS_name_to_handle_at, AT_FDCWD, (long)h->path, (long)&fh,
+                              (long)&mount_id, 0, 0)
+                        : -ENOENT;
+    if (r == 0 && fh.bytes <= BS_SPOOL_HANDLE_MAX) {
+        h->handle_type = (uint32_t)fh.type;
+        h->handle_bytes = fh.bytes;
+        memcpy(h->handle, fh.f, fh.bytes);
+        atomic_store_explicit(&h->handle_ready, 1, memory_order_release);
+    }
 }
 
 struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
@@ -395,59 +503,54 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
     pid_t pid = (pid_t)SYS3(SYS_getpid, 0, 0, 0);
     if (pid != proc_pid) { /* first spool of this process (or of a forked child) */
         proc_pid = pid;
-        proc_start = bs_proc_starttime(pid);
         proc_spools = 0;
         proc_hooked = 0;
     }
     unsigned n = ++proc_spools;
-    char *tmp = sp->tmp;
-    snprintf(sp->path, sizeof sp->path, "%s/%d-%llu-%u.spool", dir, (int)pid,
-             (unsigned long long)proc_start, n);
-    snprintf(tmp, sizeof sp->tmp, "%s/.%d-%llu-%u.new", dir, (int)pid,
-             (unsigned long long)proc_start, n);
-
-    int err = 0;
-    int fd = (int)SYS4(SYS_openat, AT_FDCWD, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    uint64_t created = boot_ns();
+    /* Made under its final name: a reader finishes only a dead owner's spool, and one whose
+       magic is not there yet (stored last) held nothing (spool_read.c removes it). An exec'd
+       image of the same process counts from 1 again: never replace. */
+    int err = 0, fd;
+    for (int tries = 0;; tries++) {
+        snprintf(sp->path, sizeof sp->path, "%s/%d-b%llu-%u.spool", dir, (int)pid,
+                 (unsigned long long)created, n);
+        fd = (int)SYS4(SYS_openat, AT_FDCWD, sp->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                       0600);
+        if (fd != -EEXIST || tries == 1000)
+            break;
+        n = ++proc_spools;
+    }
     if (fd < 0) {
         err = -fd;
         goto fail;
     }
-    long r = SYS4(SYS_fallocate, fd, 0, 0, BS_SPOOL_HEAD_BYTES);
+    /* The head, the first chunk and out's first bytes: one fallocate, one mmap. */
+    long r = SYS4(SYS_fallocate, fd, 0, 0, BS_SPOOL_INLINE_END);
     struct bs_spool_head *h =
-        r < 0 ? NULL : sys_mmap(NULL, BS_SPOOL_HEAD_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        r < 0 ? NULL
+              : sys_mmap(NULL, BS_SPOOL_INLINE_END, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!h) {
         err = r < 0 ? (int)-r : ENOMEM;
         goto fail_file;
     }
     sp->head = h;
-    memcpy(h->magic, BS_SPOOL_MAGIC, sizeof h->magic);
     h->version = BS_SPOOL_VERSION;
     h->head_size = (uint32_t)sizeof *h;
-    h->uid = (uint32_t)SYS3(SYS_getuid, 0, 0, 0);
+    h->uid = (uint32_t)dir_uid;
     h->pid = (uint32_t)pid;
-    h->starttime = proc_start;
-    h->salt = random_salt();
+    h->created = created;
+    h->salt = random_salt(pid);
     h->dev = id->dev;
     h->ino = id->ino;
-    if (id->path && strlen(id->path) < sizeof h->path) {
+    if (id->path && strlen(id->path) < sizeof h->path)
         strcpy(h->path, id->path);
-        /* A handle reaches the file after a rename (open_by_handle_at wants
-           CAP_DAC_READ_SEARCH; a reader without it looks by path and inode). */
-        struct {
-            unsigned int bytes;
-            int type;
-            unsigned char f[BS_SPOOL_HANDLE_MAX];
-        } fh = {BS_SPOOL_HANDLE_MAX, 0, {0}};
-        int mount_id;
-        if (sys(SYS_name_to_handle_at, AT_FDCWD, (long)id->path, (long)&fh, (long)&mount_id, 0,
-                0) == 0 &&
-            fh.bytes <= BS_SPOOL_HANDLE_MAX) {
-            h->handle_type = (uint32_t)fh.type;
-            h->handle_bytes = fh.bytes;
-            memcpy(h->handle, fh.f, fh.bytes);
-        }
-    }
     h->check = bs_spool_head_check(h);
+    /* A reader that can use a handle (CAP_DAC_READ_SEARCH) is, as a rule, uid 0's: a process
+       of uid 0 stores it now, others after their first batch, off the program's time. */
+    if (dir_uid == 0)
+        store_handle(h);
+    sp->handle_done = dir_uid == 0 || !h->path[0];
     atomic_store(&h->out_region, OUT_REGION);
     atomic_store(&h->state, BS_SPOOL_LIVE);
 
@@ -459,23 +562,11 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
         err = ENOSPC;
         goto fail_map;
     }
-    /* The name last: a reader never finds a spool without its head. An exec'd image of
-       the same process (same pid and start time) counts from 1 again: never replace. */
-    for (int tries = 0;; tries++) {
-        r = sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)sp->path, 1 /* NOREPLACE */, 0);
-        if (r != -EEXIST || tries == 1000)
-            break;
-        n = ++proc_spools;
-        snprintf(sp->path, sizeof sp->path, "%s/%d-%llu-%u.spool", dir, (int)pid,
-                 (unsigned long long)proc_start, n);
-    }
-    if (r < 0) {
-        err = (int)-r;
-        sp->create_fd = fd;
-        bs_stage_free(&h->stage);
-        sp->create_fd = -1;
-        goto fail_map;
-    }
+    /* The magic last, with release order: a spool without it was being made when its
+       owner died, before any append (a reader removes it). */
+    uint64_t magic;
+    memcpy(&magic, BS_SPOOL_MAGIC, sizeof magic);
+    atomic_store_explicit((_Atomic uint64_t *)(void *)h->magic, magic, memory_order_release);
     SYS3(SYS_close, fd, 0, 0);
     if (!proc_hooked) {
         proc_hooked = 1;
@@ -485,9 +576,9 @@ struct bs_spool *bs_spool_create(const struct bs_spool_id *id, size_t cap)
     return sp;
 
 fail_map:
-    sys_munmap(h, BS_SPOOL_HEAD_BYTES);
+    sys_munmap(h, BS_SPOOL_INLINE_END);
 fail_file:
-    SYS3(SYS_unlinkat, AT_FDCWD, tmp, 0);
+    SYS3(SYS_unlinkat, AT_FDCWD, sp->path, 0);
     SYS3(SYS_close, fd, 0, 0);
 fail:
     spool_delete(sp);
@@ -567,20 +658,25 @@ void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap)
 {
     BS_KEEP_ERRNO();
     struct bs_stage *s = &sp->head->stage;
+    /* The inline chunk and out's inline bytes go with the head's mapping. */
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++)
-        if (s->slots[i].data)
+        if (s->slots[i].data && s->slots[i].region != FIRST_REGION)
             sys_munmap(s->slots[i].data, s->slots[i].cap);
-    if (s->spare.data)
+    if (s->spare.data && s->spare.region != FIRST_REGION)
         sys_munmap(s->spare.data, s->spare.cap);
-    if (out_data)
+    if (s->ready.data && s->ready.region != FIRST_REGION)
+        sys_munmap(s->ready.data, s->ready.cap);
+    if (out_data && out_data != inline_out(sp) && out_data != inline_chunk(sp))
         sys_munmap(out_data, out_cap);
-    sys_munmap(sp->head, BS_SPOOL_HEAD_BYTES);
+    sys_munmap(sp->head, BS_SPOOL_INLINE_END);
     spool_delete(sp);
 }
 
 void bs_spool_after_batch(struct bs_spool *sp)
 {
-    (void)sp;
+    if (!atomic_load_explicit(&sp->handle_done, memory_order_relaxed) &&
+        !atomic_exchange(&sp->handle_done, 1))
+        store_handle(sp->head);
     if (!check_hook)
         return;
     static _Atomic uint64_t last_ns;
@@ -591,6 +687,6 @@ void bs_spool_after_batch(struct bs_spool *sp)
 
 void bs_spool_free(struct bs_spool *sp)
 {
-    sys_munmap(sp->head, BS_SPOOL_HEAD_BYTES);
+    sys_munmap(sp->head, BS_SPOOL_INLINE_END);
     spool_delete(sp);
 }

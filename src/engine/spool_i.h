@@ -22,17 +22,31 @@
  * owned by anyone else is refused). BUFSHIM_SPOOL_DIR overrides both (the shim's
  * config). One file per spooled writer, mode 0600:
  *
- *     <pid>-<starttime>-<n>.spool
+ *     <pid>-b<created>-<n>.spool
  *
- * pid and starttime (field 22 of /proc/<pid>/stat: clock ticks since boot) name the owner
- * whatever becomes of its pid; n counts the process's spools. The keeper holds an
- * exclusive flock on "keeper.lock" in the folder while it runs.
+ * created is the owner's CLOCK_BOOTTIME in nanoseconds when it made the spool (clock_gettime:
+ * no system call); n counts the process's spools. The keeper holds an exclusive flock on
+ * "keeper.lock" in the folder while it runs.
  *
- * The file (sparse): the head (struct bs_spool_head) at offset 0; region r (r >= 1) at
- * offset r << BS_SPOOL_REGION_SHIFT holds one chunk of the stage or the output buffer.
- * Region memory is reserved with fallocate before use, so a full tmpfs is an error at
- * allocation (the writer falls back to process memory) and never a SIGBUS in the
- * program's copy.
+ * Liveness (a reader's question: is the owner still running?), decided without the owner
+ * reading its own start time: a process with that pid runs now, and its start time (field 22
+ * of /proc/<pid>/stat, clock ticks since boot, the same clock) is at or before created.
+ * Argument: the owner ran at created, and a pid names one live process at a time, so another
+ * process can hold the pid only after the owner died, which is after created. The tick
+ * rounds start times down, so the owner always passes; another process started in the same
+ * tick (10 ms) after the owner's death passes too, and its spool then waits until that
+ * process exits (the keeper watches it by pidfd): later, never lost or doubled. Both sides
+ * must read the one boot clock, so a reader in another time namespace than the owner's is
+ * not supported.
+ *
+ * The file (sparse): the head (struct bs_spool_head) at offset 0; then, in the same
+ * allocation, the first chunk (region BS_SPOOL_FIRST_REGION, BS_SPOOL_INLINE_BYTES) and the
+ * start of out's region (BS_SPOOL_OUT_REGION), which grows in place from there; region r >= 3
+ * at offset r << BS_SPOOL_REGION_SHIFT holds one later chunk (bs_spool_region_off). A short
+ * process's spool is thus one fallocate and one mmap. Region memory is reserved with
+ * fallocate before use, so a full tmpfs is an error at allocation (the writer falls back to
+ * process memory) and never a SIGBUS in the program's copy; the inline part stays reserved
+ * for the spool's life.
  *
  * What a reader finds after the owner died, and why it is exact:
  *  - out (region out_region): bytes compacted from sealed chunks by a batch, of which
@@ -59,9 +73,12 @@
  */
 
 #define BS_SPOOL_MAGIC "BSSPOOL1"
-#define BS_SPOOL_VERSION 2u
+#define BS_SPOOL_VERSION 3u
 #define BS_SPOOL_REGION_SHIFT 40
 #define BS_SPOOL_REGIONS 128u /* region 0 is the head */
+#define BS_SPOOL_FIRST_REGION 1u /* the first chunk, after the head */
+#define BS_SPOOL_OUT_REGION 2u   /* out, after the first chunk; grows in place */
+#define BS_SPOOL_INLINE_BYTES 4096u /* the first chunk, and out's first bytes */
 #define BS_SPOOL_PATH_MAX 4096
 #define BS_SPOOL_HANDLE_MAX 128
 
@@ -74,18 +91,15 @@
 #define BS_SPOOL_OUT_LEN_MASK ((1ull << 56) - 1)
 
 struct bs_spool_head {
-    /* Written once at creation, before the file gets its name. */
+    /* Written once at creation, the magic last. */
     char magic[8];
     uint32_t version;
     uint32_t head_size; /* sizeof(struct bs_spool_head): layout check */
     uint32_t uid;
     uint32_t pid;
-    uint64_t starttime;
+    uint64_t created;     /* CLOCK_BOOTTIME ns at creation (the name's) */
     uint64_t salt;
     uint64_t dev, ino;       /* the target file */
-    uint32_t handle_type;    /* name_to_handle_at's, when handle_bytes > 0 */
-    uint32_t handle_bytes;
-    unsigned char handle[BS_SPOOL_HANDLE_MAX];
     uint64_t check;          /* bs_spool_head_check of the fields above and path */
     char path[BS_SPOOL_PATH_MAX]; /* the file's canonical path at creation */
 
@@ -99,6 +113,14 @@ struct bs_spool_head {
     _Atomic uint32_t out_region; /* the region out lives in (a chunk's, after in_place) */
     _Atomic uint32_t in_place;   /* 1 + a slot being compacted in its own chunk, or 0 */
     _Atomic uint64_t out_cap; /* bytes of out's region that are mapped and reserved */
+    /* A handle reaches the file after a rename (open_by_handle_at wants CAP_DAC_READ_SEARCH).
+       Stored at creation by a process of uid 0, else by the writer thread after the first
+       batch (a reader of the same other uid can rarely use one): handle_ready, stored last
+       with release order, says the fields are whole. */
+    _Atomic uint32_t handle_ready;
+    uint32_t handle_type; /* name_to_handle_at's, when handle_bytes > 0 */
+    uint32_t handle_bytes;
+    unsigned char handle[BS_SPOOL_HANDLE_MAX];
 
     _Alignas(64) struct bs_stage stage;
 };
@@ -106,7 +128,21 @@ struct bs_spool_head {
 /* The head's bytes in the file: struct bs_spool_head rounded up to pages. */
 #define BS_SPOOL_HEAD_BYTES (((sizeof(struct bs_spool_head)) + 4095) & ~(size_t)4095)
 
-/* The check of the head's fixed fields. */
+/* The head, the first chunk and out's first bytes: made with one fallocate and one mmap. */
+#define BS_SPOOL_INLINE_END (BS_SPOOL_HEAD_BYTES + 2 * BS_SPOOL_INLINE_BYTES)
+
+/* Where region r starts in the file (both sides use this rule). */
+static inline uint64_t bs_spool_region_off(uint32_t r)
+{
+    if (r == BS_SPOOL_FIRST_REGION)
+        return BS_SPOOL_HEAD_BYTES;
+    if (r == BS_SPOOL_OUT_REGION)
+        return BS_SPOOL_HEAD_BYTES + BS_SPOOL_INLINE_BYTES;
+    return (uint64_t)r << BS_SPOOL_REGION_SHIFT;
+}
+
+/* The check of the head's fixed fields but the magic, which the owner stores last (a file
+ * of its name without it was being made when its owner died: nothing had been appended). */
 uint64_t bs_spool_head_check(const struct bs_spool_head *h);
 
 /* ---- The owner's side (spool.c) ---- */
@@ -217,8 +253,16 @@ void bs_spool_set_check_hook(void (*hook)(void));
  */
 ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen);
 
-/* Parses a spool's name: 1 with pid, starttime, or 0 when it is not a spool's name. */
-int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *starttime);
+/* Parses a spool's name: 1 with pid and created, or 0 when it is not a spool's name. */
+int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *created);
+
+/* 1 when the process pid that ran at created (CLOCK_BOOTTIME ns) may still run, by the rule
+ * above: a process pid runs, not a zombie, and started at or before created. *start gets its
+ * start time (ticks; 0 when none runs). */
+int bs_spool_owner_may_run(pid_t pid, uint64_t created, uint64_t *start);
+
+/* 1 when a process of start time start (ticks, not 0) started at or before created. */
+int bs_spool_started_by(uint64_t start, uint64_t created);
 
 /* The start time of pid (field 22 of /proc/<pid>/stat), or 0 when it is gone. */
 uint64_t bs_proc_starttime(pid_t pid);

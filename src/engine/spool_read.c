@@ -23,19 +23,35 @@
 
 #define PAGE_UP(n) (((n) + 4095) & ~(uint64_t)4095)
 
-int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *starttime)
+int bs_spool_parse_name(const char *name, pid_t *pid, uint64_t *created)
 {
     int p, used = 0;
     unsigned long long st;
     unsigned n;
     if (name[0] < '1' || name[0] > '9')
         return 0;
-    if (sscanf(name, "%d-%llu-%u.spool%n", &p, &st, &n, &used) != 3 || used == 0 ||
+    if (sscanf(name, "%d-b%llu-%u.spool%n", &p, &st, &n, &used) != 3 || used == 0 ||
         name[used] != 0 || p <= 0)
         return 0;
     *pid = p;
-    *starttime = st;
+    *created = st;
     return 1;
+}
+
+int bs_spool_started_by(uint64_t start, uint64_t created)
+{
+    static uint64_t tick_ns;
+    if (!tick_ns) {
+        long hz = sysconf(_SC_CLK_TCK);
+        tick_ns = hz > 0 ? 1000000000u / (uint64_t)hz : 10000000u;
+    }
+    return start != 0 && start <= created / tick_ns;
+}
+
+int bs_spool_owner_may_run(pid_t pid, uint64_t created, uint64_t *start)
+{
+    *start = bs_proc_starttime(pid);
+    return bs_spool_started_by(*start, created);
 }
 
 static void say(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,7 +97,8 @@ static int reach(const struct bs_spool_head *h, const char **how)
         slash[1] = 0;
     else
         *slash = 0;
-    if (h->handle_bytes > 0 && h->handle_bytes <= BS_SPOOL_HANDLE_MAX) {
+    if (atomic_load_explicit(&((struct bs_spool_head *)h)->handle_ready, memory_order_acquire) &&
+        h->handle_bytes > 0 && h->handle_bytes <= BS_SPOOL_HANDLE_MAX) {
         int mfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (mfd < 0)
             mfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -128,7 +145,7 @@ static int reach(const struct bs_spool_head *h, const char **how)
 
 static void *map_region(int fd, uint32_t r, size_t len, int prot)
 {
-    void *p = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)((uint64_t)r << BS_SPOOL_REGION_SHIFT));
+    void *p = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)bs_spool_region_off(r));
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -247,7 +264,7 @@ static int move_records(int fd, struct bs_spool_head *h, char **out, uint64_t *o
     if (total > 0) {
         uint64_t need = PAGE_UP(out_len + total);
         if (need > *out_map) {
-            off_t off = (off_t)((uint64_t)atomic_load(&h->out_region) << BS_SPOOL_REGION_SHIFT);
+            off_t off = (off_t)bs_spool_region_off(atomic_load(&h->out_region));
             if (fallocate(fd, 0, off, (off_t)need) != 0) {
                 err = -errno;
                 goto out;
@@ -279,7 +296,8 @@ out:
     return err;
 }
 
-/* Checks the head of an opened spool file; 0, or -1 with why. */
+/* Checks the head of an opened spool file; 0, 1 for a spool its owner never finished making
+ * (no magic yet: nothing was appended to it), or -1 with why. */
 static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
 {
     struct stat st;
@@ -304,6 +322,11 @@ static int check_spool(int fd, struct bs_spool_head **hp, char *why, size_t n)
     if (h == MAP_FAILED) {
         snprintf(why, n, "%s", strerror(errno));
         return -1;
+    }
+    static const char none[sizeof h->magic];
+    if (memcmp(h->magic, none, sizeof none) == 0 && (uint64_t)st.st_size <= BS_SPOOL_INLINE_END) {
+        munmap(h, BS_SPOOL_HEAD_BYTES);
+        return 1; /* its owner died making it, before any append */
     }
     if (memcmp(h->magic, BS_SPOOL_MAGIC, sizeof h->magic) != 0 || h->version != BS_SPOOL_VERSION ||
         h->head_size != sizeof *h || h->check != bs_spool_head_check(h) ||
@@ -361,7 +384,14 @@ ssize_t bs_spool_finish(int dirfd, const char *name, char *msg, size_t msglen)
         return -e;
     }
     struct bs_spool_head *h = NULL;
-    if (check_spool(fd, &h, why, sizeof why) < 0) {
+    int ck = check_spool(fd, &h, why, sizeof why);
+    if (ck > 0) {
+        unlinkat(dirfd, name, 0);
+        say(msg, msglen, "spool %s: its process died while making it; nothing was held", name);
+        close(fd);
+        return 0;
+    }
+    if (ck < 0) {
         say(msg, msglen, "spool %s refused: %s; left as %s.refused", name, why, name);
         set_aside(dirfd, name);
         close(fd);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <termios.h>
@@ -60,7 +61,7 @@ static struct {
 
 struct owner {
     pid_t pid;
-    uint64_t starttime;
+    uint64_t starttime; /* the process's (ticks), read by the keeper */
     int pidfd; /* -1: no pidfd (an old kernel): its start time is read each round */
 };
 static struct owner *owners;
@@ -182,12 +183,14 @@ static long pidfd_open_(pid_t pid)
 #endif
 }
 
-/* 1 when the process pid whose start time was starttime still runs (a zombie does not). */
-static int owner_alive(pid_t pid, uint64_t starttime, int *pidfd_out)
+/* 1 when the process pid that made a spool at created (spool_i.h: its start time is at or
+ * before it) still runs (a zombie does not); *start gets its start time. */
+static int owner_alive(pid_t pid, uint64_t created, int *pidfd_out, uint64_t *start)
 {
     *pidfd_out = -1;
-    if (bs_proc_starttime(pid) != starttime)
+    if (!bs_spool_owner_may_run(pid, created, start))
         return 0;
+    uint64_t starttime = *start;
     int fd = (int)pidfd_open_(pid);
     if (fd < 0)
         return errno != ESRCH; /* no pidfds: trust the start time */
@@ -203,10 +206,11 @@ static int owner_alive(pid_t pid, uint64_t starttime, int *pidfd_out)
     return 1;
 }
 
-static struct owner *find_owner(pid_t pid, uint64_t starttime)
+/* The watched owner of a spool made by pid at created, or NULL. */
+static struct owner *find_owner(pid_t pid, uint64_t created)
 {
     for (size_t i = 0; i < nowners; i++)
-        if (owners[i].pid == pid && owners[i].starttime == starttime)
+        if (owners[i].pid == pid && bs_spool_started_by(owners[i].starttime, created))
             return &owners[i];
     return NULL;
 }
@@ -346,14 +350,15 @@ static size_t scan(void)
             continue;
         if (!find_owner(pid, st)) {
             int pidfd;
-            if (!owner_alive(pid, st, &pidfd)) {
+            uint64_t start;
+            if (!owner_alive(pid, st, &pidfd, &start)) {
                 finish(e->d_name);
                 if (spool_exists(e->d_name))
                     left++;
                 continue;
             }
             grow((void **)&owners, &capowners, nowners + 1, sizeof *owners);
-            owners[nowners++] = (struct owner){pid, st, pidfd};
+            owners[nowners++] = (struct owner){pid, start, pidfd};
         }
         left++;
     }
@@ -457,7 +462,8 @@ static int recover(void)
         if (!bs_spool_parse_name(e->d_name, &pid, &st))
             continue;
         int pidfd;
-        if (owner_alive(pid, st, &pidfd)) {
+        uint64_t start;
+        if (owner_alive(pid, st, &pidfd, &start)) {
             if (pidfd >= 0)
                 close(pidfd);
             printf("%s/%s: left: its process %d still runs\n", dir, e->d_name, (int)pid);
@@ -535,6 +541,25 @@ static void open_log(void)
         openat(dirfd_, "keeper.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
+/*
+ * Spools belong on a tmpfs. Measured on ext4 (bench/results/crashsafe-ab.md): a spool file whose
+ * size reaches a later chunk's region (2 TiB and more) makes its first page faults and its
+ * removal cost milliseconds. One line in keeper.log per keeper start says so (not to the
+ * program's stderr: a test suite's folders under /tmp would print it in every test).
+ */
+static void warn_not_tmpfs(void)
+{
+    struct statfs fs;
+    if (fstatfs(dirfd_, &fs) != 0 || fs.f_type == 0x01021994 /* TMPFS_MAGIC */ ||
+        fs.f_type == (typeof(fs.f_type))0x858458f6 /* RAMFS_MAGIC */)
+        return;
+    char msg[PATH_MAX + 160];
+    snprintf(msg, sizeof msg,
+             "spool folder %s is not a tmpfs: a process with more than one chunk pays "
+             "milliseconds for its spool there (use /dev/shm or $XDG_RUNTIME_DIR)", dir);
+    logline("%s", msg);
+}
+
 static int usage(void)
 {
     fprintf(stderr, "Usage: bufshim-keeper [--dir DIR]      (keeps spools; normally started by "
@@ -607,6 +632,7 @@ int main(int argc, char **argv)
     }
     note_pid_in_lock();
     logline("started (lingers %.3g s once nothing is left)", linger);
+    warn_not_tmpfs();
 
     /* Decision: no inotify. A look at the folder every RESCAN_MS finds new owners soon
        enough (a dead one's spool is finished within about a second either way), and a
