@@ -182,8 +182,10 @@ def test_bash_echo_loop_opens_once_per_batch(make_slowfs):
     assert c_shim["release"] <= c_shim["write"] + 1, c_shim
     # The program's closes (two per `>>`: its open's and the restored stdout's) cost the
     # drive nothing either: an elided descriptor is an O_PATH stand-in, and closing one
-    # sends no FLUSH (a copy of a real description would, at every close).
-    assert c_plain["flush"] >= lines and c_shim["flush"] <= 2 * c_shim["open"] + 2, c_shim
+    # sends no FLUSH (a copy of a real description would, at every close). What is left are
+    # the closes of the few real descriptions (the first open's, the batches', the writer
+    # thread's copies), a handful whatever the number of lines.
+    assert c_plain["flush"] >= lines and c_shim["flush"] < lines / 20, c_shim
     assert c_shim["write"] < lines / 10
     # Order, with room: the counts above are the proof. Under a sanitizer every bash
     # instruction is slower, and the slowfs latencies a smaller part of the time.
@@ -210,7 +212,7 @@ def test_runtimes_opening_per_line(make_slowfs, lang):
             fs.backing_path("shim.log").read_bytes())
     assert c_plain["open"] >= n
     assert c_shim["open"] <= c_shim["write"] + 1, c_shim
-    assert c_shim["flush"] <= 2 * c_shim["open"] + 2, c_shim
+    assert c_shim["flush"] < n / 20, c_shim
 
 
 # --- the path names another file now: a real open, a new target ------------------------------
