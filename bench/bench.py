@@ -1059,6 +1059,19 @@ def pyplot():
     return plt
 
 
+def finish(ax, title, ylabel):
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
 def plot(b, path):
     """Latency against percentile (log-log) for the scenarios with curves. Returns None or why
     no plot was written."""
@@ -1086,13 +1099,8 @@ def plot(b, path):
         ax.set_xticks(ticks)
         ax.set_xticklabels(["p50", "p90", "p99", "p99.9", "p99.99", "p99.999", "p99.9999"],
                            rotation=45, fontsize=7)
-        ax.set_ylabel("latency of one call (ns)")
-        ax.set_title(title, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return None
+        finish(ax, title, "latency of one call (ns)")
+    return save(fig, path)
 
 
 def thread_table(by_threads):
@@ -1133,13 +1141,8 @@ def plot_threads(by_threads, path):
         ax.set_xticks(ts)
         ax.set_xticklabels([str(t) for t in ts])
         ax.set_xlabel("threads (2 CPUs)")
-        ax.set_ylabel("ns")
-        ax.set_title(title, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return None
+        finish(ax, title, "ns")
+    return save(fig, path)
 
 
 def main():
