@@ -127,6 +127,23 @@ def test_what_glibc_writes_itself_lands_and_queries_answer_as_for_a_real_open(tm
     assert "2 -> " in log and "open elided" in log, log
 
 
+def test_a_signal_handler_writing_to_an_elided_descriptor_loses_nothing(tmp_path):
+    # A timer every 100 µs interrupts a loop of appends; its handler appends to another
+    # elided descriptor of the file, often while the interrupted thread is inside the shim
+    # (a stand-in cannot be made real there: the line goes through a description of its own).
+    n = 200000
+    plain, shim, pf, sf = both(tmp_path, "signals", n, same_size=False)
+    for run, f in ((plain, pf), (shim, sf)):
+        sig = int(run.stdout.split()[-1])
+        lines = f.read_text().splitlines()
+        assert lines.count("start") == 1 and len(lines) == 1 + n + sig, (len(lines), n, sig)
+        assert [x for x in lines if x.startswith("main ")] == [f"main {i:07d}" for i in range(n)]
+        assert sorted(x for x in lines if x.startswith("sig ")) == [
+            f"sig {i:06d}" for i in range(sig)]
+    assert int(shim.stdout.split()[-1]) > 0
+    assert elided(shim) >= 2, shim.stderr
+
+
 def test_1000_opens_and_closes_from_4_threads(tmp_path):
     plain, shim, pf, sf = both(tmp_path, "threads", 1000)
     assert plain.stdout == shim.stdout  # the same descriptors open before and after

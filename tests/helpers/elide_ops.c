@@ -13,7 +13,9 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -337,6 +339,53 @@ static void glibc_writes(void)
     late_fd = app(0);
 }
 
+/*
+ * A signal handler that writes to an elided descriptor, often while the interrupted thread
+ * is inside the shim appending to the same file (a timer every 100 µs against a loop of
+ * appends): every line of both lands, once. Prints the number of handler lines.
+ */
+static volatile int sig_fd = -1;
+static volatile sig_atomic_t sig_lines;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    char line[16] = "sig 000000\n";
+    int v = sig_lines;
+    for (int i = 9; i >= 4; i--, v /= 10)
+        line[i] = (char)('0' + v % 10);
+    int saved = errno;
+    if (write(sig_fd, line, 11) != 11)
+        _exit(5);
+    errno = saved;
+    sig_lines = sig_lines + 1;
+}
+
+static void signal_writes(int n)
+{
+    record("start\n");
+    usleep(300 * 1000); /* the writer thread takes the closed description as its own */
+    sig_fd = app(0);
+    int fd = app(0);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 100}, {0, 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char line[32];
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(line, sizeof line, "main %07d\n", i);
+        if (write(fd, line, (size_t)len) != len)
+            exit(1);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    say("handler lines %d\n", (int)sig_lines);
+    close(fd);
+    close(sig_fd);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
@@ -359,6 +408,8 @@ int main(int argc, char **argv)
         threads(atoi(argv[3]));
     else if (!strcmp(s, "glibc"))
         glibc_writes();
+    else if (!strcmp(s, "signals"))
+        signal_writes(atoi(argv[3]));
     else
         return 1;
     return 0;
