@@ -67,11 +67,6 @@ static int append(bufshim_writer *w, const void *data, size_t len)
     int r = bs_writer_append(w, data, len, &first);
     if (r <= 0)
         return r;
-    if (r == 2) { /* the chunk passed half full: its successor is made off this thread */
-        struct bs_job *job = bs_writer_next_chunk_job(w);
-        if (job)
-            bs_writer_next_chunk_queued(w, bs_engine_submit(job) == 0);
-    }
     /* The first bytes after a swap: the scheduler may be asleep with nothing due. */
     if (first || atomic_load_explicit(&bs_sched_threadless, memory_order_relaxed))
         bs_sched_wake();
@@ -85,11 +80,6 @@ static int close_writer(bufshim_writer *w)
     int result = bs_writer_finish(w);
     bs_registry_remove(w);
     bs_sched_writer_closed();
-    /* Its next-chunk job: off the queue, or waited for while it runs (done is 1 when none
-       is queued), so that a writer freed on a writer thread never waits for a job behind it. */
-    struct bs_job *job = bs_writer_job(w);
-    if (!atomic_load(&job->done) && !bs_engine_cancel(job))
-        bs_engine_wait(job);
     bs_writer_free(w);
     return result;
 }

@@ -178,10 +178,6 @@ struct bs_job {
 int bs_engine_submit(struct bs_job *job);
 void bs_engine_wait(struct bs_job *job);
 
-/* Takes a queued job off the queue: 1 when it was waiting (it will not run; done is 1), 0
- * when it is running or has run (wait for it). */
-int bs_engine_cancel(struct bs_job *job);
-
 /* As bs_engine_wait, for at most timeout_ns: 1 when the job has run, 0 when it has not yet. */
 int bs_engine_wait_for(struct bs_job *job, uint64_t timeout_ns);
 

@@ -365,26 +365,6 @@ int bs_engine_submit(struct bs_job *job)
     return r;
 }
 
-int bs_engine_cancel(struct bs_job *job)
-{
-    int found = 0;
-    bs_busy_enter();
-    pthread_mutex_lock(&sched.lock);
-    for (struct bs_job **p = &sched.calls, *prev = NULL; *p; prev = *p, p = &(*p)->next)
-        if (*p == job) {
-            *p = job->next;
-            if (sched.calls_tail == job)
-                sched.calls_tail = prev;
-            found = 1;
-            break;
-        }
-    pthread_mutex_unlock(&sched.lock);
-    bs_busy_leave();
-    if (found)
-        atomic_store(&job->done, 1);
-    return found;
-}
-
 void bs_engine_wait(struct bs_job *job)
 {
     bs_busy_enter(); /* a flushing signal handler waits for the job, never re-enters it */

@@ -664,8 +664,6 @@ void bs_spool_detach(struct bs_spool *sp, void *out_data, size_t out_cap)
             sys_munmap(s->slots[i].data, s->slots[i].cap);
     if (s->spare.data && s->spare.region != FIRST_REGION)
         sys_munmap(s->spare.data, s->spare.cap);
-    if (s->ready.data && s->ready.region != FIRST_REGION)
-        sys_munmap(s->ready.data, s->ready.cap);
     if (out_data && out_data != inline_out(sp) && out_data != inline_chunk(sp))
         sys_munmap(out_data, out_cap);
     sys_munmap(sp->head, BS_SPOOL_INLINE_END);

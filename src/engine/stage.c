@@ -110,7 +110,6 @@ void bs_stage_free(struct bs_stage *s)
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++)
         chunk_release(s, &s->slots[i]);
     chunk_release(s, &s->spare);
-    chunk_release(s, &s->ready);
     struct bs_mem *m = s->mem;
     memset(s, 0, sizeof *s);
     s->mem = m;
@@ -163,7 +162,7 @@ int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *f
         atomic_fetch_add_explicit(&sl->committed, (1ull << BS_STAGE_REC_SHIFT) | need,
                                   memory_order_release);
         *first = off == 0;
-        return off < cap / 2 && off + need >= cap / 2 ? 2 : 1;
+        return 1;
     }
     /* Reservations only grow, so the failed ones form a suffix: the first of them marks
        where the chunk ends, for the batch that drains it (which waits for this store). */
@@ -217,15 +216,6 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len)
         bits++;
     if ((1ull << bits) < need)
         return -ENOMEM;
-    if (s->ready.data && (s->ready.cap >= (1ull << bits) || s->ready.cap >= 2 * need)) {
-        /* Made ahead by a writer thread, its first windows in: swapped in, nothing else. */
-        struct bs_slot c = s->ready;
-        s->ready = (struct bs_slot){0};
-        s->ready_age = 0;
-        chunk_release(s, &s->slots[n]);
-        seal_slot(s, install(s, n, c.data, floor_bits(c.cap), 1, c.region));
-        return 0;
-    }
     uint32_t region;
     char *d = chunk_alloc(s, bits, &region);
     if (!d)
@@ -245,55 +235,6 @@ int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len)
     prefault(&probe, BS_STAGE_AHEAD);
     seal_slot(s, install(s, n, d, bits, 1, region));
     return 0;
-}
-
-int bs_stage_prepare(struct bs_stage *s, struct bs_slot *c)
-{
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    unsigned slot = slot_of(w);
-    if (s->ready.data || slot == BS_STAGE_CLOSED || slot == BS_STAGE_PENDING || !cap_of(w))
-        return 0;
-    unsigned bits = floor_bits(cap_of(w)) + 1;
-    if (bits > BS_STAGE_MAX_BITS)
-        return 0;
-    *c = (struct bs_slot){0};
-    c->data = chunk_alloc(s, bits, &c->region);
-    if (!c->data)
-        return -ENOMEM;
-    c->cap = 1ull << bits;
-    return 1;
-}
-
-void bs_stage_populate(struct bs_stage *s, struct bs_slot *c)
-{
-    /* As bs_stage_grow does under the lock: huge pages for a large chunk of process memory,
-       its first two windows faulted in; appenders fault in the rest ahead of themselves
-       (fresh), as they fill it. The whole chunk here would make it all resident (and hold
-       the process's mmap lock long enough to stall the appenders' own faults). */
-    if (c->cap >= (4u << 20) && !s->mem) {
-        uintptr_t a = ((uintptr_t)c->data + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
-        uintptr_t b = ((uintptr_t)c->data + c->cap) & ~(uintptr_t)((2u << 20) - 1);
-        if (b > a)
-            madvise((void *)a, b - a, MADV_HUGEPAGE);
-    }
-    prefault(c, 0);
-    prefault(c, BS_STAGE_AHEAD);
-}
-
-void bs_stage_ready(struct bs_stage *s, struct bs_slot *c)
-{
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    unsigned slot = slot_of(w);
-    /* Not wanted any more: one is ready, the stage closed, or an appender grew the chunk
-       past it meanwhile. */
-    if (s->ready.data || slot == BS_STAGE_CLOSED || slot == BS_STAGE_PENDING ||
-        c->cap <= cap_of(w)) {
-        chunk_release(s, c);
-        return;
-    }
-    s->ready = *c;
-    s->ready.fresh = 1;
-    s->ready_age = 0;
 }
 
 int bs_stage_has_input(const struct bs_stage *s)
@@ -326,19 +267,7 @@ int bs_stage_seal(struct bs_stage *s, int closing)
     unsigned bits;
     uint32_t region = 0;
     int fresh = 0;
-    if (s->ready.data && ++s->ready_age > 2) {
-        chunk_release(s, &s->ready); /* unused through two intervals: the burst is over */
-        s->ready_age = 0;
-    }
-    if (!s->spare.data && s->ready.data) {
-        /* Made ahead: better than a new allocation, but only its first windows are in. */
-        d = s->ready.data;
-        bits = floor_bits(s->ready.cap);
-        region = s->ready.region;
-        fresh = 1;
-        s->ready = (struct bs_slot){0};
-        s->ready_age = 0;
-    } else if (s->spare.data) {
+    if (s->spare.data) {
         /* The double buffer: the chunk the last batch drained, pages already touched. */
         d = s->spare.data;
         bits = floor_bits(s->spare.cap);

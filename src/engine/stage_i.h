@@ -100,8 +100,6 @@ struct bs_stage {
     uint64_t salt;                      /* of the records' checks */
     struct bs_mem *mem;                 /* where chunks come from (NULL: process memory) */
     struct bs_slot spare;               /* a drained chunk kept for the next seal */
-    struct bs_slot ready;               /* the next chunk, made ahead by a writer thread */
-    unsigned ready_age;                 /* seals the ready chunk has waited through */
     struct bs_slot slots[BS_STAGE_SLOTS];
 };
 
@@ -163,9 +161,7 @@ void bs_stage_free(struct bs_stage *s);
 
 /*
  * Lock-free fast path: copies len bytes into the current chunk. Returns 1 when the bytes
- * are in (*first is set when they are the first of their chunk), 2 when they are in and
- * this call took the chunk past half full (the caller asks a writer thread for the next
- * chunk: bs_stage_prepare), 0 when the chunk is full
+ * are in (*first is set when they are the first of their chunk), 0 when the chunk is full
  * (*full_slot says which: the caller takes the writer's lock, calls bs_stage_grow, and
  * tries again), -ESHUTDOWN once the closed state is installed, or -ENOMEM for a length
  * of 1 TiB or more.
@@ -175,25 +171,9 @@ int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *f
 
 /*
  * Installs a new current chunk large enough for len bytes, unless another thread already
- * replaced the chunk that was full: the ready chunk when there is one that fits, else a new
- * allocation. Caller holds the writer's lock. Returns 0 or -ENOMEM.
+ * replaced the chunk that was full. Caller holds the writer's lock. Returns 0 or -ENOMEM.
  */
 int bs_stage_grow(struct bs_stage *s, unsigned full_slot, size_t len);
-
-/*
- * The ready chunk, made ahead of need on a writer thread so that an appender whose chunk
- * fills only swaps it in (no allocation, no system call on the program's time): twice the
- * current chunk, as bs_stage_grow would make it. bs_stage_prepare (lock held) allocates it
- * into *c, or returns 0 when none is needed (one is ready, the stage is closed or pending);
- * the caller then faults its first two windows in with no lock held (bs_stage_populate: the
- * appenders fault in the rest ahead of themselves, as in a chunk bs_stage_grow made) and hands
- * it over with bs_stage_ready (lock held), which keeps it, or frees it when the stage no longer
- * wants it. A ready chunk that waited through two seals unused is freed (memory after a burst).
- * Returns 1 when *c was allocated, 0, or -ENOMEM.
- */
-int bs_stage_prepare(struct bs_stage *s, struct bs_slot *c);
-void bs_stage_populate(struct bs_stage *s, struct bs_slot *c);
-void bs_stage_ready(struct bs_stage *s, struct bs_slot *c);
 
 /*
  * A batch in three steps. bs_stage_seal (lock held) ends the current chunk and installs a

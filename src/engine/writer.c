@@ -53,7 +53,6 @@ struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx
         return NULL;
     }
     atomic_init(&w->stage, &w->local);
-    atomic_init(&w->prepare_job.done, 1); /* no job queued */
     w->sink = sink;
     w->ctx = ctx;
     w->ctx_free = ctx_free;
@@ -135,49 +134,6 @@ void bs_writer_free(struct bufshim_writer *w)
     free(w);
 }
 
-/* On a writer thread: the stage's next chunk, made and faulted in off the append path. */
-static void prepare_next(void *arg)
-{
-    struct bufshim_writer *w = arg;
-    struct bs_slot c;
-    pthread_mutex_lock(&w->lock);
-    struct bs_stage *st = atomic_load(&w->stage);
-    int r = w->closing || bs_writer_final_begun() ? 0 : bs_stage_prepare(st, &c);
-    pthread_mutex_unlock(&w->lock);
-    if (r > 0) {
-        bs_stage_populate(st, &c); /* the chunk is this job's alone until handed over */
-        pthread_mutex_lock(&w->lock);
-        bs_stage_ready(st, &c);
-        pthread_mutex_unlock(&w->lock);
-    }
-}
-
-struct bs_job *bs_writer_next_chunk_job(struct bufshim_writer *w)
-{
-    if (!atomic_load_explicit(&w->prepare_job.done, memory_order_acquire) ||
-        atomic_exchange(&w->prepare_busy, 1))
-        return NULL;
-    if (!atomic_load(&w->prepare_job.done)) {
-        atomic_store(&w->prepare_busy, 0);
-        return NULL;
-    }
-    w->prepare_job.fn = prepare_next;
-    w->prepare_job.arg = w;
-    return &w->prepare_job;
-}
-
-void bs_writer_next_chunk_queued(struct bufshim_writer *w, int queued)
-{
-    if (!queued)
-        atomic_store(&w->prepare_job.done, 1); /* no writer thread: the grow makes it */
-    atomic_store(&w->prepare_busy, 0);
-}
-
-struct bs_job *bs_writer_job(struct bufshim_writer *w)
-{
-    return &w->prepare_job;
-}
-
 int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first)
 {
     if (!w || (!data && len))
@@ -194,7 +150,7 @@ int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int
             /* The first call of a chunk notes when it came (bs_writer_status's oldest). */
             if (*first && !atomic_load_explicit(&w->stage_first, memory_order_relaxed))
                 atomic_store_explicit(&w->stage_first, bs_real_ns(), memory_order_relaxed);
-            return r;
+            return 1;
         }
         if (r < 0)
             return r; /* -ESHUTDOWN: the final flush has sealed this writer */
@@ -554,8 +510,6 @@ void bs_writer_fork_child(struct bufshim_writer *w)
     w->in_flight = 0;
     w->pins = 0;
     w->failing = 0;
-    atomic_store(&w->prepare_job.done, 1); /* a job of the parent's threads never runs here */
-    atomic_store(&w->prepare_busy, 0);
     atomic_store(&w->stage_first, 0);
     w->out_first = w->inflight_real = 0;
     atomic_store(&w->consumed, atomic_load(&w->accepted));

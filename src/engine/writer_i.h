@@ -40,10 +40,6 @@ struct bufshim_writer {
     _Atomic(struct bs_stage *) stage;
     struct bs_stage local;
     struct bs_spool *spool;   /* NULL: process memory only */
-    /* The next chunk made ahead (bs_stage_prepare) on a writer thread: one job at a time,
-       asked for by the append that takes the current chunk past half full. */
-    struct bs_job prepare_job;
-    _Atomic int prepare_busy; /* an appender is queueing the job */
     int want_spool;           /* make one at the first append (spool_id holds what for) */
     uint64_t spool_dev, spool_ino;
     char *spool_path;
@@ -105,22 +101,10 @@ void bs_writer_free(struct bufshim_writer *w);
 /*
  * Appends len bytes without waiting for I/O. Returns 1 when they are in (*first is set
  * when they are the first of their chunk: the scheduler may be asleep with nothing due),
- * 2 when they are in and took the chunk past half full (the caller asks a writer thread
- * for the next chunk: bs_writer_next_chunk_job), 0 for len 0, -EINVAL for a NULL w (or
- * NULL data with a length), -ESHUTDOWN once the final flush has sealed w, or -ENOMEM.
+ * 0 for len 0, -EINVAL for a NULL w (or NULL data with a length), -ESHUTDOWN once the
+ * final flush has sealed w, or -ENOMEM.
  */
 int bs_writer_append(struct bufshim_writer *w, const void *data, size_t len, int *first);
-
-/*
- * The job that makes w's next chunk ahead of need on a writer thread (one at a time):
- * bs_writer_next_chunk_job returns it for the caller to submit, or NULL when it is queued
- * already or another appender is queueing it; the caller then says whether the submit
- * queued it (bs_writer_next_chunk_queued). bs_writer_job is the job itself, for the close
- * (taken off the queue, or waited for, before bs_writer_free).
- */
-struct bs_job *bs_writer_next_chunk_job(struct bufshim_writer *w);
-void bs_writer_next_chunk_queued(struct bufshim_writer *w, int queued);
-struct bs_job *bs_writer_job(struct bufshim_writer *w);
 
 /*
  * Asks w whether a batch is due at now: when w holds bytes, no batch is in flight, it is
