@@ -110,10 +110,10 @@ static void decide(struct bs_ofd *o, int fd)
 
 int bs_fd_status_flags(int fd)
 {
-    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
-    if (o && (atomic_load(&o->origin) & BS_ORIGIN_PATH)) /* as open(2) leaves them */
+    if (bs_fd_is_path(fd)) /* as open(2) leaves them */
         return O_WRONLY | O_APPEND | BS_KERNEL_O_LARGEFILE |
-               ((atomic_load(&o->flags) & BS_OFD_NOFOLLOW) ? O_NOFOLLOW : 0);
+               ((atomic_load(&bs_slot_ofd(bs_fd_slot_raw(fd))->flags) & BS_OFD_NOFOLLOW)
+                    ? O_NOFOLLOW : 0);
     return BS_REAL(fcntl)(fd, F_GETFL);
 }
 

@@ -123,6 +123,13 @@ void bs_fd_taint(int fd);
  */
 int bs_fd_register_elided(int fd, struct bs_target *t, int path_only, int open_flags);
 
+/* 1 when fd is a stand-in O_PATH descriptor of open elision (BS_ORIGIN_PATH). */
+static inline int bs_fd_is_path(int fd)
+{
+    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
+    return __builtin_expect(o != NULL, 0) && (atomic_load(&o->origin) & BS_ORIGIN_PATH);
+}
+
 /* F_GETFL as the program would see it: the kernel's, or for a stand-in O_PATH descriptor
    (BS_ORIGIN_PATH) the flags of the append open it stands for. */
 int bs_fd_status_flags(int fd);

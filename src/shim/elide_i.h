@@ -35,13 +35,6 @@ static inline void bs_fd_materialize(int fd)
         bs_fd_materialize_slow(o, fd);
 }
 
-/* 1 when fd is a stand-in O_PATH descriptor of open elision (BS_ORIGIN_PATH). */
-static inline int bs_fd_is_path(int fd)
-{
-    struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
-    return __builtin_expect(o != NULL, 0) && (atomic_load(&o->origin) & BS_ORIGIN_PATH);
-}
-
 /* Before a call that would reach the kernel through fd (a write the engine does not
    take, fsync, fchmod, mmap, ...): a stand-in O_PATH descriptor becomes a real open,
    as bs_fd_materialize makes it. One slot load when fd is not one. */

@@ -86,9 +86,9 @@ void bs_target_prepare_close(struct bs_target *t, int fd, int borrow);
  * pidfd (a writer thread's, bs_private_thread_pidfd), or -errno when t has no held
  * descriptor fit to be shared (or it is busy). *path_only, 1 on entry to ask for it, says
  * on return whether the copy is of the O_PATH description of held's file (held_path)
- * rather than of held itself: its
- * close costs the drive nothing (a FUSE file's close is a FLUSH round trip, even of a
- * copy), and the program's descriptor is then a stand-in (BS_ORIGIN_PATH). Keeps errno.
+ * rather than of held itself: its close costs the drive nothing (a FUSE file's close is a
+ * FLUSH round trip, even of a copy), and the program's descriptor is then a stand-in
+ * (BS_ORIGIN_PATH). Keeps errno.
  */
 int bs_target_share_held(struct bs_target *t, int pidfd, int *path_only);
 

@@ -47,6 +47,16 @@ static ssize_t in_shim_writev(int fd, const struct iovec *iov, int iovcnt)
     return BS_REAL(writev)(fd, iov, iovcnt);
 }
 
+/* Before a write that goes to the kernel through fd: a stand-in O_PATH descriptor becomes a
+ * real open, and o's flags are what it decided then (f unchanged otherwise). */
+static unsigned made_real(int fd, struct bs_ofd *o, unsigned f)
+{
+    if (!bs_fd_is_path(fd))
+        return f;
+    bs_fd_materialize(fd);
+    return atomic_load(&o->flags);
+}
+
 /* Appends to a diverted description's target; returns n as write(2) would. */
 static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, size_t n)
 {
@@ -130,10 +140,7 @@ ssize_t bs_call_write(int fd, const void *buf, size_t len)
     unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
     if (len > 0 && diverts(fd, o, f))
         return divert(fd, o, f, buf, len);
-    if (bs_fd_is_path(fd)) {
-        bs_fd_materialize(fd);
-        f = atomic_load(&o->flags);
-    }
+    f = made_real(fd, o, f);
     if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
         return BS_REAL(write)(fd, buf, len);
     before_pass(o);
@@ -182,10 +189,7 @@ BS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
             total += iov[i].iov_len;
     }
     if (!valid || total == 0 || !diverts(fd, o, f)) {
-        if (bs_fd_is_path(fd)) {
-            bs_fd_materialize(fd);
-            f = atomic_load(&o->flags);
-        }
+        f = made_real(fd, o, f);
         if (!(f & BS_OFD_WRITABLE) || bs_engine_is_shut_down())
             return BS_REAL(writev)(fd, iov, iovcnt);
         before_pass(o);
