@@ -55,6 +55,79 @@ static void ofd_put(struct bs_ofd *o)
     bs_target_release(t);
 }
 
+/*
+ * Scans of the table (bs_fd_sync_offsets, bs_fd_recheck) make system calls on descriptor
+ * numbers they loaded from slots, and read the descriptions those slots named. Another
+ * thread's close, dup2 or close_range could meanwhile close the number, let the kernel give
+ * it to another file, and recycle the description: the scan would then seek that other file
+ * to a position it computed from a description reused for a third. So a slot is emptied (or
+ * replaced) before the call that closes or replaces its descriptor, and its description is
+ * let go, and that call made, only once no scan is running (drop_slot, bs_fd_detach).
+ * Scans are rare (barriers, opens of targets) and short: a close waits only when one runs.
+ * A scan's own thread does not wait (a signal handler that closes a descriptor while it
+ * interrupted a scan would wait for itself); that one case keeps the old race.
+ */
+static atomic_int scans;
+static __thread int in_scan;
+
+void bs_fd_scan_begin(void)
+{
+    in_scan++;
+    atomic_fetch_add(&scans, 1); /* acquire: see wait_scans */
+}
+
+void bs_fd_scan_end(void)
+{
+    atomic_fetch_sub(&scans, 1);
+    in_scan--;
+}
+
+/* After a slot was emptied or replaced: returns once no scan that may have loaded its old
+   value runs. */
+static void wait_scans(void)
+{
+    if (in_scan)
+        return;
+    /* A read-modify-write, not a load: either a scan's increment comes first in the count's
+       order (this sees it, and waits), or after this one, whose release then makes the
+       emptied slot visible to that scan (it synchronises with the scan's acquire). */
+    if (atomic_fetch_add(&scans, 0) == 0)
+        return;
+    for (int spins = 0; atomic_load(&scans) != 0; spins++)
+        if (spins > 64)
+            sched_yield();
+}
+
+/* Sets fd's slot to slot and lets go of the description it named. */
+static void drop_slot(int fd, uintptr_t slot)
+{
+    uintptr_t old = bs_fdtab_swap(fd, slot);
+    if (old) {
+        wait_scans();
+        ofd_put(bs_slot_ofd(old));
+    }
+}
+
+uintptr_t bs_fd_detach(int fd)
+{
+    if (!bs_fd_slot_raw(fd))
+        return 0;
+    uintptr_t old = bs_fdtab_swap(fd, 0);
+    if (old)
+        wait_scans();
+    return old;
+}
+
+void bs_fd_reattach(int fd, uintptr_t held, int keep)
+{
+    if (!held)
+        return;
+    if (keep)
+        drop_slot(fd, held);
+    else
+        ofd_put(bs_slot_ofd(held));
+}
+
 int64_t bs_ofd_position(struct bs_ofd *o, int fd)
 {
     int64_t vs = bs_target_vsize_fd(o->t, fd);
@@ -128,15 +201,17 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
     static int kcmp_works = 1;
     pid_t pid = (pid_t)bs_syscall(SYS_getpid);
     int top = atomic_load(&bs_fdtab_max);
-    for (int other = 0; other <= top; other++) {
+    struct bs_ofd *found = NULL;
+    bs_fd_scan_begin();
+    for (int other = 0; other <= top && !found; other++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(other));
         if (other == fd || !o || o->t != t)
             continue;
         if (kcmp_works) {
             long r = bs_syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, other);
             if (r == 0)
-                return o;
-            if (r > 0)
+                found = o;
+            if (r >= 0)
                 continue;
             kcmp_works = 0; /* e.g. forbidden by a seccomp filter */
         }
@@ -145,9 +220,10 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
         if (fd <= 2 && other <= 2 &&
             bs_fd_status_flags(fd) == bs_fd_status_flags(other) &&
             BS_REAL(lseek)(fd, 0, SEEK_CUR) == BS_REAL(lseek)(other, 0, SEEK_CUR))
-            return o;
+            found = o;
     }
-    return NULL;
+    bs_fd_scan_end();
+    return found;
 }
 
 /*
@@ -196,8 +272,7 @@ static void register_fd(int fd, int matched, const char *path, int inherited,
                                                                   : "not an appending stream");
         }
     }
-    uintptr_t old = bs_fdtab_swap(fd, slot);
-    ofd_put(bs_slot_ofd(old));
+    drop_slot(fd, slot);
 }
 
 /* Reads the link /proc/self/fd/N into out; returns 0 or -1. */
@@ -244,7 +319,7 @@ void bs_fd_register_open(int fd, int dirfd, const char *path, int plain)
     if (matched || bs_target_any() || word_fd(fd))
         register_fd(fd, matched, name, 0, NULL);
     else
-        ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
+        drop_slot(fd, 0);
     bs_in_shim--;
 }
 
@@ -258,7 +333,7 @@ static void look_at(int fd)
     struct stat st;
     if (BS_REAL(fstat)(fd, &st) != 0) {
         /* Not open (closed where the shim could not see it): forget it. */
-        ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
+        drop_slot(fd, 0);
         return;
     }
     if (S_ISSOCK(st.st_mode)) {
@@ -348,7 +423,7 @@ int bs_fd_register_elided(int fd, struct bs_target *t, int path_only, int open_f
                                 ((path_only && (open_flags & O_NOFOLLOW)) ? BS_OFD_NOFOLLOW : 0u));
     atomic_store(&o->origin, BS_ORIGIN_ELIDED | (path_only ? BS_ORIGIN_PATH : 0u));
     bs_fd_mark_seen(fd);
-    ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, (uintptr_t)o)));
+    drop_slot(fd, (uintptr_t)o);
     return 0;
 }
 
@@ -360,7 +435,7 @@ void bs_fd_forget(int fd)
     if (!bs_fd_slot_raw(fd) || !bs_is_owner())
         return;
     bs_fd_prepare_close(fd);
-    ofd_put(bs_slot_ofd(bs_fdtab_swap(fd, 0)));
+    drop_slot(fd, 0);
 }
 
 void bs_fd_copy(int oldfd, int newfd)
@@ -375,8 +450,7 @@ void bs_fd_copy(int oldfd, int newfd)
         return;
     if (o)
         atomic_fetch_add(&o->refs, 1);
-    uintptr_t old = bs_fdtab_swap(newfd, (uintptr_t)o);
-    ofd_put(bs_slot_ofd(old));
+    drop_slot(newfd, (uintptr_t)o);
     /* "stdout"/"stderr" mean fd 1/2 whatever they are: look at the new one. */
     if (!o && word_fd(newfd))
         bs_fd_register_existing(newfd);
@@ -402,6 +476,7 @@ void bs_fd_sync_offsets(struct bs_target *t)
 {
     int top = atomic_load(&bs_fdtab_max);
     BS_KEEP_ERRNO();
+    bs_fd_scan_begin();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (!o || (t && o->t != t) || !o->t->regular)
@@ -410,6 +485,7 @@ void bs_fd_sync_offsets(struct bs_target *t)
         if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS))
             put_offset(o, fd);
     }
+    bs_fd_scan_end();
 }
 
 void bs_fd_recheck(struct bs_target *t)
@@ -418,11 +494,13 @@ void bs_fd_recheck(struct bs_target *t)
         return;
     int top = atomic_load(&bs_fdtab_max);
     BS_KEEP_ERRNO();
+    bs_fd_scan_begin();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (o && o->t == t && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
             decide(o, fd);
     }
+    bs_fd_scan_end();
 }
 
 void bs_fd_recheck_one(int fd)

@@ -340,13 +340,15 @@ BS_EXPORT int dup(int fd)
 /* dup2/dup3: newfd, if open, is closed by the call. */
 static int dup_onto(int oldfd, int newfd, int flags, int three)
 {
+    uintptr_t held = 0;
     if (!bs_in_shim && oldfd != newfd) {
         bs_lock_before_close(newfd);
-        if (bs_fd_slot_raw(newfd))
-            BS_SAVE_ERRNO(bs_fd_prepare_close(newfd));
+        if (bs_fd_slot_raw(newfd) && bs_is_owner())
+            BS_SAVE_ERRNO(bs_fd_prepare_close(newfd), held = bs_fd_detach(newfd));
     }
     int r = three ? BS_REAL(dup3)(oldfd, newfd, flags) : BS_REAL(dup2)(oldfd, newfd);
     int saved = errno;
+    bs_fd_reattach(newfd, held, r < 0);
     if (r >= 0 && oldfd != newfd && !bs_in_shim) {
         bs_fd_copy(oldfd, newfd);
         no_stand_in_at_2(newfd);
