@@ -55,55 +55,12 @@ static void ofd_put(struct bs_ofd *o)
     bs_target_release(t);
 }
 
-/*
- * Scans of the table (bs_fd_sync_offsets, bs_fd_recheck) make system calls on descriptor
- * numbers they loaded from slots, and read the descriptions those slots named. Another
- * thread's close, dup2 or close_range could meanwhile close the number, let the kernel give
- * it to another file, and recycle the description: the scan would then seek that other file
- * to a position it computed from a description reused for a third. So a slot is emptied (or
- * replaced) before the call that closes or replaces its descriptor, and its description is
- * let go, and that call made, only once no scan is running (drop_slot, bs_fd_detach).
- * Scans are rare (barriers, opens of targets) and short: a close waits only when one runs.
- * A scan's own thread does not wait (a signal handler that closes a descriptor while it
- * interrupted a scan would wait for itself); that one case keeps the old race.
- */
-static atomic_int scans;
-static __thread int in_scan;
-
-void bs_fd_scan_begin(void)
-{
-    in_scan++;
-    atomic_fetch_add(&scans, 1); /* acquire: see wait_scans */
-}
-
-void bs_fd_scan_end(void)
-{
-    atomic_fetch_sub(&scans, 1);
-    in_scan--;
-}
-
-/* After a slot was emptied or replaced: returns once no scan that may have loaded its old
-   value runs. */
-static void wait_scans(void)
-{
-    if (in_scan)
-        return;
-    /* A read-modify-write, not a load: either a scan's increment comes first in the count's
-       order (this sees it, and waits), or after this one, whose release then makes the
-       emptied slot visible to that scan (it synchronises with the scan's acquire). */
-    if (atomic_fetch_add(&scans, 0) == 0)
-        return;
-    for (int spins = 0; atomic_load(&scans) != 0; spins++)
-        if (spins > 64)
-            sched_yield();
-}
-
 /* Sets fd's slot to slot and lets go of the description it named. */
 static void drop_slot(int fd, uintptr_t slot)
 {
     uintptr_t old = bs_fdtab_swap(fd, slot);
     if (old) {
-        wait_scans();
+        bs_fdtab_wait_scans();
         ofd_put(bs_slot_ofd(old));
     }
 }
@@ -114,7 +71,7 @@ uintptr_t bs_fd_detach(int fd)
         return 0;
     uintptr_t old = bs_fdtab_swap(fd, 0);
     if (old)
-        wait_scans();
+        bs_fdtab_wait_scans();
     return old;
 }
 
@@ -202,7 +159,7 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
     pid_t pid = (pid_t)bs_syscall(SYS_getpid);
     int top = atomic_load(&bs_fdtab_max);
     struct bs_ofd *found = NULL;
-    bs_fd_scan_begin();
+    bs_fdtab_scan_begin();
     for (int other = 0; other <= top && !found; other++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(other));
         if (other == fd || !o || o->t != t)
@@ -222,7 +179,7 @@ static struct bs_ofd *shared_description(int fd, struct bs_target *t)
             BS_REAL(lseek)(fd, 0, SEEK_CUR) == BS_REAL(lseek)(other, 0, SEEK_CUR))
             found = o;
     }
-    bs_fd_scan_end();
+    bs_fdtab_scan_end();
     return found;
 }
 
@@ -476,7 +433,7 @@ void bs_fd_sync_offsets(struct bs_target *t)
 {
     int top = atomic_load(&bs_fdtab_max);
     BS_KEEP_ERRNO();
-    bs_fd_scan_begin();
+    bs_fdtab_scan_begin();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (!o || (t && o->t != t) || !o->t->regular)
@@ -485,7 +442,7 @@ void bs_fd_sync_offsets(struct bs_target *t)
         if ((f & BS_OFD_DIVERTED) && !(f & BS_OFD_STALEPOS))
             put_offset(o, fd);
     }
-    bs_fd_scan_end();
+    bs_fdtab_scan_end();
 }
 
 void bs_fd_recheck(struct bs_target *t)
@@ -494,13 +451,13 @@ void bs_fd_recheck(struct bs_target *t)
         return;
     int top = atomic_load(&bs_fdtab_max);
     BS_KEEP_ERRNO();
-    bs_fd_scan_begin();
+    bs_fdtab_scan_begin();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (o && o->t == t && (atomic_load(&o->flags) & BS_OFD_WRITABLE))
             decide(o, fd);
     }
-    bs_fd_scan_end();
+    bs_fdtab_scan_end();
 }
 
 void bs_fd_recheck_one(int fd)

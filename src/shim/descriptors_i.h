@@ -56,14 +56,6 @@ void bs_fd_register_open(int fd, int dirfd, const char *path, int plain);
 void bs_fd_register_existing(int fd);
 
 /*
- * A scan of the table (a loop that makes system calls on the numbers it finds, or reads
- * their descriptions) runs between these two: a descriptor's number is not closed or
- * replaced through a wrapper, nor its description recycled, while one runs (descriptors.c).
- */
-void bs_fd_scan_begin(void);
-void bs_fd_scan_end(void);
-
-/*
  * dup2/dup3 onto a tracked fd: empties fd's slot before the call, once no scan can still
  * be using it, and returns what it held (its reference kept, 0 for none). After the call,
  * bs_fd_reattach puts it back when the call failed (keep 1), else lets it go (keep 0).

@@ -173,14 +173,14 @@ static void materialize_locked(struct bs_ofd *o, int fd)
     if (pos > 0)
         BS_REAL(lseek)(real, (off_t)pos, SEEK_SET);
     int top = atomic_load(&bs_fdtab_max);
-    bs_fd_scan_begin(); /* dup3 onto a number that was closed and reused would replace it */
+    bs_fdtab_scan_begin(); /* dup3 onto a number that was closed and reused would replace it */
     for (int other = 0; other <= top; other++) {
         if (bs_fd_slot_raw(other) != (uintptr_t)o)
             continue;
         long fdfl = bs_syscall(SYS_fcntl, other, F_GETFD, 0L);
         bs_syscall(SYS_dup3, real, other, (fdfl > 0 && (fdfl & FD_CLOEXEC)) ? O_CLOEXEC : 0);
     }
-    bs_fd_scan_end();
+    bs_fdtab_scan_end();
     bs_syscall(SYS_close, real);
     o->gen = atomic_load(&bs_fd_share_gen);
     atomic_store(&o->origin, BS_ORIGIN_OWN);
@@ -214,7 +214,7 @@ static void materialize_where(struct bs_target *t, int cloexec_too)
     bs_busy_enter();
     pthread_mutex_lock(&mat_lock);
     int top = atomic_load(&bs_fdtab_max);
-    bs_fd_scan_begin();
+    bs_fdtab_scan_begin();
     for (int fd = 0; fd <= top; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (!o || !(atomic_load(&o->origin) & BS_ORIGIN_ELIDED) || (t && o->t != t))
@@ -226,7 +226,7 @@ static void materialize_where(struct bs_target *t, int cloexec_too)
         }
         materialize_locked(o, fd);
     }
-    bs_fd_scan_end();
+    bs_fdtab_scan_end();
     pthread_mutex_unlock(&mat_lock);
     bs_busy_leave();
     bs_in_shim--;

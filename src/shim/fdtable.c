@@ -55,3 +55,48 @@ uintptr_t bs_fdtab_swap(int fd, uintptr_t slot)
         note_max(fd);
     return atomic_exchange(&bs_fdtab[fd], slot);
 }
+
+/*
+ * Scans of the table (bs_fd_sync_offsets, bs_fd_recheck, and the loops of elision and of
+ * taking a held descriptor) make system calls on descriptor numbers they loaded from slots,
+ * and read the descriptions those slots named. Another
+ * thread's close, dup2 or close_range could meanwhile close the number, let the kernel give
+ * it to another file, and recycle the description: the scan would then seek that other file
+ * to a position it computed from a description reused for a third. So a slot is emptied (or
+ * replaced) before the call that closes or replaces its descriptor, and its description is
+ * let go, and that call made, only once no scan is running (descriptors.c: drop_slot,
+ * bs_fd_detach).
+ * Scans are rare (barriers, opens of targets) and short: a close waits only when one runs.
+ * A scan's own thread does not wait (a signal handler that closes a descriptor while it
+ * interrupted a scan would wait for itself); that one case keeps the old race.
+ */
+static atomic_int scans;
+static __thread int in_scan;
+
+void bs_fdtab_scan_begin(void)
+{
+    in_scan++;
+    atomic_fetch_add(&scans, 1); /* acquire: see bs_fdtab_wait_scans */
+}
+
+void bs_fdtab_scan_end(void)
+{
+    atomic_fetch_sub(&scans, 1);
+    in_scan--;
+}
+
+/* After a slot was emptied or replaced: returns once no scan that may have loaded its old
+   value runs. */
+void bs_fdtab_wait_scans(void)
+{
+    if (in_scan)
+        return;
+    /* A read-modify-write, not a load: either a scan's increment comes first in the count's
+       order (this sees it, and waits), or after this one, whose release then makes the
+       emptied slot visible to that scan (it synchronises with the scan's acquire). */
+    if (atomic_fetch_add(&scans, 0) == 0)
+        return;
+    for (int spins = 0; atomic_load(&scans) != 0; spins++)
+        if (spins > 64)
+            sched_yield();
+}

@@ -103,6 +103,18 @@ static inline struct bs_ofd *bs_slot_ofd(uintptr_t s)
 /* Maps the table (constructor). Returns 0 or -errno. */
 int bs_fdtab_init(void);
 
+/*
+ * A scan of the table (a loop that makes system calls on the numbers it finds, or reads
+ * their descriptions) runs between bs_fdtab_scan_begin and bs_fdtab_scan_end: while one
+ * runs, no descriptor is closed or replaced through a wrapper, and no description is
+ * recycled. Whoever empties or replaces a slot calls bs_fdtab_wait_scans after the swap and
+ * before the call that closes the descriptor, or before letting the description go
+ * (descriptors.c). fdtable.c says why.
+ */
+void bs_fdtab_scan_begin(void);
+void bs_fdtab_scan_end(void);
+void bs_fdtab_wait_scans(void);
+
 /* Sets fd's slot; returns the old one. The caller owns the references involved. */
 uintptr_t bs_fdtab_swap(int fd, uintptr_t slot);
 

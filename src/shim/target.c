@@ -152,6 +152,7 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
             bs_sys_close(h);
     }
     int lo = pfd >= 0 ? pfd : 0, hi = pfd >= 0 ? pfd : atomic_load(&bs_fdtab_max);
+    bs_fdtab_scan_begin(); /* the slots' descriptions are read (descriptors.c) */
     for (int fd = lo; fd <= hi; fd++) {
         struct bs_ofd *o = bs_slot_ofd(bs_fd_slot_raw(fd));
         if (pfd < 0 && (!o || o->t != t))
@@ -171,9 +172,10 @@ static void take_held(struct bs_target *t, int pfd, pid_t tid, int borrow)
             t->held_gen = bs_private_gen();
             if (t->held_fit)
                 make_held_path(t);
-            return;
+            break;
         }
     }
+    bs_fdtab_scan_end();
 }
 
 struct held_req {
