@@ -1059,7 +1059,7 @@ def pyplot():
     return plt
 
 
-def finish(ax, title, ylabel):
+def finish_axes(ax, title, ylabel):
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
@@ -1099,7 +1099,7 @@ def plot(b, path):
         ax.set_xticks(ticks)
         ax.set_xticklabels(["p50", "p90", "p99", "p99.9", "p99.99", "p99.999", "p99.9999"],
                            rotation=45, fontsize=7)
-        finish(ax, title, "latency of one call (ns)")
+        finish_axes(ax, title, "latency of one call (ns)")
     return save(fig, path)
 
 
@@ -1141,7 +1141,7 @@ def plot_threads(by_threads, path):
         ax.set_xticks(ts)
         ax.set_xticklabels([str(t) for t in ts])
         ax.set_xlabel("threads (2 CPUs)")
-        finish(ax, title, "ns")
+        finish_axes(ax, title, "ns")
     return save(fig, path)
 
 

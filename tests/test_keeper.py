@@ -7,12 +7,11 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import BUILD_DIR, SANITIZER, SOURCE_DIR, wait_for
+from conftest import BUILD_DIR, SOURCE_DIR, wait_for
 from shim_fixture import launcher_env, shim_env
 
 PYTHON = "/usr/bin/python3"

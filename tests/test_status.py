@@ -225,7 +225,7 @@ def test_launcher_metrics_option(tmp_path, spool):
                           "--", PYTHON, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert f'bufshim_batches_total{{pid="' in out.stdout and str(target) in out.stdout
+    assert 'bufshim_batches_total{pid="' in out.stdout and str(target) in out.stdout
     bad = subprocess.run([str(LAUNCHER), f"--metrics={tmp_path / 'none'}", "--", "true"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 125 and "not a folder" in bad.stderr
