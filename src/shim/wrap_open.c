@@ -30,11 +30,6 @@ static int takes_mode(int flags)
 }
 
 /*
- * Opening a target with O_TRUNC is a barrier: its queued bytes land first (then
- * the truncation removes them, as it would have without the shim). Returns the
- * target (with a reference) so that the caller can re-decide its descriptors.
- */
-/*
  * The descriptor whose fdinfo path names in this process's /proc (/proc/self,
  * /proc/thread-self or /proc/<pid>, then fdinfo/N), or -1.
  */
@@ -61,6 +56,12 @@ static int own_fdinfo_fd(const char *path)
     return end != p + 7 && *end == 0 && fd >= 0 && fd < INT_MAX ? (int)fd : -1;
 }
 
+/*
+ * Opening a target with O_TRUNC is a barrier: its queued bytes land first (then
+ * the truncation removes them, as it would have without the shim). Returns the
+ * target (with a reference) so that the caller can re-decide its descriptors. Opening
+ * the program's own fdinfo first makes a stand-in descriptor real.
+ */
 static struct bs_target *before_open(int dirfd, const char *path, int flags)
 {
     if (__builtin_expect(bs_target_any(), 0) && !bs_in_shim && path && path[0] == '/' &&
