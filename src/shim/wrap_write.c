@@ -47,6 +47,15 @@ static ssize_t in_shim_writev(int fd, const struct iovec *iov, int iovcnt)
     return BS_REAL(writev)(fd, iov, iovcnt);
 }
 
+static ssize_t in_shim_write(int fd, const void *buf, size_t len)
+{
+    if (bs_fd_is_path(fd)) {
+        struct iovec one = {(void *)buf, len};
+        return bs_path_write(fd, &one, 1);
+    }
+    return BS_REAL(write)(fd, buf, len);
+}
+
 /* Before a write that goes to the kernel through fd: a stand-in O_PATH descriptor becomes a
  * real open, and o's flags are what it decided then (f unchanged otherwise). */
 static unsigned made_real(int fd, struct bs_ofd *o, unsigned f)
@@ -131,12 +140,8 @@ ssize_t bs_call_write(int fd, const void *buf, size_t len)
     struct bs_ofd *o = bs_slot_ofd(s);
     if (__builtin_expect(!o, 1))
         return BS_REAL(write)(fd, buf, len);
-    if (bs_in_shim) {
-        if (!bs_fd_is_path(fd))
-            return BS_REAL(write)(fd, buf, len);
-        struct iovec one = {(void *)buf, len};
-        return bs_path_write(fd, &one, 1);
-    }
+    if (bs_in_shim)
+        return in_shim_write(fd, buf, len);
     unsigned f = atomic_load_explicit(&o->flags, memory_order_relaxed);
     if (len > 0 && diverts(fd, o, f))
         return divert(fd, o, f, buf, len);
