@@ -52,6 +52,16 @@ void bs_fork_init(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* Before a child with a copy of the memory and a share of every description (fork, _Fork,
+   a non-x86 vfork): the queued bytes land first, nothing lingers, and the descriptions count
+   as shared out. */
+static void before_copy_child(void)
+{
+    bs_shim_before_exec();
+    bs_target_end_lingering();
+    bs_fd_shared_out(); /* the child shares every description */
+}
+
 /*
  * fork runs inside the signal guard: from the fork handlers' locking in the
  * parent to their unlocking in the child, a flushing signal (a pool's SIGTERM
@@ -60,9 +70,7 @@ void bs_fork_init(void)
  */
 BS_EXPORT pid_t fork(void)
 {
-    bs_shim_before_exec();
-    bs_target_end_lingering();
-    bs_fd_shared_out(); /* the child shares every description */
+    before_copy_child();
     bs_busy_enter();
     pid_t pid = BS_REAL(fork)();
     BS_SAVE_ERRNO(bs_busy_leave());
@@ -105,9 +113,7 @@ __asm__(".text\n"
 /* Elsewhere vfork is a fork: the same contract for the child, without the sharing. */
 BS_EXPORT pid_t vfork(void)
 {
-    bs_shim_before_exec();
-    bs_target_end_lingering();
-    bs_fd_shared_out();
+    before_copy_child();
     return BS_REAL(fork)();
 }
 #endif
@@ -119,9 +125,7 @@ BS_EXPORT pid_t vfork(void)
  */
 BS_EXPORT pid_t _Fork(void)
 {
-    bs_shim_before_exec();
-    bs_target_end_lingering();
-    bs_fd_shared_out();
+    before_copy_child();
     bs_owner_thread_doubt = BS_DOUBT_FORK; /* the child's memory is a copy of this */
     pid_t pid = BS_REAL(_Fork)();
     if (pid == 0)
