@@ -3,8 +3,8 @@ import resource
 
 import pytest
 
-from conftest import helper_path
-from shim_fixture import assert_same_files
+from conftest import SANITIZER, assert_no_sanitizer_report, helper_path
+from shim_fixture import assert_same_files, read_stats, run_shimmed
 
 
 def ops(*args):
@@ -211,21 +211,18 @@ def test_a_table_scan_never_seeks_a_number_another_thread_closed_and_reused(tmp_
     rounds here found the other file seeked to the target's end, and the TSan run reported
     the scan reading a description that a close had recycled (ofd_new) in two runs of two.
     Under a sanitizer the rounds are fewer (time)."""
-    import shim_fixture
-    from conftest import SANITIZER
     rounds = "20000" if not SANITIZER else "2000"
     stats = tmp_path / "shim.stats"
-    p = shim_fixture.run_shimmed([str(helper_path("scan_race")), str(tmp_path), rounds],
-                                 paths=[str(tmp_path / "*.log")], interval="0.05",
-                                 stats=stats, check=False, timeout=300)
-    from conftest import assert_no_sanitizer_report
+    p = run_shimmed([str(helper_path("scan_race")), str(tmp_path), rounds],
+                    paths=[str(tmp_path / "*.log")], interval="0.05", stats=stats, check=False,
+                    timeout=300)
     assert_no_sanitizer_report(p.stderr)
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert f"rounds {rounds} " in p.stdout and " bad 0" in p.stdout, p.stdout
     # Diverted: the engine took the writes (the scanner's barriers flush each one at once,
     # so batches are as many as records here; a write that meets its description just
     # re-decided off the end goes straight to the file, as it may).
-    st = [s for s in shim_fixture.read_stats(stats) if s.get("path") == str(tmp_path / "t.log")]
+    st = [s for s in read_stats(stats) if s.get("path") == str(tmp_path / "t.log")]
     assert st and st[0]["records"] > int(rounds) // 2, st
     assert (tmp_path / "t.log").stat().st_size == 64 * int(rounds)
     assert (tmp_path / "victim.dat").read_bytes() == b"ab"
