@@ -294,25 +294,19 @@ static void pause_for_copy(int *spins)
         sched_yield();
 }
 
-/* A sealed or full slot's final length, stored by the seal or by the first reservation that
-   did not fit (right after its failed add): waits for that store. */
-static uint64_t final_len(struct bs_slot *sl, int *spins)
-{
-    uint64_t v;
-    while ((v = atomic_load_explicit(&sl->valid, memory_order_acquire)) == 0)
-        pause_for_copy(spins);
-    return v - 1;
-}
-
 void bs_stage_wait(struct bs_stage *s, unsigned last)
 {
     for (unsigned i = s->tail;; i = next_slot(i)) {
         struct bs_slot *sl = &s->slots[i];
+        uint64_t v;
         int spins = 0;
-        /* Every reservation below the final length fitted, and its header, stored after its
-           bytes, is what says the copy is done: walk the records, waiting at one not whole
-           yet. */
-        for (uint64_t pos = 0, end = final_len(sl, &spins); pos < end;) {
+        /* The final length: stored by the seal, or by the first reservation that did not
+           fit (which stores it right after its failed add). */
+        while ((v = atomic_load_explicit(&sl->valid, memory_order_acquire)) == 0)
+            pause_for_copy(&spins);
+        /* Every reservation below it fitted, and its header, stored after its bytes, is
+           what says the copy is done: walk the records, waiting at one not whole yet. */
+        for (uint64_t pos = 0, end = v - 1; pos < end;) {
             uint32_t n = bs_record_at(sl->data, pos, end, s->salt, sl->gen);
             if (n)
                 pos += BS_RECORD_SIZE(n);
@@ -418,24 +412,30 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
 void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records)
 {
     *bytes = *records = 0;
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-    if (s->tail == s->head && slot_of(w) == BS_STAGE_CLOSED)
+    if (s->tail == s->head && slot_of(atomic_load(&s->word)) == BS_STAGE_CLOSED)
         return;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     for (unsigned i = s->tail;; i = next_slot(i)) {
         struct bs_slot *sl = &s->slots[i];
-        /* How far it was reserved: what the word says for the current chunk while it has
-           room, else its final length (waited for: never miss a call here, the final flush
-           stops when this finds nothing). A slot without memory (a pending stage, the
-           empty chunk installed when memory ran out) holds nothing. */
-        uint64_t end;
-        int spins = 0;
-        if (!sl->data)
+        /* How far it was reserved: its final length once known, else (the current chunk)
+           what the word says, within its capacity. A slot without memory (a pending stage,
+           the empty chunk installed when memory ran out) holds nothing. */
+        uint64_t v = atomic_load_explicit(&sl->valid, memory_order_acquire), end;
+        if (!sl->data) {
             end = 0;
-        else if (!atomic_load_explicit(&sl->valid, memory_order_acquire) && slot_of(w) == i &&
-                 off_of(w) <= cap_of(w))
+        } else if (!v && slot_of(w) == i && off_of(w) <= cap_of(w)) {
             end = off_of(w);
-        else
-            end = final_len(sl, &spins);
+        } else {
+            /* Sealed, or full: the first reservation that did not fit stores the length
+               right after its add (never miss a call here: the final flush stops when this
+               finds nothing). */
+            int spins = 0;
+            while (!v) {
+                pause_for_copy(&spins);
+                v = atomic_load_explicit(&sl->valid, memory_order_acquire);
+            }
+            end = v - 1;
+        }
         uint64_t pos = 0;
         uint32_t n;
         while (end && (n = bs_record_at(sl->data, pos, end, s->salt, sl->gen)) != 0) {
