@@ -159,6 +159,8 @@ int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *f
         uint64_t hv;
         memcpy(&hv, &h, sizeof hv);
         atomic_store_explicit((_Atomic uint64_t *)(void *)rec, hv, memory_order_release);
+        atomic_fetch_add_explicit(&sl->committed, (1ull << BS_STAGE_REC_SHIFT) | need,
+                                  memory_order_release);
         *first = off == 0;
         return 1;
     }
@@ -182,6 +184,7 @@ static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bit
     sl->fresh = fresh;
     sl->region = region;
     sl->gen = ++s->gen;
+    atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
     atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
     s->head = i;
     return atomic_exchange_explicit(&s->word, make_word(i, data ? bits : 0), memory_order_acq_rel);
@@ -286,33 +289,22 @@ int bs_stage_seal(struct bs_stage *s, int closing)
     return s->sealed;
 }
 
-/* A copy takes nanoseconds; an appender preempted in the middle of one takes a time slice,
-   and holds up only the batch that waits for it. */
-static void pause_for_copy(int *spins)
+/* 1 once the slot's final length is known and every byte before it has been copied. */
+static int complete(struct bs_slot *sl)
 {
-    if (++*spins > 64)
-        sched_yield();
+    uint64_t v = atomic_load_explicit(&sl->valid, memory_order_acquire);
+    uint64_t c = atomic_load_explicit(&sl->committed, memory_order_acquire);
+    return v != 0 && (c & BS_STAGE_BYTES_MASK) == v - 1;
 }
 
 void bs_stage_wait(struct bs_stage *s, unsigned last)
 {
     for (unsigned i = s->tail;; i = next_slot(i)) {
-        struct bs_slot *sl = &s->slots[i];
-        uint64_t v;
-        int spins = 0;
-        /* The final length: stored by the seal, or by the first reservation that did not
-           fit (which stores it right after its failed add). */
-        while ((v = atomic_load_explicit(&sl->valid, memory_order_acquire)) == 0)
-            pause_for_copy(&spins);
-        /* Every reservation below it fitted, and its header, stored after its bytes, is
-           what says the copy is done: walk the records, waiting at one not whole yet. */
-        for (uint64_t pos = 0, end = v - 1; pos < end;) {
-            uint32_t n = bs_record_at(sl->data, pos, end, s->salt, sl->gen);
-            if (n)
-                pos += BS_RECORD_SIZE(n);
-            else
-                pause_for_copy(&spins);
-        }
+        /* A copy takes nanoseconds; an appender preempted in the middle of one takes a
+           time slice, and holds up only this batch. */
+        for (int spins = 0; !complete(&s->slots[i]); spins++)
+            if (spins > 64)
+                sched_yield();
         if (i == last)
             break;
     }
@@ -398,6 +390,7 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
         } else {
             chunk_release(s, sl);
         }
+        atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
         atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
     }
     s->tail = end;
@@ -414,39 +407,11 @@ void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records)
     *bytes = *records = 0;
     if (s->tail == s->head && slot_of(atomic_load(&s->word)) == BS_STAGE_CLOSED)
         return;
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
     for (unsigned i = s->tail;; i = next_slot(i)) {
-        struct bs_slot *sl = &s->slots[i];
-        /* How far it was reserved: its final length once known, else (the current chunk)
-           what the word says, within its capacity. A slot without memory (a pending stage,
-           the empty chunk installed when memory ran out) holds nothing. */
-        uint64_t v = atomic_load_explicit(&sl->valid, memory_order_acquire), end;
-        if (!sl->data) {
-            end = 0;
-        } else if (!v && slot_of(w) == i && off_of(w) <= cap_of(w)) {
-            end = off_of(w);
-        } else {
-            /* Sealed, or full: the first reservation that did not fit stores the length
-               right after its add (never miss a call here: the final flush stops when this
-               finds nothing). */
-            int spins = 0;
-            while (!v) {
-                pause_for_copy(&spins);
-                v = atomic_load_explicit(&sl->valid, memory_order_acquire);
-            }
-            end = v - 1;
-        }
-        uint64_t pos = 0;
-        uint32_t n;
-        while (end && (n = bs_record_at(sl->data, pos, end, s->salt, sl->gen)) != 0) {
-            *bytes += n;
-            *records += 1;
-            pos += BS_RECORD_SIZE(n);
-        }
-        if (pos < end) { /* a call still being copied, and what was reserved after it */
-            *bytes += end - pos - BS_RECORD_HEAD;
-            *records += 1;
-        }
+        uint64_t c = atomic_load_explicit(&s->slots[i].committed, memory_order_acquire);
+        /* Less the headers; the padding (up to 7 bytes a call) still counts. */
+        *bytes += (c & BS_STAGE_BYTES_MASK) - (c >> BS_STAGE_REC_SHIFT) * BS_RECORD_HEAD;
+        *records += c >> BS_STAGE_REC_SHIFT;
         if (i == s->head)
             break;
     }
@@ -460,6 +425,7 @@ void bs_stage_reset(struct bs_stage *s)
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++) {
         if (i != s->head || slot_of(w) == BS_STAGE_CLOSED)
             chunk_release(s, &s->slots[i]);
+        atomic_store(&s->slots[i].committed, 0);
         atomic_store(&s->slots[i].valid, 0);
     }
     s->tail = s->head;
