@@ -30,7 +30,17 @@ def counters(path):
     return [int.from_bytes(data[i * 8:i * 8 + 8], "little") for i in range(16)]
 
 
-def check_records(data, returned, tags=("t",)):
+def check_records(data, returned, tags=("t",), stderr=None):
+    """check_records_in, with the writer's stderr (what the shim said) in a failure's message."""
+    try:
+        return check_records_in(data, returned, tags)
+    except AssertionError as e:
+        if stderr is None:
+            raise
+        raise AssertionError(f"{e}\nthe writer's stderr:\n{stderr}") from None
+
+
+def check_records_in(data, returned, tags=("t",)):
     """Every record whose write returned (counters) is in data once, in each thread's
     order, whole; at most the one call in flight per thread more. Returns records per
     (tag, thread)."""
@@ -129,7 +139,9 @@ def test_kill9_at_random_moments_loses_and_doubles_nothing(tmp_path, spool_dir):
         c = counters(counter)
         returned = {("t", k): c[k] for k in range(threads)}
         before = path.stat().st_size if path.exists() else 0
-        assert held, f"run {run}: no spool while the writer ran: nothing was diverted"
+        err = p.stderr.read().decode(errors="replace")
+        assert held, (f"run {run}: no spool while the writer ran: nothing was diverted; "
+                      f"its stderr:\n{err}")
         left = wait_no_spools(spool_dir, timeout=15 if KEEPER_RUNS else 0)
         if left:
             recover(spool_dir)
@@ -137,7 +149,7 @@ def test_kill9_at_random_moments_loses_and_doubles_nothing(tmp_path, spool_dir):
         data = path.read_bytes()
         if len(data) > before:
             diverted += 1
-        check_records(data, returned)
+        check_records(data, returned, stderr=err)
     # With a 30 s interval nothing is written before the kill: the bytes came from spools.
     assert diverted >= runs // 3
 
@@ -156,17 +168,20 @@ def test_kill9_during_a_hung_batch(tmp_path, spool_dir, make_slowfs):
     fs.ctl("hang write path=hung.log")
     fs.wait_hung(1, timeout=30)
     time.sleep(0.3)  # more records queue behind the hung batch
+    held = spools(spool_dir)
     p.send_signal(signal.SIGKILL)
     time.sleep(0.2)
     c = counters(counter)
     fs.ctl("release")
     p.wait(timeout=60)
+    err = p.stderr.read().decode(errors="replace")
+    assert held, f"no spool while the writer ran: nothing was diverted; its stderr:\n{err}"
     left = wait_no_spools(spool_dir, timeout=15 if KEEPER_RUNS else 0)
     if left:
         r = recover(spool_dir)
         assert r.returncode == 0, r.stdout + r.stderr
     data = fs.backing_path("hung.log").read_bytes()
-    check_records(data, {("t", 0): c[0]})
+    check_records(data, {("t", 0): c[0]}, stderr=err)
 
 
 def test_kill9_of_a_forked_child_then_of_the_parent(tmp_path, spool_dir):

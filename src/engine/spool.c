@@ -315,14 +315,37 @@ static void *map_region(int fd, uint32_t r, size_t cap)
     return p;
 }
 
-static void punch(struct bs_spool *sp, uint32_t r, uint64_t from, uint64_t len)
+/* Gives [from, from + len) of region r back to the file system, which reads it as zeros
+ * from then on. 1 when it did. */
+static int punch(struct bs_spool *sp, uint32_t r, uint64_t from, uint64_t len)
 {
     int fd = open_spool(sp);
     if (fd < 0)
-        return;
-    SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-         bs_spool_region_off(r) + from, len);
+        return 0;
+    long e = SYS4(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  bs_spool_region_off(r) + from, len);
     close_spool(sp, fd);
+    return e == 0;
+}
+
+/*
+ * A chunk's region is given out only while it reads as zeros where nothing was appended
+ * (stage.c's chunk_alloc says why): a fresh region is a hole, a released one is punched
+ * back into one, and the inline chunk, which stays mapped, is cleared. A region that could
+ * not be punched (or need not be: the spool is retired or at its final flush) stays marked
+ * used and is never given out again.
+ */
+static void region_release(struct bs_spool *sp, void *p, size_t cap, uint32_t region)
+{
+    int zero = 1;
+    if (region == FIRST_REGION) { /* the inline chunk stays mapped and reserved */
+        memset(p, 0, INLINE);
+    } else {
+        sys_munmap(p, cap);
+        zero = !sp->retired && !sp->final && punch(sp, region, 0, cap);
+    }
+    if (zero)
+        sp->region_used[region / 64] &= ~(1ull << (region % 64));
 }
 
 static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
@@ -356,13 +379,7 @@ static void *chunk_alloc(struct bs_mem *m, size_t cap, uint32_t *region)
 
 static void chunk_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
 {
-    struct bs_spool *sp = (struct bs_spool *)(void *)m;
-    if (region != FIRST_REGION) { /* the inline chunk stays mapped and reserved */
-        sys_munmap(p, cap);
-        if (!sp->retired && !sp->final)
-            punch(sp, region, 0, cap);
-    }
-    sp->region_used[region / 64] &= ~(1ull << (region % 64));
+    region_release((struct bs_spool *)(void *)m, p, cap, region);
 }
 
 static void *chunk_resize(struct bs_mem *m, void *p, size_t old_cap, size_t cap, uint32_t region)
@@ -433,14 +450,11 @@ static void out_release(struct bs_mem *m, void *p, size_t cap, uint32_t region)
             sys_munmap(p, cap);
         if (!sp->retired && !sp->final && cap > INLINE)
             punch(sp, region, INLINE, cap - INLINE);
-    } else if (region != FIRST_REGION) {
-        sys_munmap(p, cap);
-        if (!sp->retired && !sp->final)
-            punch(sp, region, 0, cap);
     }
     atomic_store(&sp->head->out_cap, 0);
-    if (region != OUT_REGION) /* a chunk's region that out adopted: free for chunks again */
-        sp->region_used[region / 64] &= ~(1ull << (region % 64));
+    if (region == OUT_REGION)
+        return;
+    region_release(sp, p, cap, region); /* a chunk's region that out adopted */
 }
 
 /* The records' salt: unpredictable enough that a program's bytes do not pose as headers by

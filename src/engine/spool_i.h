@@ -73,7 +73,7 @@
  */
 
 #define BS_SPOOL_MAGIC "BSSPOOL1"
-#define BS_SPOOL_VERSION 3u
+#define BS_SPOOL_VERSION 4u /* 4: no copy count in a slot (stage_i.h) */
 #define BS_SPOOL_REGION_SHIFT 40
 #define BS_SPOOL_REGIONS 128u /* region 0 is the head */
 #define BS_SPOOL_FIRST_REGION 1u /* the first chunk, after the head */

@@ -43,10 +43,29 @@ static unsigned floor_bits(size_t n)
 static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bits, int fresh,
                         uint32_t region);
 
-/* A chunk of 2^bits bytes from the stage's provider, or NULL. */
+/*
+ * A chunk of 2^bits bytes from the stage's provider, or NULL. Every chunk a slot is given
+ * reads as zeros where nothing was appended in it (stage_i.h: a batch tells a finished copy
+ * by its header, and an unwritten header must read 0, never stale bytes): process memory
+ * comes from calloc (fresh pages are not written again, recycled heap memory costs a memset
+ * instead of the page faults fresh memory would), a spool's regions are zero by its contract
+ * (spool.c), and the stage zeroes what it reuses itself (zero_used: the spare, the chunk a
+ * forked child keeps).
+ */
 static char *chunk_alloc(struct bs_stage *s, unsigned bits, uint32_t *region)
 {
+    if (!s->mem) {
+        *region = 0;
+        return calloc(1, (size_t)1 << bits);
+    }
     return bs_mem_alloc(s->mem, (size_t)1 << bits, region);
+}
+
+/* Zeroes the first len bytes of a chunk that goes back into use (its records are taken). */
+static void zero_used(struct bs_slot *sl, uint64_t len)
+{
+    if (sl->data)
+        memset(sl->data, 0, len < sl->cap ? len : sl->cap);
 }
 
 static void chunk_release(struct bs_stage *s, struct bs_slot *sl)
@@ -159,8 +178,6 @@ int bs_stage_try_append(struct bs_stage *s, const void *data, size_t len, int *f
         uint64_t hv;
         memcpy(&hv, &h, sizeof hv);
         atomic_store_explicit((_Atomic uint64_t *)(void *)rec, hv, memory_order_release);
-        atomic_fetch_add_explicit(&sl->committed, (1ull << BS_STAGE_REC_SHIFT) | need,
-                                  memory_order_release);
         *first = off == 0;
         return 1;
     }
@@ -184,7 +201,6 @@ static uint64_t install(struct bs_stage *s, unsigned i, char *data, unsigned bit
     sl->fresh = fresh;
     sl->region = region;
     sl->gen = ++s->gen;
-    atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
     atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
     s->head = i;
     return atomic_exchange_explicit(&s->word, make_word(i, data ? bits : 0), memory_order_acq_rel);
@@ -289,22 +305,39 @@ int bs_stage_seal(struct bs_stage *s, int closing)
     return s->sealed;
 }
 
-/* 1 once the slot's final length is known and every byte before it has been copied. */
-static int complete(struct bs_slot *sl)
+/* A copy takes nanoseconds; an appender preempted in the middle of one takes a time slice,
+   and holds up only the batch that waits for it. */
+static void pause_for_copy(int *spins)
 {
-    uint64_t v = atomic_load_explicit(&sl->valid, memory_order_acquire);
-    uint64_t c = atomic_load_explicit(&sl->committed, memory_order_acquire);
-    return v != 0 && (c & BS_STAGE_BYTES_MASK) == v - 1;
+    if (++*spins > 64)
+        sched_yield();
+}
+
+/* A sealed or full slot's final length, stored by the seal or by the first reservation that
+   did not fit (right after its failed add): waits for that store. */
+static uint64_t final_len(struct bs_slot *sl, int *spins)
+{
+    uint64_t v;
+    while ((v = atomic_load_explicit(&sl->valid, memory_order_acquire)) == 0)
+        pause_for_copy(spins);
+    return v - 1;
 }
 
 void bs_stage_wait(struct bs_stage *s, unsigned last)
 {
     for (unsigned i = s->tail;; i = next_slot(i)) {
-        /* A copy takes nanoseconds; an appender preempted in the middle of one takes a
-           time slice, and holds up only this batch. */
-        for (int spins = 0; !complete(&s->slots[i]); spins++)
-            if (spins > 64)
-                sched_yield();
+        struct bs_slot *sl = &s->slots[i];
+        int spins = 0;
+        /* Every reservation below the final length fitted, and its header, stored after its
+           bytes, is what says the copy is done: walk the records, waiting at one not whole
+           yet. */
+        for (uint64_t pos = 0, end = final_len(sl, &spins); pos < end;) {
+            uint32_t n = bs_record_at(sl->data, pos, end, s->salt, sl->gen);
+            if (n)
+                pos += BS_RECORD_SIZE(n);
+            else
+                pause_for_copy(&spins);
+        }
         if (i == last)
             break;
     }
@@ -383,6 +416,7 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
     for (unsigned i = s->tail; i != end; i = next_slot(i)) {
         struct bs_slot *sl = &s->slots[i];
         if (sl->data && !s->spare.data && !closed) {
+            zero_used(sl, atomic_load_explicit(&sl->valid, memory_order_relaxed) - 1);
             s->spare = *sl; /* kept for the next seal */
             sl->data = NULL;
             sl->cap = 0;
@@ -390,7 +424,6 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
         } else {
             chunk_release(s, sl);
         }
-        atomic_store_explicit(&sl->committed, 0, memory_order_relaxed);
         atomic_store_explicit(&sl->valid, 0, memory_order_relaxed);
     }
     s->tail = end;
@@ -405,13 +438,35 @@ int bs_stage_take(struct bs_stage *s, unsigned last, struct bs_buf *out, uint64_
 void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records)
 {
     *bytes = *records = 0;
-    if (s->tail == s->head && slot_of(atomic_load(&s->word)) == BS_STAGE_CLOSED)
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (s->tail == s->head && slot_of(w) == BS_STAGE_CLOSED)
         return;
     for (unsigned i = s->tail;; i = next_slot(i)) {
-        uint64_t c = atomic_load_explicit(&s->slots[i].committed, memory_order_acquire);
-        /* Less the headers; the padding (up to 7 bytes a call) still counts. */
-        *bytes += (c & BS_STAGE_BYTES_MASK) - (c >> BS_STAGE_REC_SHIFT) * BS_RECORD_HEAD;
-        *records += c >> BS_STAGE_REC_SHIFT;
+        struct bs_slot *sl = &s->slots[i];
+        /* How far it was reserved: what the word says for the current chunk while it has
+           room, else its final length (waited for: never miss a call here, the final flush
+           stops when this finds nothing). A slot without memory (a pending stage, the
+           empty chunk installed when memory ran out) holds nothing. */
+        uint64_t end;
+        int spins = 0;
+        if (!sl->data)
+            end = 0;
+        else if (!atomic_load_explicit(&sl->valid, memory_order_acquire) && slot_of(w) == i &&
+                 off_of(w) <= cap_of(w))
+            end = off_of(w);
+        else
+            end = final_len(sl, &spins);
+        uint64_t pos = 0;
+        uint32_t n;
+        while (end && (n = bs_record_at(sl->data, pos, end, s->salt, sl->gen)) != 0) {
+            *bytes += n;
+            *records += 1;
+            pos += BS_RECORD_SIZE(n);
+        }
+        if (pos < end) { /* a call still being copied, and what was reserved after it */
+            *bytes += end - pos - BS_RECORD_HEAD;
+            *records += 1;
+        }
         if (i == s->head)
             break;
     }
@@ -425,13 +480,13 @@ void bs_stage_reset(struct bs_stage *s)
     for (unsigned i = 0; i < BS_STAGE_SLOTS; i++) {
         if (i != s->head || slot_of(w) == BS_STAGE_CLOSED)
             chunk_release(s, &s->slots[i]);
-        atomic_store(&s->slots[i].committed, 0);
         atomic_store(&s->slots[i].valid, 0);
     }
     s->tail = s->head;
     s->sealed = -1;
     if (slot_of(w) != BS_STAGE_CLOSED) {
         struct bs_slot *sl = &s->slots[s->head];
+        zero_used(sl, off_of(w)); /* the parent's records: not ours to write, nor to probe */
         sl->gen = ++s->gen;
         size_t cap = sl->cap;
         atomic_store(&s->word, make_word(s->head, cap ? floor_bits(cap) : 0));

@@ -32,8 +32,6 @@
 #define BS_STAGE_CAP_SHIFT 51
 #define BS_STAGE_OFF_MASK ((1ull << BS_STAGE_CAP_SHIFT) - 1)
 #define BS_STAGE_CLOSED 127u  /* slot value after the final flush: every reservation fails */
-#define BS_STAGE_REC_SHIFT 40 /* committed word: calls above, bytes below */
-#define BS_STAGE_BYTES_MASK ((1ull << BS_STAGE_REC_SHIFT) - 1)
 
 struct bs_slot {
     char *data;
@@ -41,9 +39,15 @@ struct bs_slot {
     int fresh;  /* newly allocated: appenders fault its pages in ahead of themselves */
     uint32_t region; /* where data came from (the provider's name for it) */
     uint32_t gen;    /* changes at every install: records of an older use do not check */
-    _Atomic uint64_t committed; /* bytes copied (low bits) and calls (high bits) */
     _Atomic uint64_t valid;     /* 1 + the slot's final length, once known; 0 before */
 };
+/*
+ * An appender writes nothing of the slot: only its reservation in the word and its record in
+ * the chunk. Whether every copy into a sealed chunk is done is read off the records
+ * themselves (each header is stored last, with release order: bs_stage_wait), and so are the
+ * bytes and calls staged (bs_stage_live). A count of copies in the slot would be one more
+ * cache line that every appending thread writes on every call.
+ */
 
 /*
  * Records. Each call is stored as a header (struct bs_record: its length and a check)
@@ -203,8 +207,10 @@ static inline int bs_stage_untaken(const struct bs_stage *s)
 /* 1 when bytes were appended since the last seal, or sealed chunks wait to be taken. */
 int bs_stage_has_input(const struct bs_stage *s);
 
-/* Bytes (with the records' headers and padding) and calls appended and not drained yet
- * (a snapshot). Caller holds the lock. */
+/* Bytes and calls appended and not drained yet (a snapshot, read off the records: a call
+ * still being copied counts as one call of the bytes reserved after the last whole record
+ * of its chunk). Caller holds the lock. Costs a walk over the staged records: for batches,
+ * status and the final flush, never for an append. */
 void bs_stage_live(struct bs_stage *s, uint64_t *bytes, uint64_t *records);
 
 /* Drops every byte (a forked child: the parent writes them). Keeps one chunk. Only for a

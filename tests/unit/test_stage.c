@@ -20,6 +20,14 @@ static unsigned next_slot_of(int i)
     return ((unsigned)i + 1) & (BS_STAGE_SLOTS - 1);
 }
 
+static int all_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
 static int append(struct bs_stage *s, const void *p, size_t n, int *first)
 {
     unsigned full;
@@ -58,8 +66,8 @@ static int test_reservation_and_take(void)
     CHECK(bs_stage_try_append(&st, "f\n", 2, &first, &full) == 1);
     CHECK(bs_stage_has_input(&st));
     bs_stage_live(&st, &lb, &lr);
-    /* Live bytes count the records' padding to 8 (headers aside): 8 + 8 + 8. */
-    CHECK(lb == 24 && lr == 3);
+    /* Live bytes are the calls' bytes, read off the records (no padding, no headers). */
+    CHECK(lb == 7 && lr == 3);
     char *chunk = st.slots[0].data;
     /* Each call is a header and its bytes; the header checks at its offset only. */
     struct bs_record h;
@@ -97,6 +105,9 @@ static int test_double_buffer_swap(void)
     /* The drained chunk becomes the next input chunk, its pages already touched. */
     char *drained = st.spare.data;
     CHECK(drained != NULL);
+    /* ... and reads as zeros again: a batch tells a finished copy by its header, and an
+       unwritten header must never be an older record's bytes. */
+    CHECK(all_zero(drained, st.spare.cap));
     bs_buf_consume(&out, bs_buf_pending(&out));
     CHECK(append(&st, "two\n", 4, &first) == 1);
     int last = bs_stage_seal(&st, 0);
@@ -154,7 +165,7 @@ static int test_chunk_growth_keeps_order(void)
     CHECK(bs_stage_try_append(&st, "end\n", 4, &first, &full) == 1);
     uint64_t lb, lr;
     bs_stage_live(&st, &lb, &lr);
-    CHECK(lr == (uint64_t)n + 2 && lb == (uint64_t)n * 1000 + sizeof big + 8);
+    CHECK(lr == (uint64_t)n + 2 && lb == (uint64_t)n * 1000 + sizeof big + 4);
     CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
     /* The failed reservations count for nothing; every chunk comes out, oldest first. */
     CHECK(records == (uint64_t)n + 2);
@@ -230,6 +241,8 @@ static int test_reset_drops_everything_and_keeps_working(void)
     bs_stage_live(&st, &lb, &lr);
     CHECK(lb == 0 && lr == 0);
     CHECK(st.tail == st.head && st.slots[st.head].data != NULL);
+    /* The chunk kept holds none of the parent's records. */
+    CHECK(all_zero(st.slots[st.head].data, st.slots[st.head].cap));
     CHECK(append(&st, "child's\n", 8, &first) == 1);
     CHECK(first == 1);
     CHECK(drain(&st, &out, 0, &bytes, &records) == 0);
