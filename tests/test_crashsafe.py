@@ -30,6 +30,12 @@ def counters(path):
     return [int.from_bytes(data[i * 8:i * 8 + 8], "little") for i in range(16)]
 
 
+def keeper_log(spool_dir):
+    """The keeper's log in the folder (what it took, and why), for a failure's message."""
+    log = spool_dir / "keeper.log"
+    return "\nkeeper.log:\n" + log.read_text(errors="replace") if log.exists() else ""
+
+
 def check_records(data, returned, tags=("t",), stderr=None):
     """check_records_in, with the writer's stderr (what the shim said) in a failure's message."""
     try:
@@ -141,7 +147,7 @@ def test_kill9_at_random_moments_loses_and_doubles_nothing(tmp_path, spool_dir):
         before = path.stat().st_size if path.exists() else 0
         err = p.stderr.read().decode(errors="replace")
         assert held, (f"run {run}: no spool while the writer ran: nothing was diverted; "
-                      f"its stderr:\n{err}")
+                      f"its stderr:\n{err}{keeper_log(spool_dir)}")
         left = wait_no_spools(spool_dir, timeout=15 if KEEPER_RUNS else 0)
         if left:
             recover(spool_dir)
@@ -149,7 +155,7 @@ def test_kill9_at_random_moments_loses_and_doubles_nothing(tmp_path, spool_dir):
         data = path.read_bytes()
         if len(data) > before:
             diverted += 1
-        check_records(data, returned, stderr=err)
+        check_records(data, returned, stderr=err + keeper_log(spool_dir))
     # With a 30 s interval nothing is written before the kill: the bytes came from spools.
     assert diverted >= runs // 3
 
@@ -175,13 +181,14 @@ def test_kill9_during_a_hung_batch(tmp_path, spool_dir, make_slowfs):
     fs.ctl("release")
     p.wait(timeout=60)
     err = p.stderr.read().decode(errors="replace")
-    assert held, f"no spool while the writer ran: nothing was diverted; its stderr:\n{err}"
+    assert held, (f"no spool while the writer ran: nothing was diverted; its stderr:\n{err}"
+                  f"{keeper_log(spool_dir)}")
     left = wait_no_spools(spool_dir, timeout=15 if KEEPER_RUNS else 0)
     if left:
         r = recover(spool_dir)
         assert r.returncode == 0, r.stdout + r.stderr
     data = fs.backing_path("hung.log").read_bytes()
-    check_records(data, {("t", 0): c[0]}, stderr=err)
+    check_records(data, {("t", 0): c[0]}, stderr=err + keeper_log(spool_dir))
 
 
 def test_kill9_of_a_forked_child_then_of_the_parent(tmp_path, spool_dir):

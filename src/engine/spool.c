@@ -75,16 +75,25 @@ static int sys_munmap(void *p, size_t len)
 
 /* ---- Configuration and the folder ---- */
 
-static char cfg_dir[PATH_MAX];
 static int cfg_enabled = 1;
+static int cfg_dir_given; /* BUFSHIM_SPOOL_DIR: already in dir_path */
 static void (*first_hook)(void);
 static void (*check_hook)(void);
 
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static char dir_path[PATH_MAX];
+static int dir_state; /* 0 unresolved, 1 usable, -1 refused */
+static uid_t dir_uid; /* getuid() when the folder was resolved (the spools' uid) */
+
 void bs_spool_configure(const char *dir, int enabled)
 {
-    cfg_dir[0] = 0;
-    if (dir && *dir && strlen(dir) < sizeof cfg_dir)
-        strcpy(cfg_dir, dir);
+    /* Every process runs this and most never make a spool: a folder given is kept where
+       bs_spool_dir resolves it, so that start-up writes no page of its own for it. */
+    cfg_dir_given = 0;
+    if (dir && *dir && strlen(dir) < sizeof dir_path) {
+        strcpy(dir_path, dir);
+        cfg_dir_given = 1;
+    }
     cfg_enabled = enabled;
 }
 
@@ -102,11 +111,6 @@ void bs_spool_set_check_hook(void (*hook)(void))
 {
     check_hook = hook;
 }
-
-static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
-static char dir_path[PATH_MAX];
-static int dir_state; /* 0 unresolved, 1 usable, -1 refused */
-static uid_t dir_uid; /* getuid() when the folder was resolved (the spools' uid) */
 
 /* 1 when path is a folder owned by uid with no access for others. A folder that is missing
  * is made first (mkdir only then: the usual case is one stat). */
@@ -136,11 +140,10 @@ const char *bs_spool_dir(void)
     if (dir_state == 0) {
         uid_t uid = (uid_t)SYS3(SYS_getuid, 0, 0, 0);
         dir_uid = uid;
-        static char why[PATH_MAX + 128]; /* under dir_lock; off the stack (spool_new says why) */
-        why[0] = 0;
-        if (cfg_dir[0]) {
-            snprintf(dir_path, sizeof dir_path, "%s", cfg_dir);
-        } else {
+        /* Under dir_lock; off the stack (spool_new says why). Written only when the folder
+           is refused (private_dir says why then). */
+        static char why[PATH_MAX + 128];
+        if (!cfg_dir_given) {
             const char *x = getenv("XDG_RUNTIME_DIR");
             struct stat st;
             int xdg = 0;

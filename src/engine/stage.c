@@ -265,6 +265,13 @@ int bs_stage_seal(struct bs_stage *s, int closing)
     if (s->sealed >= 0)
         return s->sealed; /* an earlier take could not finish */
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (slot_of(w) == BS_STAGE_PENDING && closing) {
+        /* Nothing was ever appended: closed all the same, so that a writer opened after
+           the final flush refuses appends (its caller writes through) rather than make a
+           stage that no flush would take. */
+        atomic_store_explicit(&s->word, make_word(BS_STAGE_CLOSED, 0), memory_order_release);
+        return -1;
+    }
     if (slot_of(w) == BS_STAGE_CLOSED || slot_of(w) == BS_STAGE_PENDING)
         return -1;
     if (closing) {

@@ -46,12 +46,9 @@ struct bufshim_writer *bs_writer_new(bufshim_sink_fn sink, void *ctx, void (*ctx
         free(w);
         return NULL;
     }
-    if (bs_stage_init(&w->local, 0, NULL, 0) < 0) {
-        free(w->name);
-        free(w);
-        errno = ENOMEM;
-        return NULL;
-    }
+    /* The first append makes the stage (make_stage): a writer nothing is appended to costs
+       no chunk, and one that wants a spool no chunk of process memory either. */
+    bs_stage_init_pending(&w->local);
     atomic_init(&w->stage, &w->local);
     w->sink = sink;
     w->ctx = ctx;
@@ -81,10 +78,7 @@ int bs_writer_want_spool(struct bufshim_writer *w, const struct bs_spool_id *id)
     }
     w->spool_dev = id->dev;
     w->spool_ino = id->ino;
-    w->want_spool = 1;
-    /* The first append makes the stage: a writer nothing is appended to costs no file. */
-    bs_stage_free(&w->local);
-    bs_stage_init_pending(&w->local);
+    w->want_spool = 1; /* the stage is still pending: its first append makes the spool */
     return 0;
 }
 
