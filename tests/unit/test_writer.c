@@ -330,7 +330,7 @@ static int test_a_writer_says_when_it_is_due(void)
 
 static int test_shutdown_refuses_appends(void)
 {
-    /* Runs last: the shutdown is process-wide. */
+    /* The shutdown is process-wide: this test's process is its own (main). */
     struct script s = {0};
     bufshim_writer *w = bufshim_open(script_sink, &s, &slow);
     CHECK(w);
@@ -351,20 +351,29 @@ static int test_shutdown_refuses_appends(void)
     return 0;
 }
 
+#define TEST(t) {t, #t}
+
 int main(void)
 {
-    int (*tests[])(void) = {test_flush_swaps_and_writes, test_partial_consumption_keeps_order,
-                            test_error_then_recovery,    test_close_writes_everything,
-                            test_bad_arguments,          test_threads_exit_with_last_writer,
-                            test_flush_all_reaches_every_writer,
-                            test_failed_batches_are_retried_on_schedule,
-                            test_jobs_run_on_writer_threads,
-                            test_owned_context_is_freed_at_close,
-                            test_a_writer_says_when_it_is_due,
-                            test_shutdown_refuses_appends};
+    /* Each in a process of its own (check_run_isolated says why). */
+    struct {
+        int (*fn)(void);
+        const char *name;
+    } tests[] = {TEST(test_flush_swaps_and_writes),
+                 TEST(test_partial_consumption_keeps_order),
+                 TEST(test_error_then_recovery),
+                 TEST(test_close_writes_everything),
+                 TEST(test_bad_arguments),
+                 TEST(test_threads_exit_with_last_writer),
+                 TEST(test_flush_all_reaches_every_writer),
+                 TEST(test_failed_batches_are_retried_on_schedule),
+                 TEST(test_jobs_run_on_writer_threads),
+                 TEST(test_owned_context_is_freed_at_close),
+                 TEST(test_a_writer_says_when_it_is_due),
+                 TEST(test_shutdown_refuses_appends)};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
     for (int i = 0; i < n; i++)
-        fails += tests[i]();
+        fails += check_run_isolated(tests[i].fn, tests[i].name);
     printf("%d passed, %d failed\n", n - fails, fails);
     return fails ? 1 : 0;
 }
