@@ -15,9 +15,10 @@
 #define BS_STAGE_AHEAD (256u * 1024u)
 
 #define BS_STAGE_MIN_BITS 16 /* 64 KiB */
-/* A spool's first chunk: its memory is a file's, reserved and zeroed up front, and a short
-   process's few lines should not pay for 64 KiB of it; chunks double from there. */
-#define BS_STAGE_PROVIDED_MIN_BITS 12 /* 4 KiB */
+/* A writer's first chunk, made at its first append: a short process's few lines should not
+   pay for 64 KiB of it (a spool's memory is a file's, reserved up front; process memory
+   comes zeroed from calloc, which clears all of it); chunks double from there. */
+#define BS_STAGE_FIRST_BITS 12 /* 4 KiB */
 #define BS_STAGE_MAX_BITS 40 /* 1 TiB: a chunk never grows past it */
 
 #define slot_of bs_stage_word_slot
@@ -83,7 +84,7 @@ int bs_stage_init(struct bs_stage *s, size_t cap, struct bs_mem *mem, uint64_t s
     s->mem = mem;
     s->salt = salt;
     unsigned bits = cap > 1 ? floor_bits(cap) : 0;
-    unsigned min_bits = mem ? BS_STAGE_PROVIDED_MIN_BITS : BS_STAGE_MIN_BITS;
+    unsigned min_bits = mem ? BS_STAGE_FIRST_BITS : BS_STAGE_MIN_BITS;
     if (bits < min_bits)
         bits = min_bits;
     uint32_t region;
@@ -113,8 +114,8 @@ int bs_stage_is_pending(const struct bs_stage *s)
 int bs_stage_activate(struct bs_stage *s, size_t cap)
 {
     unsigned bits = cap > 1 ? floor_bits(cap) : 0;
-    if (bits < BS_STAGE_MIN_BITS)
-        bits = BS_STAGE_MIN_BITS;
+    if (bits < BS_STAGE_FIRST_BITS)
+        bits = BS_STAGE_FIRST_BITS;
     uint32_t region;
     char *d = chunk_alloc(s, bits, &region);
     if (!d)
