@@ -18,6 +18,7 @@
  * state) behind it: run in the same process, the next tests would start from that and fail
  * in a cascade, or crash. A child that dies of a signal is a failure that says which.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,8 +34,12 @@ static inline int check_run_isolated(int (*test)(void), const char *name)
     if (pid == 0)
         exit(test() ? 1 : 0);
     int st;
-    while (waitpid(pid, &st, 0) < 0)
-        ;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            perror("waitpid");
+            return 1;
+        }
+    }
     if (WIFSIGNALED(st)) {
         fprintf(stderr, "%s: killed by signal %d\n", name, WTERMSIG(st));
         return 1;
