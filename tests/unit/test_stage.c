@@ -435,7 +435,7 @@ static int test_out_of_memory_compacts_in_place(void)
 int main(void)
 {
     int fails = 0, n = 0;
-#define RUN(t) (n++, fails += t())
+#define RUN(t) (n++, fails += check_run_isolated(t, #t)) /* check.h says why */
     RUN(test_reservation_and_take);
     RUN(test_double_buffer_swap);
     RUN(test_chunk_growth_keeps_order);
