@@ -21,6 +21,9 @@ module take far longer, and the sanitizer runs cover the shim's own code elsewhe
 """
 import json
 import pathlib
+import resource
+import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -73,15 +76,40 @@ def _run_suite(base, shimmed):
             "--junit-xml", junit, *MODULES]
     env = {"TMPDIR": folder / "tmp"}
     start = time.monotonic()
+    # Core dumps on, in both runs alike: a worker that crashes leaves one for crash_report.
     if shimmed:
         r = run_shimmed(argv, paths=[f"{folder}/"], interval="0.5", stats=stats, env=env,
-                        cwd=folder, timeout=1200, check=False)
+                        cwd=folder, timeout=1200, check=False, preexec_fn=_cores_on)
     else:
-        r = run_plain(argv, env=env, cwd=folder, timeout=1200, check=False)
+        r = run_plain(argv, env=env, cwd=folder, timeout=1200, check=False, preexec_fn=_cores_on)
     elapsed = time.monotonic() - start
+    (base / "regrtest.out").write_text(r.stdout)
     assert junit.exists(), f"regrtest wrote no JUnit XML (exit {r.returncode}):\n{r.stdout[-3000:]}"
     return {"outcomes": outcomes(junit), "stdout": r.stdout, "returncode": r.returncode,
             "stats": stats, "folder": folder, "seconds": elapsed}
+
+
+def _cores_on():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def crash_report(run, limit=12000):
+    """What a crashed worker left: regrtest's lines about it (faulthandler's traceback among
+    them) and, for each core file in the run's folder, gdb's backtrace of every thread."""
+    out = run["stdout"].splitlines()
+    marks = [i for i, line in enumerate(out)
+             if "crashed" in line or "Fatal Python error" in line or "Segmentation" in line]
+    parts = []
+    for i in marks[:4]:
+        parts.append("\n".join(out[max(0, i - 5):i + 40]))
+    gdb = shutil.which("gdb")
+    for core in sorted(pathlib.Path(run["folder"]).rglob("core*"))[:2]:
+        if not core.is_file() or not gdb:
+            continue
+        bt = subprocess.run([gdb, "-batch", "-ex", "thread apply all bt", PY, str(core)],
+                            capture_output=True, text=True, timeout=120)
+        parts.append(f"--- gdb backtrace of {core}:\n{bt.stdout[-6000:]}")
+    return "\n".join(parts)[-limit:]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +140,7 @@ def test_same_outcome_per_test_case(suite_runs, module):
              if a.get(k) != b.get(k)]
     assert not diffs, (f"{module}: {len(diffs)} test cases differ\n" + "\n".join(diffs[:100])
                        + "\n--- regrtest output with the shim (tail):\n"
-                       + shim["stdout"][-4000:])
+                       + shim["stdout"][-4000:] + "\n--- crashes:\n" + crash_report(shim))
 
 
 def test_close_fds_when_max_fd_is_lowered(suite_runs):
