@@ -1,17 +1,17 @@
 """What a short process pays for the shim, checked by what it does rather than by time
 (timing is tools/bench's, scenario (h)): descriptors are looked at when first used, not in a
 scan at start; no writer thread starts before something is appended, nor for what is
-appended while the process exits; a target closed while the process exits keeps no
-descriptor of the shim's, its bytes written by the final flush.
-Real programs: coreutils' /bin/echo and /bin/true, GNU bash. Every case also checks that the
-shim did divert (the write reaches the file from a descriptor opened by path after the
-program's own close, or the stats count records)."""
+appended while the process exits; the first write made while the process exits to a target
+with nothing queued goes straight to the file, later ones wait for the final flush.
+Real programs: coreutils' /bin/echo, /bin/true and seq, GNU bash. Every case also checks
+that the shim did its part (it read the descriptor's link, or the write reaches the file from a
+descriptor opened by path after the program's own close)."""
 import re
 import shutil
 
 import pytest
 
-from conftest import SANITIZER
+from conftest import SANITIZER, helper_path
 from shim_fixture import STRACE, run_plain, run_shimmed
 
 pytestmark = pytest.mark.skipif(
@@ -49,25 +49,74 @@ def test_inherited_descriptor_not_used_is_not_looked_at(tmp_path):
     assert log_file.read_text() == "hi\n"
 
 
-def test_echo_at_exit_takes_no_kept_descriptor_and_its_bytes_land(tmp_path):
+def test_echo_at_exit_writes_straight_to_the_file(tmp_path):
     """/bin/echo writes "hi" through stdio, which coreutils flushes and closes in an atexit
-    handler (close_stdout). Under the shim the write is diverted (it reaches the file through
-    a descriptor the final flush opened by path, after echo's own close of fd 1); nothing
-    reopens fd 1 to keep the file (no /proc/PID/fd/1 open by anyone); no writer thread
-    starts, since the append came during the exit, whose final flush follows; and the file
-    holds the line."""
+    handler (close_stdout). That is the process's first write to the target while it
+    leaves, with nothing queued, so it goes to the kernel on echo's own descriptor, as
+    without the shim: the final flush would have written it a few microseconds later, at
+    the price of a spool and an open and a close of the file (bs_target_exit_through,
+    target.c). The shim did take fd 1 for a target (it read its link), yet it made no
+    spool, started no thread, opened nothing to keep or write the file, and the write
+    comes before echo's close of fd 1, as in the run without the shim."""
     log_file = tmp_path / "a.log"
     r, text = trace(tmp_path, [BASH, "-c", f"exec >>{log_file}; exec /bin/echo hi"],
-                    [f"{tmp_path}/*.log"], "write,openat,close,execve,pidfd_getfd,clone,clone3")
+                    [f"{tmp_path}/*.log"],
+                    "readlink,write,openat,close,execve,pidfd_getfd,clone,clone3")
     after_exec = text[text.rindex("execve(\"/bin/echo\""):]
     assert log_file.read_text() == "hi\n"
+    assert 'readlink("/proc/self/fd/1"' in after_exec, after_exec  # looked at: a target
     lines = after_exec.splitlines()
     close1 = next(i for i, l in enumerate(lines) if re.search(r"\bclose\(1<", l))
-    write = next(i for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>, "hi', l))
-    assert write > close1, after_exec  # diverted: without the shim echo writes before closing
+    writes = [i for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+    assert len(writes) == 1 and re.search(r'\bwrite\(1<[^>]*a\.log>, "hi\\n", 3\) = 3',
+                                          lines[writes[0]]), after_exec
+    assert writes[0] < close1, after_exec
+    assert ".spool" not in after_exec, after_exec
+    assert not re.search(r"openat\([^\n]*a\.log", after_exec), after_exec
     assert not re.search(r"/proc/\d+/(task/\d+/)?fd/1", after_exec), after_exec
     assert "pidfd_getfd" not in after_exec, after_exec
     assert "CLONE_THREAD" not in after_exec, after_exec
+
+
+def test_seq_writes_in_main_and_at_exit_and_the_file_gets_one_batch(tmp_path):
+    """GNU seq 2000 prints 8,893 bytes through stdio: a full 4 KiB buffer written while
+    main runs (diverted, queued), the rest when coreutils closes stdout at exit. The exit's
+    write finds bytes queued, so it is appended behind them rather than sent ahead: the
+    file gets all of it in one write, from a descriptor the flush opened by path after
+    seq's close of fd 1, and it is the file the run without the shim makes."""
+    seq = shutil.which("seq")
+    plain = tmp_path / "plain.log"
+    run_plain([BASH, "-c", f"exec >>{plain}; exec {seq} 2000"], cwd=tmp_path)
+    log_file = tmp_path / "a.log"
+    r, text = trace(tmp_path, [BASH, "-c", f"exec >>{log_file}; exec {seq} 2000"],
+                    [f"{tmp_path}/a.log"], "write,openat,close,execve")
+    after_exec = text[text.rindex("execve(\""):]
+    assert log_file.read_bytes() == plain.read_bytes()
+    assert len(plain.read_bytes()) == 8893
+    lines = after_exec.splitlines()
+    close1 = next(i for i, l in enumerate(lines) if re.search(r"\bclose\(1<", l))
+    writes = [(i, l) for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+    assert len(writes) == 1, after_exec
+    assert writes[0][0] > close1 and writes[0][1].endswith("= 8893"), after_exec
+
+
+def test_many_writes_at_exit_only_the_first_goes_straight(tmp_path):
+    """An atexit handler writes 100 lines with write(2), one call each, and nothing was
+    written before: the first line goes to the kernel on the program's descriptor, the
+    other 99 are appended and reach the file in one batch at the final flush, so the
+    drive sees two writes where the program made 100; the lines keep their order."""
+    exe = helper_path("stdio_exit")
+    log_file = tmp_path / "a.log"
+    r, text = trace(tmp_path, [BASH, "-c", f"exec >>{log_file}; exec {exe} atexit_write "
+                               f"{tmp_path}/other.txt"],
+                    [f"{tmp_path}/a.log"], "write,openat,close,execve")
+    assert r.returncode == 0, r.stderr
+    assert log_file.read_text() == "".join(f"atexit write {i}\n" for i in range(100))
+    after_exec = text[text.rindex("execve(\""):]
+    writes = [l for l in after_exec.splitlines() if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+    assert len(writes) == 2, after_exec
+    assert re.search(r'\bwrite\(1<[^>]*a\.log>, "atexit write 0\\n", 15\)', writes[0]), writes
+    assert writes[1].endswith(f"= {len(log_file.read_bytes()) - 15}"), writes
 
 
 def test_no_writer_thread_until_something_is_appended(tmp_path):

@@ -463,6 +463,30 @@ uint64_t bs_target_pending(struct bs_target *t)
     return a > w ? a - w : 0;
 }
 
+/*
+ * A write made while leaving (after main returned or exit was called: an atexit handler, a
+ * stdio stream closed at exit, as coreutils close stdout) is followed within microseconds
+ * by the final flush, which writes the target's bytes synchronously on the exiting thread.
+ * Buffering the first such write gains nothing and costs what a short process pays most
+ * for: a spool made and removed for it, and at the flush an open, a write and a close of
+ * the file where the program's own descriptor needs one write. So the first write to a
+ * target with nothing queued or in flight goes to the kernel as it would without the shim.
+ *
+ * Order (SPEC §4): nothing accepted earlier is waiting (acc == wr, no write in flight), so
+ * every byte of every call that returned before this one is in the file already; a call
+ * that appends meanwhile overlaps this one, and either order is theirs. Later writes are
+ * appended as before (a program that writes many lines at exit still gets one batch for
+ * them): only the first passes, so the count of system calls the drive sees never grows.
+ * Crash safety: the bytes are in the file when the call returns, which is more than a spool
+ * promises.
+ */
+int bs_target_exit_through(struct bs_target *t)
+{
+    if (atomic_load(&t->exit_through) || bs_target_pending(t) || atomic_load(&t->inflight))
+        return 0;
+    return !atomic_exchange(&t->exit_through, 1);
+}
+
 uint64_t bs_target_accepted(struct bs_target *t, size_t len)
 {
     return atomic_fetch_add(&t->acc, (uint64_t)len) + (uint64_t)len;

@@ -50,6 +50,7 @@ struct bs_target {
        (bs_now_ns), so that a program that opens it per record finds it again. */
     _Atomic uint64_t linger_until;
     atomic_int appending; /* its latest writable description was O_APPEND: it may linger */
+    atomic_int exit_through; /* a write while leaving went straight to the file (bs_target_exit_through) */
 
     /*
      * Exact size queries (doc/behaviour.md §4): acc = bytes accepted by the engine, wr = bytes
@@ -129,6 +130,15 @@ int64_t bs_target_vsize(struct bs_target *t, int64_t (*real_size)(void *arg), vo
 
 /* bs_target_vsize with the real fstat(fd)'s st_size as the real size (fd refers to t). */
 int64_t bs_target_vsize_fd(struct bs_target *t, int fd);
+
+/*
+ * Whether a diverted write to t, made while the process is leaving (bs_exiting), goes
+ * straight to the file instead: once per target, when t has nothing queued or in flight.
+ * Why: the final flush would write it within microseconds, and buffering it costs the
+ * process a spool and the drive an open and a close that the program's own descriptor
+ * does not (target.c says more).
+ */
+int bs_target_exit_through(struct bs_target *t);
 
 /* Records len bytes accepted by the engine for t; returns the new t->acc. */
 uint64_t bs_target_accepted(struct bs_target *t, size_t len);

@@ -12,8 +12,10 @@
 #include "engine_i.h"
 #include "descriptors_i.h"
 #include "elide_i.h"
+#include "process_i.h"
 #include "shim_i.h"
 #include "signals_i.h"
+#include "target_i.h"
 
 /*
  * Writes straight to the kernel for a diverted description (no memory, or
@@ -71,6 +73,9 @@ static ssize_t divert(int fd, struct bs_ofd *o, unsigned f, const void *buf, siz
 {
     struct bs_target *t = o->t;
     bufshim_writer *w = t->w;
+    if (__builtin_expect(atomic_load_explicit(&bs_exiting, memory_order_relaxed), 0) &&
+        bs_target_exit_through(t))
+        return through(o, fd, buf, n);
     int saved = errno;
     /* Before the first byte is buffered: from then on a fatal signal flushes. */
     if (__builtin_expect(!atomic_load_explicit(&bs_signals_armed, memory_order_relaxed), 0))

@@ -4,6 +4,9 @@
  * MODE return: buffered data on a FILE and stdout, return from main.
  *      exit:   the same, exit(0) from a nested function.
  *      atexit: an atexit handler writes more (it runs before the destructors).
+ *      atexit_write: nothing in main; an atexit handler writes 100 lines to fd 1 with
+ *              write(2), one call each (the process is leaving: the first goes
+ *              straight to the file, the others are appended for the final flush).
  *      dso:    as return; the linked stdio_exit_dso prints from its destructor
  *              (set STDIO_EXIT_DSO_PATH=PATH).
  *      fclose_stdout: fclose(stdout) at the end, then printf must fail (EBADF).
@@ -32,6 +35,16 @@ static void handler(void)
     printf("atexit: stdout");
 }
 
+static void handler_write(void)
+{
+    char line[32];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof line, "atexit write %d\n", i);
+        if (write(1, line, (size_t)n) != n)
+            _exit(3);
+    }
+}
+
 static void leave(void)
 {
     exit(0);
@@ -47,6 +60,10 @@ int main(int argc, char **argv)
         return 1;
     if (!strcmp(mode, "atexit"))
         atexit(handler);
+    if (!strcmp(mode, "atexit_write")) {
+        atexit(handler_write);
+        return 0;
+    }
     if (!strcmp(mode, "dso_stream")) {
         FILE *early = stdio_exit_dso_stream();
         int fd = fileno(fp);
