@@ -1002,12 +1002,18 @@ MISS_WHY = {
     "of its own (openat2 with RESOLVE_NO_SYMLINKS in place of the open, wrap_open.c; before "
     "that, a readlink of /proc/self/fd/N per open, +264%): what is left is the matching in user "
     "space, and a relative path's getcwd. Compare the runs' p50s: the machine is shared.",
-    "(h) short process": "what remains, measured with a C spawner on a calm machine "
+    "(h) short process (echo": "what remains, measured with a C spawner on a calm machine "
     "(medians of 1,500 alternating processes at a5acf35, /bin/echo 0.95 ms): any preloaded "
     "library +0.065 ms, this one inactive +0.04 ms more, active with nothing matching +0.11 ms "
     "more (the constructor: configuration, descriptor table, stdio set-up), a matched target "
-    "+0.04 ms more. A loaded machine makes each of these dearer; a process that appends before "
-    "it exits also starts a writer thread (about 0.06 ms here).",
+    "+0.04 ms more; echo's write at exit goes straight to the file (no spool, no flush). A "
+    "loaded machine makes each of these dearer.",
+    "(h) short process (cat": "a write while main runs is queued: by a C spawner at f3d17b0, "
+    "interleaved with a library that only times itself (800 processes each), the shim's "
+    "constructor +0.11 ms, the program's own path +0.08 ms (the first look at fd 1, the "
+    "wrappers), the stand-in signal handlers 0.02 ms, the spool 0.09 ms, the writer thread "
+    "0.05 ms, the final flush 0.04 ms, the exit's teardown +0.08 ms (the thread and the "
+    "mappings): +0.49 ms in all, +0.36 ms with BUFSHIM_CRASHSAFE=0.",
     "(g) start-up": "the constructor reads the configuration, maps the descriptor table and "
     "replaces the std streams (inherited descriptors are looked at when first used, the "
     "stand-in handlers installed at the first diverted append); see (h) for the parts.",
@@ -1270,7 +1276,9 @@ def main():
         "window; RSS sampled every 50 ms. **(g)** write and open of a file outside "
         f"BUFSHIM_PATHS, {7 if q else 11} alternating runs (median p50), and `bash -c true` "
         "500 times alternating with and without the shim (median per process). **(h)** "
-        f"200 short processes `/bin/echo hi >> matched.log` (posix_spawn with the redirect "
+        f"200 short processes `/bin/echo hi >> matched.log` (its one write comes while it "
+        f"exits) and 200 `/bin/cat` of a 3-byte file `>> matched.log` (a write while main "
+        f"runs: queued, a spool, a writer thread) (posix_spawn with the redirect "
         f"as a file action, the child under the shim or not), alternating process by process, "
         f"{3 if q else 10} rounds; median time per process, spawn to reaped. **(t)** thread "
         "scaling: 1, 2, 4, 8 and 16 threads, each writing 200k records of "
