@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,7 +240,9 @@ static struct bs_spool *spool_new(void)
     for (int i = 0; i < POOL; i++)
         while (!(u & (1u << i)))
             if (atomic_compare_exchange_weak(&pool_used, &u, u | (1u << i))) {
-                memset(&pool[i], 0, sizeof pool[i]);
+                /* Not the path's 4 KiB: a second page touched at start for nothing. */
+                memset(&pool[i], 0, offsetof(struct bs_spool, path));
+                pool[i].path[0] = 0;
                 pool[i].pooled = i + 1;
                 return &pool[i];
             }

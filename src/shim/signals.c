@@ -76,11 +76,25 @@ BS_EARLY static void *early_real(const char *name)
         real_;                                                                                     \
     })
 
-static atomic_int standing_in[NSIG];   /* 1: our handler is installed for the program's SIG_DFL */
-static struct sigaction program_view[NSIG]; /* what the program believes is installed */
+/*
+ * Indexed by signal number, for the flushing signals only (every function that indexes them
+ * checks is_flushing first). Sized for them rather than NSIG: a process that arms the
+ * stand-ins writes ten entries, and 65 of 152 bytes would spread those over three pages,
+ * each a page fault at start (doc/architecture.md, Start-up cost).
+ */
+#define SIG_SLOTS 16
+_Static_assert(SIGTERM < SIG_SLOTS && SIGINT < SIG_SLOTS && SIGHUP < SIG_SLOTS &&
+                   SIGQUIT < SIG_SLOTS && SIGILL < SIG_SLOTS && SIGABRT < SIG_SLOTS &&
+                   SIGBUS < SIG_SLOTS && SIGFPE < SIG_SLOTS && SIGSEGV < SIG_SLOTS &&
+                   SIGPIPE < SIG_SLOTS,
+               "a flushing signal beyond SIG_SLOTS");
+static atomic_int standing_in[SIG_SLOTS]; /* 1: our handler is installed for the program's SIG_DFL */
+static struct sigaction program_view[SIG_SLOTS]; /* what the program believes is installed */
 
 static int is_flushing(int sig)
 {
+    if (sig <= 0 || sig >= SIG_SLOTS)
+        return 0;
     for (size_t i = 0; i < sizeof flushing / sizeof flushing[0]; i++)
         if (flushing[i] == sig)
             return 1;
