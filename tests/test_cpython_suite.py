@@ -47,6 +47,19 @@ FAULTHANDLER_CRASH_TESTS = (
     "test.test_faulthandler.FaultHandlerTests.test_enable_file",
 )
 
+# Cases whose pass depends on a short deadline (the line that sets it is named), not only on
+# what the code does. One that differs between the runs is run alone five more times with
+# the shim: it must pass every time, or the difference stands. Seen once (a clean-clone-like
+# run with the other pytest worker busy, load average 2.9 on 2 CPUs): the UDP syslog reply
+# missed its 0.1 s wait; 4 of 4 single runs under the shim passed right after.
+DEADLINE_CASES = {
+    "test.test_logging.SysLogHandlerTest.test_udp_reconnection":
+        "waits 0.1 s for a UDP round trip (test_logging.py: self.handled.wait(0.1))",
+    "test.test_logging.IPv6SysLogHandlerTest.test_udp_reconnection":
+        "waits 0.1 s for a UDP round trip (test_logging.py: self.handled.wait(0.1))",
+}
+DEADLINE_RERUNS = 5
+
 CLOSE_FDS_TEST = ("test.test_subprocess.POSIXProcessTestCase."
                   "test_close_fds_when_max_fd_is_lowered")
 
@@ -129,15 +142,31 @@ def _module_of(test_id):
     return test_id.split(".")[1]
 
 
+def _rerun_alone(test_id, folder):
+    """Runs one test case alone under the shim, as in the suite run; True when it passed."""
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    module, name = test_id.split(".")[1], test_id.split(".")[-1]
+    r = run_shimmed([PY, "-m", "test", "--tempdir", folder / "work", "-m", name, module],
+                    paths=[f"{folder}/"], interval="0.5", env={"TMPDIR": folder / "tmp"},
+                    cwd=folder, timeout=300, check=False)
+    return r.returncode == 0 and "Tests result: SUCCESS" in r.stdout
+
+
 @pytest.mark.parametrize("module", MODULES)
-def test_same_outcome_per_test_case(suite_runs, module):
+def test_same_outcome_per_test_case(suite_runs, module, tmp_path):
     plain, shim = suite_runs
     a = {k: v for k, v in plain["outcomes"].items() if _module_of(k) == module}
     b = {k: v for k, v in shim["outcomes"].items() if _module_of(k) == module}
     assert a, f"{module}: no test case ran without the shim\n{plain['stdout'][-3000:]}"
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    for k in [k for k in differ if k in DEADLINE_CASES and a.get(k) == "passed"]:
+        passes = sum(_rerun_alone(k, tmp_path / f"rerun{i}") for i in range(DEADLINE_RERUNS))
+        print(f"\n{k} ({DEADLINE_CASES[k]}): {b.get(k)} in the shimmed suite run, passed "
+              f"{passes} of {DEADLINE_RERUNS} runs alone with the shim")
+        if passes == DEADLINE_RERUNS:
+            differ.remove(k)
     diffs = [f"  {k}: {a.get(k, 'absent')} without the shim, {b.get(k, 'absent')} with it"
-             for k in sorted(set(a) | set(b))
-             if a.get(k) != b.get(k)]
+             for k in differ]
     assert not diffs, (f"{module}: {len(diffs)} test cases differ\n" + "\n".join(diffs[:100])
                        + "\n--- regrtest output with the shim (tail):\n"
                        + shim["stdout"][-4000:] + "\n--- crashes:\n" + crash_report(shim))
