@@ -42,6 +42,7 @@ static struct {
     int has_leader;
     int leader_sleeping;
     struct bs_job *calls, *calls_tail; /* waiting to run, oldest first */
+    int released; /* bs_engine_release_threads: end once idle */
 } sched = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
@@ -176,7 +177,7 @@ static void *thread_main(void *arg)
     pthread_setname_np(pthread_self(), "bufshim");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
-        if (bs_registry_count() == 0 && !sched.calls)
+        if ((bs_registry_count() == 0 || sched.released) && !sched.calls)
             break;
         if (sched.has_leader) {
             /* Follower: wait to become leader; leave when idle for long and not alone. */
@@ -324,6 +325,15 @@ static atomic_int appends_start_no_thread;
 void bs_engine_appends_start_no_thread(void)
 {
     atomic_store(&appends_start_no_thread, 1);
+}
+
+void bs_engine_release_threads(void)
+{
+    pthread_mutex_lock(&sched.lock);
+    sched.released = 1;
+    pthread_cond_broadcast(&sched.wake);
+    pthread_cond_broadcast(&sched.follow);
+    pthread_mutex_unlock(&sched.lock);
 }
 
 void bs_sched_wake(void)

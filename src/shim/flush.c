@@ -36,6 +36,7 @@ static void final_flush(int urgent)
         bs_engine_shutdown_now();
     } else {
         bs_engine_shutdown();
+        bs_engine_release_threads(); /* no batch comes now: they end while the exit goes on */
     }
     bs_in_shim--;
     bs_fd_sync_offsets(NULL);

@@ -351,6 +351,39 @@ static int test_shutdown_refuses_appends(void)
     return 0;
 }
 
+/* After the final flush the writer threads end without waiting for the writers to close
+   (nothing is left for them to batch); a job submitted after that still runs. */
+static int test_threads_end_after_the_final_flush(void)
+{
+    struct script s = {0};
+    const struct bufshim_options fast = {.interval = 0.01};
+    bufshim_writer *w = bufshim_open(script_sink, &s, &fast);
+    CHECK(w);
+    for (int i = 0; i < 20; i++) {
+        CHECK(bufshim_append(w, "x", 1) == 0);
+        usleep(2000);
+    }
+    CHECK(count_threads() >= 1);
+    bs_engine_shutdown();
+    CHECK(s.got_len == 20);
+    /* Still there: nothing told them to go. */
+    usleep(50000);
+    CHECK(count_threads() >= 1);
+    bs_engine_release_threads();
+    int n = 0;
+    for (int i = 0; i < 500 && (n = count_threads()) > 0; i++)
+        usleep(10000);
+    CHECK(n == 0);
+    struct job_probe p = {0};
+    CHECK(bs_engine_call(probe_job, &p) == 0);
+    CHECK(p.ran_on_engine == 1);
+    for (int i = 0; i < 500 && (n = count_threads()) > 0; i++)
+        usleep(10000);
+    CHECK(n == 0);
+    CHECK(bufshim_close(w) == 0);
+    return 0;
+}
+
 #define TEST(t) {t, #t}
 
 int main(void)
@@ -370,7 +403,8 @@ int main(void)
                  TEST(test_jobs_run_on_writer_threads),
                  TEST(test_owned_context_is_freed_at_close),
                  TEST(test_a_writer_says_when_it_is_due),
-                 TEST(test_shutdown_refuses_appends)};
+                 TEST(test_shutdown_refuses_appends),
+                 TEST(test_threads_end_after_the_final_flush)};
     int n = (int)(sizeof tests / sizeof tests[0]), fails = 0;
     for (int i = 0; i < n; i++)
         fails += check_run_isolated(tests[i].fn, tests[i].name);
