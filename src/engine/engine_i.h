@@ -184,10 +184,10 @@ int bs_engine_wait_for(struct bs_job *job, uint64_t timeout_ns);
 /*
  * After the final flush (bs_engine_shutdown), which leaves no batch to come: the writer
  * threads end as soon as they are idle, while the process goes on with its exit, instead of
- * sleeping until exit_group wakes each one to die (a process that exits then waits for that,
- * about 30 us less for a short process that started one: bench/short_spawn, 6 rounds of 800
- * /bin/cat processes, median +0.507 ms before, +0.477 ms after). A job submitted later
- * starts a thread as ever.
+ * sleeping until exit_group wakes each one to die, which the exit waits for. That saves a
+ * short process that started one about 30 us (bench/short_spawn, 6 rounds of 800 /bin/cat
+ * processes: median +0.507 ms before, +0.477 ms after). A job submitted later starts a
+ * thread as ever.
  */
 void bs_engine_release_threads(void);
 
