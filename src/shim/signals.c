@@ -44,8 +44,11 @@
  * deferred as a termination signal is: the handler returns, the faulting
  * instruction faults again, and the second entry dies at once without the flush.
  */
-static const int flushing[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGILL,
-                               SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGPIPE};
+#define FLUSHING_SIGNALS(X)                                                                        \
+    X(SIGTERM) X(SIGINT) X(SIGHUP) X(SIGQUIT) X(SIGILL) X(SIGABRT) X(SIGBUS) X(SIGFPE) X(SIGSEGV)  \
+    X(SIGPIPE)
+#define SIG_ENTRY(sig) sig,
+static const int flushing[] = {FLUSHING_SIGNALS(SIG_ENTRY)};
 
 /*
  * Sanitizer runtimes preloaded ahead of the shim call sigaction() while they
@@ -83,11 +86,8 @@ BS_EARLY static void *early_real(const char *name)
  * each a page fault at start (doc/architecture.md, Start-up cost).
  */
 #define SIG_SLOTS 16
-_Static_assert(SIGTERM < SIG_SLOTS && SIGINT < SIG_SLOTS && SIGHUP < SIG_SLOTS &&
-                   SIGQUIT < SIG_SLOTS && SIGILL < SIG_SLOTS && SIGABRT < SIG_SLOTS &&
-                   SIGBUS < SIG_SLOTS && SIGFPE < SIG_SLOTS && SIGSEGV < SIG_SLOTS &&
-                   SIGPIPE < SIG_SLOTS,
-               "a flushing signal beyond SIG_SLOTS");
+#define SIG_FITS(sig) &&(sig) < SIG_SLOTS
+_Static_assert(1 FLUSHING_SIGNALS(SIG_FITS), "a flushing signal beyond SIG_SLOTS");
 static atomic_int standing_in[SIG_SLOTS]; /* 1: our handler is installed for the program's SIG_DFL */
 static struct sigaction program_view[SIG_SLOTS]; /* what the program believes is installed */
 
