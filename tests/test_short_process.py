@@ -47,6 +47,15 @@ def lines_of_exec(text, exe):
     return out
 
 
+def first_close_of_fd1(lines):
+    return next(i for i, l in enumerate(lines) if re.search(r"\bclose\(1<", l))
+
+
+def writes_to_a_log(lines):
+    """(index, line) of every write(2) the lines show to the test's a.log."""
+    return [(i, l) for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+
+
 def test_inherited_descriptor_not_used_is_not_looked_at(tmp_path):
     """bash opens fd 7 on a matched file and execs /bin/true, which never touches it: the
     shim in /bin/true lists no /proc/self/fd and reads no link of fd 7. /bin/echo with fd 1
@@ -84,11 +93,10 @@ def test_echo_at_exit_writes_straight_to_the_file(tmp_path):
     assert log_file.read_text() == "hi\n"
     assert 'readlink("/proc/self/fd/1"' in after_exec, after_exec  # looked at: a target
     lines = after_exec.splitlines()
-    close1 = next(i for i, l in enumerate(lines) if re.search(r"\bclose\(1<", l))
-    writes = [i for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+    writes = writes_to_a_log(lines)
     assert len(writes) == 1 and re.search(r'\bwrite\(1<[^>]*a\.log>, "hi\\n", 3\) = 3',
-                                          lines[writes[0]]), after_exec
-    assert writes[0] < close1, after_exec
+                                          writes[0][1]), after_exec
+    assert writes[0][0] < first_close_of_fd1(lines), after_exec
     assert ".spool" not in after_exec, after_exec
     assert not re.search(r"openat\([^\n]*a\.log", after_exec), after_exec
     assert not re.search(r"/proc/\d+/(task/\d+/)?fd/1", after_exec), after_exec
@@ -112,10 +120,9 @@ def test_seq_writes_in_main_and_at_exit_and_the_file_gets_one_batch(tmp_path):
     after_exec = "\n".join(lines)
     assert log_file.read_bytes() == plain.read_bytes()
     assert len(plain.read_bytes()) == 8893
-    close1 = next(i for i, l in enumerate(lines) if re.search(r"\bclose\(1<", l))
-    writes = [(i, l) for i, l in enumerate(lines) if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
+    writes = writes_to_a_log(lines)
     assert len(writes) == 1, after_exec
-    assert writes[0][0] > close1 and writes[0][1].endswith("= 8893"), after_exec
+    assert writes[0][0] > first_close_of_fd1(lines) and writes[0][1].endswith("= 8893"), after_exec
 
 
 def test_many_writes_at_exit_only_the_first_goes_straight(tmp_path):
@@ -130,9 +137,9 @@ def test_many_writes_at_exit_only_the_first_goes_straight(tmp_path):
                     [f"{tmp_path}/a.log"], "write,openat,close,execve")
     assert r.returncode == 0, r.stderr
     assert log_file.read_text() == "".join(f"atexit write {i}\n" for i in range(100))
-    after_exec = "\n".join(lines_of_exec(text, exe))
-    writes = [l for l in after_exec.splitlines() if re.search(r'\bwrite\(\d+<[^>]*a\.log>', l)]
-    assert len(writes) == 2, after_exec
+    lines = lines_of_exec(text, exe)
+    writes = [l for _, l in writes_to_a_log(lines)]
+    assert len(writes) == 2, "\n".join(lines)
     assert re.search(r'\bwrite\(1<[^>]*a\.log>, "atexit write 0\\n", 15\)', writes[0]), writes
     assert writes[1].endswith(f"= {len(log_file.read_bytes()) - 15}"), writes
 

@@ -145,6 +145,16 @@ static int count_threads(void)
     return n;
 }
 
+/* count_threads once the engine's threads have had up to ms milliseconds to end (0 when
+   they did), looking every 10 ms. */
+static int threads_left_after(int ms)
+{
+    int n = 0;
+    for (int i = 0; i < ms / 10 && (n = count_threads()) > 0; i++)
+        usleep(10000);
+    return n;
+}
+
 static int test_threads_exit_with_last_writer(void)
 {
     struct script s1 = {0}, s2 = {0};
@@ -161,10 +171,7 @@ static int test_threads_exit_with_last_writer(void)
     CHECK(bufshim_close(a) == 0);
     CHECK(bufshim_close(b) == 0);
     CHECK(s1.got_len == 50 && s2.got_len == 50);
-    int n = 0;
-    for (int i = 0; i < 200 && (n = count_threads()) > 0; i++)
-        usleep(10000);
-    CHECK(n == 0);
+    CHECK(threads_left_after(2000) == 0);
     return 0;
 }
 
@@ -370,16 +377,11 @@ static int test_threads_end_after_the_final_flush(void)
     usleep(50000);
     CHECK(count_threads() >= 1);
     bs_engine_release_threads();
-    int n = 0;
-    for (int i = 0; i < 500 && (n = count_threads()) > 0; i++)
-        usleep(10000);
-    CHECK(n == 0);
+    CHECK(threads_left_after(5000) == 0);
     struct job_probe p = {0};
     CHECK(bs_engine_call(probe_job, &p) == 0);
     CHECK(p.ran_on_engine == 1);
-    for (int i = 0; i < 500 && (n = count_threads()) > 0; i++)
-        usleep(10000);
-    CHECK(n == 0);
+    CHECK(threads_left_after(5000) == 0);
     CHECK(bufshim_close(w) == 0);
     return 0;
 }
